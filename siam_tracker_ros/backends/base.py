@@ -1,0 +1,38 @@
+"""The interface every inference backend implements: two calls, numpy in, numpy out.
+
+template(z)          (N, 3, Hz, Wz) float32 exemplar crops        -> (N, C, h, w) float32 kernels
+search(x, kernel)    (B, 3, Hx, Wx) float32 search crops, and one
+                     kernel per crop (B, C, h, w)                   -> (B, 1, H, W) float32 logits
+
+Crops are BGR pixel values 0-255. The tracker batches all scales of all targets into one `search` call.
+"""
+from __future__ import annotations
+
+import abc
+
+import numpy as np
+
+
+class BackendError(RuntimeError):
+    """A backend cannot be created or run: missing library, missing or mismatched model file, wrong shapes."""
+
+
+class Backend(abc.ABC):
+    name: str = "base"
+    device: str = "cpu"
+
+    @abc.abstractmethod
+    def template(self, z: np.ndarray) -> np.ndarray: ...
+
+    @abc.abstractmethod
+    def search(self, x: np.ndarray, kernel: np.ndarray) -> np.ndarray: ...
+
+    def describe(self) -> str:
+        return f"{self.name} on {self.device}"
+
+    @staticmethod
+    def check_inputs(x: np.ndarray, kernel: np.ndarray | None = None) -> None:
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise BackendError(f"expected crops of shape (N, 3, H, W), got {x.shape}")
+        if kernel is not None and kernel.shape[0] != x.shape[0]:
+            raise BackendError(f"{x.shape[0]} search crops but {kernel.shape[0]} kernels")

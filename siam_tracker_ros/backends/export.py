@@ -1,0 +1,102 @@
+"""Export the network as two ONNX graphs: the template branch and the search branch.
+
+Spatial shapes are static (one graph per input size); the batch dimension is left free so one search graph serves any
+number of targets x scales (ONNX Runtime), and TensorRT builds an optimisation profile over it. The search graph takes
+the template kernels as its second input: the template branch runs once per target, the search branch every frame.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from pathlib import Path
+
+import torch
+
+from ..model import SiamNet
+from ..model.backbone import feature_size
+
+OPSET = 17
+
+
+class _TemplateGraph(torch.nn.Module):
+    def __init__(self, model: SiamNet):
+        super().__init__()
+        self.model = model
+
+    def forward(self, z):
+        return self.model.template(z)
+
+
+class _SearchGraph(torch.nn.Module):
+    def __init__(self, model: SiamNet):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x, kernel):
+        return self.model.search(x, kernel)
+
+
+def template_graph_name(exemplar_size: int) -> str:
+    return f"template_z{exemplar_size}.onnx"
+
+
+def search_graph_name(instance_size: int, kernel_size: int) -> str:
+    return f"search_x{instance_size}_k{kernel_size}.onnx"
+
+
+def kernel_size_for(exemplar_size: int) -> int:
+    return feature_size(exemplar_size)["conv5"]
+
+
+def model_fingerprint(model: SiamNet) -> str:
+    """Hash of the weights and config: ties exported graphs and engines to the exact model."""
+    h = hashlib.sha256(json.dumps(model.config.__dict__, sort_keys=True).encode())
+    for key, value in sorted(model.state_dict().items()):
+        h.update(key.encode())
+        h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _export(module: torch.nn.Module, args: tuple, path: Path, input_names: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.onnx")
+    dynamic = {name: {0: "batch"} for name in input_names + ["output"]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's notes about the int() casts that make shapes static
+        torch.onnx.export(module.eval(), args, str(tmp), input_names=input_names, output_names=["output"],
+                          dynamic_axes=dynamic, opset_version=OPSET, dynamo=False)
+    tmp.replace(path)
+
+
+def export_template(model: SiamNet, exemplar_size: int, out_dir: str | Path) -> Path:
+    path = Path(out_dir) / template_graph_name(exemplar_size)
+    z = torch.zeros(1, 3, exemplar_size, exemplar_size)
+    _export(_TemplateGraph(model.float().eval()), (z,), path, ["z"])
+    return path
+
+
+def export_search(model: SiamNet, instance_size: int, kernel_size: int, out_dir: str | Path) -> Path:
+    path = Path(out_dir) / search_graph_name(instance_size, kernel_size)
+    x = torch.zeros(3, 3, instance_size, instance_size)
+    kernel = torch.zeros(3, model.kernel_channels, kernel_size, kernel_size)
+    _export(_SearchGraph(model.float().eval()), (x, kernel), path, ["x", "kernel"])
+    return path
+
+
+def write_manifest(model: SiamNet, out_dir: str | Path) -> Path:
+    path = Path(out_dir) / "manifest.json"
+    path.write_text(json.dumps({"fingerprint": model_fingerprint(model),
+                                "model_config": dict(model.config.__dict__),
+                                "kernel_channels": model.kernel_channels, "opset": OPSET}, indent=2))
+    return path
+
+
+def export_all(model: SiamNet, out_dir: str | Path, pairs: list[tuple[int, int]]) -> list[Path]:
+    """Export template and search graphs for each (exemplar_size, instance_size) pair."""
+    paths = []
+    for z_size, x_size in pairs:
+        paths.append(export_template(model, z_size, out_dir))
+        paths.append(export_search(model, x_size, kernel_size_for(z_size), out_dir))
+    paths.append(write_manifest(model, out_dir))
+    return paths

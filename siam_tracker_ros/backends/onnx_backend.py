@@ -1,0 +1,126 @@
+"""ONNX Runtime backend: CPU provider here, CUDA provider where onnxruntime-gpu is installed.
+
+Graphs come from `export.py`: one template graph per exemplar size, one search graph per (instance size, kernel size).
+Given the PyTorch model, missing graphs are exported on first use into a cache folder keyed by the model's fingerprint,
+so stale graphs of other weights are never picked up. Given only a folder of graphs, each graph's input shapes are
+checked against what the tracker feeds it.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .base import Backend, BackendError
+from .export import kernel_size_for, search_graph_name, template_graph_name
+
+
+def default_cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "siam_tracker_ros" / "onnx"
+
+
+def available_providers() -> list[str]:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return []
+    return list(ort.get_available_providers())
+
+
+class OnnxBackend(Backend):
+    name = "onnxruntime"
+
+    def __init__(self, model=None, onnx_dir: str | Path | None = None, device: str = "cpu", num_threads: int = 0):
+        try:
+            import onnxruntime as ort
+        except ImportError as err:
+            raise BackendError(f"backend onnxruntime asked for, but onnxruntime is not installed: {err}") from None
+        self._ort = ort
+        self.model = model
+        if model is not None:
+            from .export import model_fingerprint, write_manifest
+
+            root = Path(onnx_dir) if onnx_dir else default_cache_root()
+            self.onnx_dir = root / model_fingerprint(model)
+            self.onnx_dir.mkdir(parents=True, exist_ok=True)
+            write_manifest(model, self.onnx_dir)
+            self.kernel_channels = model.kernel_channels
+        else:
+            if not onnx_dir:
+                raise BackendError("backend onnxruntime needs either the model weights or a folder of ONNX graphs")
+            self.onnx_dir = Path(onnx_dir)
+            manifest = self.onnx_dir / "manifest.json"
+            if not manifest.is_file():
+                raise BackendError(f"{manifest} is missing: export the graphs with `siam-tracker export`")
+            self.kernel_channels = int(json.loads(manifest.read_text())["kernel_channels"])
+        providers = available_providers()
+        if device == "cuda":
+            if "CUDAExecutionProvider" not in providers:
+                raise BackendError("onnxruntime's CUDA provider asked for, but this onnxruntime has only "
+                                   f"{', '.join(providers)}")
+            self.providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+            self.name = "onnxruntime-cuda"
+        else:
+            self.providers = ["CPUExecutionProvider"]
+        self.device = device
+        self.options = ort.SessionOptions()
+        self.options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if num_threads > 0:
+            self.options.intra_op_num_threads = num_threads
+        self._sessions: dict[str, object] = {}
+
+    def _session(self, filename: str, export, expected: dict[str, tuple]):
+        session = self._sessions.get(filename)
+        if session is not None:
+            return session
+        path = self.onnx_dir / filename
+        if not path.is_file():
+            if self.model is None:
+                raise BackendError(f"ONNX graph {path} is missing: export it with `siam-tracker export`")
+            export(path)
+        try:
+            session = self._ort.InferenceSession(str(path), self.options, providers=self.providers)
+        except Exception as err:
+            raise BackendError(f"ONNX graph {path} cannot be loaded: {err}") from None
+        inputs = {i.name: tuple(i.shape) for i in session.get_inputs()}
+        for name, shape in expected.items():
+            got = inputs.get(name)
+            if got is None or len(got) != len(shape) or any(
+                    isinstance(g, int) and g != s for g, s in zip(got[1:], shape[1:])):
+                raise BackendError(f"ONNX graph {path} does not match: input {name!r} should be (batch, "
+                                   f"{', '.join(map(str, shape[1:]))}), the file has {got}")
+        self._sessions[filename] = session
+        return session
+
+    def template(self, z: np.ndarray) -> np.ndarray:
+        self.check_inputs(z)
+        size = z.shape[2]
+
+        def export(path):
+            from .export import export_template
+            export_template(self.model, size, path.parent)
+
+        session = self._session(template_graph_name(size), export, {"z": z.shape})
+        return session.run(None, {"z": np.ascontiguousarray(z, dtype=np.float32)})[0]
+
+    def search(self, x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+        self.check_inputs(x, kernel)
+        size, k = x.shape[2], kernel.shape[2]
+
+        def export(path):
+            from .export import export_search
+            export_search(self.model, size, k, path.parent)
+
+        expected = {"x": x.shape, "kernel": (x.shape[0], self.kernel_channels, k, k)}
+        session = self._session(search_graph_name(size, k), export, expected)
+        if kernel.shape[1] != self.kernel_channels:
+            raise BackendError(f"kernel has {kernel.shape[1]} channels, the graphs in {self.onnx_dir} expect "
+                               f"{self.kernel_channels}")
+        return session.run(None, {"x": np.ascontiguousarray(x, dtype=np.float32),
+                                  "kernel": np.ascontiguousarray(kernel, dtype=np.float32)})[0]
+
+
+__all__ = ["OnnxBackend", "available_providers", "default_cache_root", "kernel_size_for"]

@@ -1,0 +1,87 @@
+"""Build a backend from the config: an explicit choice, or `auto`, which takes the fastest one available.
+
+auto order: TensorRT, ONNX Runtime CUDA, PyTorch CUDA (GPU present), then ONNX Runtime CPU, PyTorch CPU. On CPU ONNX
+Runtime comes first because it measured faster than eager PyTorch for this network (see the README's bench table).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from ..config import BackendConfig, ModelConfig
+from .base import Backend, BackendError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WEIGHTS_NAME = "siam_default.pt"
+
+
+def default_weights_path() -> Path:
+    """The shipped weights: $SIAM_TRACKER_WEIGHTS, the source tree's weights/, or the ament share folder."""
+    env = os.environ.get("SIAM_TRACKER_WEIGHTS")
+    if env:
+        return Path(env)
+    candidates = [Path(__file__).resolve().parents[2] / "weights" / DEFAULT_WEIGHTS_NAME]
+    for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
+        if prefix:
+            candidates.append(Path(prefix) / "share" / "siam_tracker_ros" / "weights" / DEFAULT_WEIGHTS_NAME)
+    for path in candidates:
+        if path.is_file():
+            return path
+    return candidates[0]
+
+
+def cuda_available() -> bool:
+    try:
+        import torch
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
+def create_backend(config: BackendConfig, weights: str | Path | None = None,
+                   expected_model: ModelConfig | None = None, model=None) -> Backend:
+    """The backend named by `config` (or the best for `auto`), loaded with `weights` (default: shipped weights)."""
+    from ..model import load_weights
+
+    if model is None:
+        model = load_weights(weights or default_weights_path(), expected_model)
+    want_cuda = config.device == "cuda" or (config.device == "auto" and cuda_available())
+    if config.name != "auto":
+        return _make(config.name, config, model, "cuda" if want_cuda else "cpu")
+    candidates = []
+    if want_cuda:
+        candidates += [("tensorrt", "cuda"), ("onnxruntime", "cuda"), ("torch", "cuda")]
+    if config.device != "cuda":
+        candidates += [("onnxruntime", "cpu"), ("torch", "cpu")]
+    errors = []
+    for name, device in candidates:
+        try:
+            backend = _make(name, config, model, device)
+        except BackendError as err:
+            errors.append(f"{name}/{device}: {err}")
+            continue
+        log.info("backend auto: picked %s%s", backend.describe(),
+                 f" (unavailable: {'; '.join(errors)})" if errors else "")
+        backend.selection_notes = errors
+        return backend
+    raise BackendError("no backend is available: " + "; ".join(errors))
+
+
+def _make(name: str, config: BackendConfig, model, device: str) -> Backend:
+    if name == "torch":
+        from .torch_backend import TorchBackend
+        return TorchBackend(model, device=device, fp16=config.fp16, num_threads=config.num_threads)
+    if name == "onnxruntime":
+        from .onnx_backend import OnnxBackend
+        return OnnxBackend(model, onnx_dir=config.onnx_dir or None, device=device, num_threads=config.num_threads)
+    if name == "tensorrt":
+        if device != "cuda":
+            raise BackendError("TensorRT needs a CUDA GPU")
+        try:
+            from .tensorrt_backend import TensorRTBackend
+        except ImportError as err:
+            raise BackendError(f"TensorRT backend unavailable: {err}") from None
+        return TensorRTBackend(model, config)
+    raise BackendError(f"unknown backend {name!r}")

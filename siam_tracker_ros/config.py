@@ -1,0 +1,233 @@
+"""One dataclass tree for every hyper-parameter: model, tracking, backend and training.
+
+Loaded from and saved to YAML; unknown keys and out-of-range values are errors that name the key, so a typo in a
+config file never silently falls back to a default.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown, of the wrong type or out of range."""
+
+
+@dataclass
+class ModelConfig:
+    """Network architecture. Each paper module is a switch, so the ablations are configurations.
+
+    plain SiamFC:        use_se=False, use_fusion=False, use_gam=False
+    paper -MLFF-GAM:     use_se=True,  use_fusion=False, use_gam=False
+    paper +MLFF-GAM:     use_se=True,  use_fusion=True,  use_gam=False
+    paper +MLFF+GAM:     use_se=True,  use_fusion=True,  use_gam=True   (the full model)
+    """
+
+    width: float = 0.5  # channel multiplier of the AlexNet backbone (1.0 = paper size)
+    use_se: bool = True  # squeeze-excitation subnetwork (second response map)
+    use_fusion: bool = True  # multi-layer feature fusion of conv3/4/5 (eq. 1-2)
+    use_gam: bool = True  # global attention module on the fused features (eq. 3-6)
+    fused_channels: int = 256  # width of f_final at width 1.0 (eq. 2), scaled by `width`
+    gam_reduction: int = 4  # r in eq. 3-4
+    se_reduction: int = 16  # SENet's reduction ratio
+    response_scale: float = 0.001  # SiamFC's adjust: keeps initial logits in a sane range
+
+    def validate(self) -> None:
+        _check(0.1 <= self.width <= 2.0, "model.width", self.width, "in [0.1, 2.0]")
+        _check(self.fused_channels >= 8, "model.fused_channels", self.fused_channels, ">= 8")
+        _check(self.gam_reduction >= 1, "model.gam_reduction", self.gam_reduction, ">= 1")
+        _check(self.se_reduction >= 1, "model.se_reduction", self.se_reduction, ">= 1")
+        _check(self.response_scale > 0, "model.response_scale", self.response_scale, "> 0")
+
+
+@dataclass
+class TrackingConfig:
+    """SiamFC inference hyper-parameters (Bertinetto et al. 2016 defaults) plus the confidence / lost logic."""
+
+    exemplar_size: int = 127
+    instance_size: int = 255
+    context: float = 0.5  # context margin around the target, as a fraction of (w + h)
+    num_scales: int = 3
+    scale_step: float = 1.0375
+    scale_penalty: float = 0.9745
+    scale_lr: float = 0.59  # damping of the size update
+    window_influence: float = 0.176  # cosine window weight
+    response_upsample: int = 16
+    total_stride: int = 8
+    min_size: float = 4.0  # smallest tracked box side in pixels
+    # The paper's multi-scale test: (exemplar, instance) input sizes whose responses are fused. Off by default.
+    multi_scale_test: bool = False
+    test_sizes: list = field(default_factory=lambda: [[127, 255], [191, 319], [255, 383]])
+    # Confidence in [0, 1] and the lost / re-acquire state.
+    lost_threshold: float = 0.35  # below this the target is reported lost
+    found_threshold: float = 0.5  # a lost target is re-acquired above this
+    lost_search_growth: float = 1.5  # the search area grows by this per lost frame ...
+    lost_search_max: float = 3.0  # ... up to this factor
+
+    def validate(self) -> None:
+        _check(self.exemplar_size >= 63, "tracking.exemplar_size", self.exemplar_size, ">= 63")
+        _check(self.instance_size > self.exemplar_size, "tracking.instance_size", self.instance_size,
+               "> exemplar_size")
+        _check(0.0 <= self.context <= 2.0, "tracking.context", self.context, "in [0, 2]")
+        _check(self.num_scales >= 1 and self.num_scales % 2 == 1, "tracking.num_scales", self.num_scales,
+               "an odd number >= 1")
+        _check(self.scale_step >= 1.0, "tracking.scale_step", self.scale_step, ">= 1")
+        _check(0.0 < self.scale_penalty <= 1.0, "tracking.scale_penalty", self.scale_penalty, "in (0, 1]")
+        _check(0.0 <= self.scale_lr <= 1.0, "tracking.scale_lr", self.scale_lr, "in [0, 1]")
+        _check(0.0 <= self.window_influence <= 1.0, "tracking.window_influence", self.window_influence,
+               "in [0, 1]")
+        _check(self.response_upsample >= 1, "tracking.response_upsample", self.response_upsample, ">= 1")
+        _check(0.0 <= self.lost_threshold <= self.found_threshold <= 1.0, "tracking.lost_threshold",
+               self.lost_threshold, "<= found_threshold, both in [0, 1]")
+        _check(self.lost_search_growth >= 1.0, "tracking.lost_search_growth", self.lost_search_growth, ">= 1")
+        _check(self.lost_search_max >= 1.0, "tracking.lost_search_max", self.lost_search_max, ">= 1")
+        for pair in self.test_sizes:
+            _check(len(pair) == 2 and pair[1] > pair[0], "tracking.test_sizes", self.test_sizes,
+                   "a list of [exemplar, instance] pairs")
+
+
+@dataclass
+class BackendConfig:
+    name: str = "auto"  # auto | torch | onnxruntime | tensorrt
+    device: str = "auto"  # auto | cpu | cuda
+    fp16: bool = True  # on CUDA only
+    num_threads: int = 0  # 0 = library default
+    onnx_dir: str = ""  # where exported graphs are kept; empty = a cache dir next to the weights
+    engine_cache_dir: str = ""  # TensorRT engines; empty = ~/.cache/siam_tracker_ros/engines
+    max_targets: int = 4
+
+    def validate(self) -> None:
+        _check(self.name in ("auto", "torch", "onnxruntime", "tensorrt"), "backend.name", self.name,
+               "one of auto, torch, onnxruntime, tensorrt")
+        _check(self.device in ("auto", "cpu", "cuda"), "backend.device", self.device, "one of auto, cpu, cuda")
+        _check(self.num_threads >= 0, "backend.num_threads", self.num_threads, ">= 0")
+        _check(self.max_targets >= 1, "backend.max_targets", self.max_targets, ">= 1")
+
+
+@dataclass
+class TrainingConfig:
+    data_dirs: list = field(default_factory=lambda: ["../shared/data/train"])
+    val_sequences: list = field(default_factory=list)  # held out: never trained on
+    epochs: int = 20
+    pairs_per_epoch: int = 4000
+    batch_size: int = 8
+    lr_start: float = 1e-2
+    lr_end: float = 1e-5
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    max_frame_gap: int = 100
+    negative_pair_prob: float = 0.2
+    gray_prob: float = 0.1
+    flip_prob: float = 0.2
+    radius: float = 16.0  # R of eq. 9 in search-image pixels
+    multi_scale_train: bool = True  # exemplar side drawn in [127, 255], search in [255, 383] (paper sec. 4.2)
+    seed: int = 1234
+    num_workers: int = 0
+
+    def validate(self) -> None:
+        _check(self.epochs >= 1, "training.epochs", self.epochs, ">= 1")
+        _check(self.batch_size >= 1, "training.batch_size", self.batch_size, ">= 1")
+        _check(self.lr_start >= self.lr_end > 0, "training.lr_start", self.lr_start, ">= lr_end > 0")
+        _check(0 <= self.negative_pair_prob <= 1, "training.negative_pair_prob", self.negative_pair_prob,
+               "in [0, 1]")
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    backend: BackendConfig = field(default_factory=BackendConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+
+    def validate(self) -> "Config":
+        self.model.validate()
+        self.tracking.validate()
+        self.backend.validate()
+        self.training.validate()
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> "Config":
+        return _build(cls, data or {}, "").validate()
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Config":
+        import yaml
+
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"config file {path} must hold a mapping, not {type(data).__name__}")
+        try:
+            return cls.from_dict(data)
+        except ConfigError as err:
+            raise ConfigError(f"{path}: {err}") from None
+
+    def save(self, path: str | Path) -> None:
+        import yaml
+
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+def model_config_from_dict(data: Mapping[str, Any]) -> ModelConfig:
+    cfg = _build(ModelConfig, data, "model.")
+    cfg.validate()
+    return cfg
+
+
+def _build(cls, data: Mapping[str, Any], prefix: str):
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a mapping, not {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown key(s) {', '.join(prefix + k for k in unknown)}; "
+                          f"known: {', '.join(sorted(fields))}")
+    defaults = cls()
+    kwargs = {}
+    for name, value in data.items():
+        default = getattr(defaults, name)
+        if dataclasses.is_dataclass(default):
+            kwargs[name] = _build(type(default), value, f"{prefix}{name}.")
+        else:
+            kwargs[name] = _coerce(value, default, prefix + name)
+    return cls(**kwargs)
+
+
+def _coerce(value, default, key):
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false, not {value!r}")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key} must be an integer, not {value!r}")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key} must be a number, not {value!r}")
+        return float(value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise ConfigError(f"{key} must be a string, not {value!r}")
+        return value
+    if isinstance(default, list):
+        if not isinstance(value, list):
+            raise ConfigError(f"{key} must be a list, not {value!r}")
+        return value
+    return value
+
+
+def _check(ok: bool, key: str, value, expected: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key} = {value!r} is out of range: expected {expected}")

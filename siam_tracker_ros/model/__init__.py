@@ -1,0 +1,5 @@
+"""The network: backbone, neck (fusion, attention) and the Siamese head. Pure PyTorch."""
+from .siamese import SiamNet, build_model, cross_correlate
+from .weights import WeightsError, load_weights, save_weights
+
+__all__ = ["SiamNet", "build_model", "cross_correlate", "WeightsError", "load_weights", "save_weights"]

@@ -1,0 +1,100 @@
+"""The two-subnetwork Siamese tracker network of the paper (Fig. 2).
+
+One shared AlexNet backbone feeds two heads:
+  * the fusion subnetwork: conv3/4/5 -> multi-layer feature fusion -> global attention (or plain conv5 when the
+    switches are off), cross-correlated template against search;
+  * the squeeze-excitation subnetwork: conv5 -> SE, cross-correlated likewise.
+The two response maps are averaged. The paper's figure leaves open whether the subnetworks share the backbone; we share
+it, which halves the backbone cost (the point of a lightweight tracker) and lets both heads learn from one set of
+low-level features.
+
+Tracking splits the network in two calls: `template(z)` once per target and `search(x, kernel)` every frame, where
+`kernel` carries both heads' template features concatenated along channels, so one tensor crosses the backend
+boundary (and is the one extra input of the exported search graph).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import ModelConfig
+from .attention import GlobalAttention, SqueezeExcitation
+from .backbone import AlexNetBackbone
+from .fusion import MultiLayerFeatureFusion
+
+
+def cross_correlate(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Per-sample cross-correlation of search features x (B, C, H, W) with kernels (B, C, h, w) -> (B, 1, H-h+1, W-w+1).
+
+    Exported as unfold + batched matrix product rather than a grouped convolution: the batch stays a free dimension
+    in the ONNX graph (a grouped convolution bakes the batch size into its `group` attribute), and TensorRT runs it
+    as a plain GEMM, with no runtime-weight convolution needed. Both give the same numbers.
+    """
+    # Python ints: spatial sizes are static in an exported graph, the batch stays free (-1).
+    c, h, w = int(kernel.shape[1]), int(kernel.shape[2]), int(kernel.shape[3])
+    out_h, out_w = int(x.shape[2]) - h + 1, int(x.shape[3]) - w + 1
+    if not torch.onnx.is_in_onnx_export():
+        # Eager PyTorch: a grouped convolution with the batch folded into channels is the fastest CPU kernel.
+        b = x.shape[0]
+        return F.conv2d(x.reshape(1, b * c, x.shape[2], x.shape[3]), kernel, groups=b).reshape(b, 1, out_h, out_w)
+    columns = F.unfold(x, (h, w))  # (B, C*h*w, out_h*out_w)
+    response = torch.bmm(kernel.reshape(-1, 1, c * h * w), columns)
+    return response.reshape(-1, 1, out_h, out_w)
+
+
+class SiamNet(nn.Module):
+    def __init__(self, config: ModelConfig | None = None):
+        super().__init__()
+        self.config = config = config or ModelConfig()
+        self.backbone = AlexNetBackbone(config.width)
+        c3, c4, c5 = self.backbone.channels[2:]
+        if config.use_fusion:
+            fused = max(8, int(round(config.fused_channels * config.width / 8.0)) * 8)
+            self.fusion = MultiLayerFeatureFusion((c3, c4, c5), fused)
+            main_channels = fused
+        else:
+            self.fusion = None
+            main_channels = c5
+        self.gam = GlobalAttention(main_channels, config.gam_reduction) if config.use_gam else None
+        self.se = SqueezeExcitation(c5, config.se_reduction) if config.use_se else None
+        self.main_channels = main_channels
+        self.se_channels = c5 if config.use_se else 0
+        # Logit offset of each head: the fixed response_scale keeps initial logits small (SiamFC's "adjust"), the
+        # learned bias lets sigmoid(response) be a calibrated "target is here" probability.
+        self.bias = nn.Parameter(torch.zeros(2 if config.use_se else 1))
+
+    @property
+    def kernel_channels(self) -> int:
+        return self.main_channels + self.se_channels
+
+    def _heads(self, image: torch.Tensor) -> torch.Tensor:
+        f3, f4, f5 = self.backbone(image)
+        main = self.fusion(f3, f4, f5) if self.fusion is not None else f5
+        if self.gam is not None:
+            main = self.gam(main)
+        if self.se is None:
+            return main
+        return torch.cat([main, self.se(f5)], dim=1)
+
+    def template(self, z: torch.Tensor) -> torch.Tensor:
+        """Exemplar crops (N, 3, Hz, Wz), pixel values 0-255 in BGR order -> kernels (N, kernel_channels, h, w)."""
+        return self._heads(z)
+
+    def search(self, x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+        """Search crops (B, 3, Hx, Wx) and one kernel per crop (B, kernel_channels, h, w) -> logits (B, 1, H, W)."""
+        features = self._heads(x)
+        scale = self.config.response_scale
+        main = cross_correlate(features[:, : self.main_channels], kernel[:, : self.main_channels])
+        response = main * scale + self.bias[0]
+        if self.se is not None:
+            se = cross_correlate(features[:, self.main_channels:], kernel[:, self.main_channels:])
+            response = 0.5 * (response + se * scale + self.bias[1])
+        return response
+
+    def forward(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return self.search(x, self.template(z))
+
+
+def build_model(config: ModelConfig | None = None) -> SiamNet:
+    return SiamNet(config)

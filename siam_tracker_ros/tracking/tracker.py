@@ -1,0 +1,333 @@
+"""SiamFC tracking with the paper's network: `init(frame, box)` once per target, `update(frame)` every frame.
+
+Per frame, every tracked target contributes `num_scales` search crops (and one wider crop per lost target); all crops
+of one input size go through the backend's search branch as one batch. The template branch runs only in `init`.
+
+Confidence. Raw SiamFC peaks hardly move when the target disappears, because the response is read after
+normalisation. The network here is trained with the logistic loss (eq. 7-9) on positive and negative pairs, so
+sigmoid(logit) at the peak is a "the target is here" probability; the confidence is that probability relative to the
+one the target scored on its own init frame, clipped to [0, 1]. Below `lost_threshold` the target is reported lost:
+its box is frozen and the tracker searches a wider area (a larger input at the same resolution, so the template
+still matches in scale) until the confidence climbs back over `found_threshold`.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from ..config import Config, TrackingConfig
+from .crops import channel_mean, crop_square, exemplar_region, to_tensor_layout
+
+DEFAULT_TARGET = "default"
+
+
+class InputError(ValueError):
+    """A frame or box the tracker cannot use; the message says what is wrong."""
+
+
+@dataclass
+class TrackResult:
+    target_id: str
+    box: np.ndarray  # (x, y, w, h), top-left corner, image pixels
+    confidence: float  # [0, 1]
+    lost: bool
+    response: np.ndarray  # upsampled probability map of the chosen scale, float32 in [0, 1]
+    response_region: tuple  # (cx, cy, side): the square of the image the response map covers
+
+
+@dataclass
+class _Target:
+    cx: float
+    cy: float
+    w: float
+    h: float
+    kernels: dict = field(default_factory=dict)  # exemplar size -> (1, C, k, k)
+    reference_peak: float = 1.0
+    lost: bool = False
+    lost_frames: int = 0
+    growth: float = 1.0
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
+
+
+def prepare_frame(frame) -> np.ndarray:
+    """Return an (H, W, 3) uint8 BGR frame, converting grey and 4-channel frames; reject anything else clearly."""
+    if not isinstance(frame, np.ndarray):
+        raise InputError(f"frame must be a numpy array, not {type(frame).__name__}")
+    if frame.dtype != np.uint8:
+        raise InputError(f"frame must be uint8 (8-bit BGR), got dtype {frame.dtype}")
+    if frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 1):
+        frame = cv2.cvtColor(frame.reshape(frame.shape[:2]), cv2.COLOR_GRAY2BGR)
+    elif frame.ndim == 3 and frame.shape[2] == 4:
+        frame = cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
+    elif frame.ndim != 3 or frame.shape[2] != 3:
+        raise InputError(f"frame must be HxW (grey), HxWx3 (BGR) or HxWx4 (BGRA), got shape {frame.shape}")
+    if frame.shape[0] < 8 or frame.shape[1] < 8:
+        raise InputError(f"frame of {frame.shape[1]}x{frame.shape[0]} pixels is too small")
+    return frame
+
+
+def validate_box(box, frame_shape) -> np.ndarray:
+    """(x, y, w, h) as floats, or InputError naming what is wrong (NaN, too small, off the image)."""
+    try:
+        b = np.asarray(box, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise InputError(f"box must be four numbers (x, y, w, h), got {box!r}") from None
+    if b.size != 4:
+        raise InputError(f"box must be four numbers (x, y, w, h), got {b.size}")
+    if not np.all(np.isfinite(b)):
+        raise InputError(f"box {b.tolist()} has NaN or infinite values")
+    x, y, w, h = b
+    if w <= 0 or h <= 0:
+        raise InputError(f"box {b.tolist()} is empty: width and height must be positive")
+    if w < 2 or h < 2:
+        raise InputError(f"box {b.tolist()} is too small to track: at least 2x2 pixels")
+    height, width = frame_shape[:2]
+    if x >= width or y >= height or x + w <= 0 or y + h <= 0:
+        raise InputError(f"box {b.tolist()} lies outside the {width}x{height} image")
+    return b
+
+
+class SiamTracker:
+    def __init__(self, backend, config: TrackingConfig | None = None):
+        self.backend = backend
+        self.cfg = cfg = config or TrackingConfig()
+        cfg.validate()
+        n = cfg.num_scales
+        self.scale_factors = cfg.scale_step ** (np.arange(n) - n // 2)
+        self.pairs = [tuple(p) for p in cfg.test_sizes] if cfg.multi_scale_test else \
+            [(cfg.exemplar_size, cfg.instance_size)]
+        self.lost_instance_size = self.pairs[0][1] + 128  # e.g. 383: 1.5x the area side at the same resolution
+        self._targets: dict[str, _Target] = {}
+        self._windows: dict[int, np.ndarray] = {}
+        self.timings = {"crop": 0.0, "template": 0.0, "search": 0.0, "post": 0.0}
+
+    @classmethod
+    def from_config(cls, config: Config | None = None, weights=None, backend=None) -> "SiamTracker":
+        from ..backends import create_backend
+
+        config = config or Config()
+        if backend is None:
+            backend = create_backend(config.backend, weights, expected_model=None)
+        return cls(backend, config.tracking)
+
+    # ------------------------------------------------------------------ targets
+    @property
+    def targets(self) -> list[str]:
+        return list(self._targets)
+
+    def remove(self, target_id: str) -> bool:
+        return self._targets.pop(target_id, None) is not None
+
+    def clear(self) -> None:
+        self._targets.clear()
+
+    def state(self, target_id: str) -> dict:
+        t = self._targets[target_id]
+        return {"box": [t.cx - t.w / 2, t.cy - t.h / 2, t.w, t.h], "lost": t.lost, "lost_frames": t.lost_frames}
+
+    # ------------------------------------------------------------------ init
+    def init(self, frame, box, target_id: str = DEFAULT_TARGET) -> None:
+        """Start (or restart) tracking `target_id` at `box` (x, y, w, h) on `frame`."""
+        frame = prepare_frame(frame)
+        x, y, w, h = validate_box(box, frame.shape)
+        target = _Target(cx=x + w / 2.0, cy=y + h / 2.0, w=w, h=h)
+        pad = channel_mean(frame)
+        s_z = exemplar_region(w, h, self.cfg.context)
+        for z_size in sorted({p[0] for p in self.pairs}):
+            t0 = time.perf_counter()
+            z = to_tensor_layout([crop_square(frame, target.cx, target.cy, s_z, z_size, pad)])
+            t1 = time.perf_counter()
+            target.kernels[z_size] = self.backend.template(z)
+            self.timings["crop"] += t1 - t0
+            self.timings["template"] += time.perf_counter() - t1
+        # The target's own score on its init frame is the reference the confidence is measured against.
+        z_size, x_size = self.pairs[0]
+        crop = to_tensor_layout([crop_square(frame, target.cx, target.cy, s_z * x_size / z_size, x_size, pad)])
+        logits = self.backend.search(crop, target.kernels[z_size])
+        target.reference_peak = float(max(_sigmoid(logits.max()), 1e-3))
+        self._targets[target_id] = target
+
+    # ------------------------------------------------------------------ update
+    def update(self, frame) -> dict[str, TrackResult]:
+        """Track every target one frame further; returns a result per target id."""
+        if not self._targets:
+            return {}
+        frame = prepare_frame(frame)
+        t0 = time.perf_counter()
+        pad = channel_mean(frame)
+        # Requests: (z_size, x_size) -> list of (target id, scale index, region side, crop)
+        groups: dict[tuple, list] = {}
+        for tid, t in self._targets.items():
+            s_z = exemplar_region(t.w, t.h, self.cfg.context)
+            if t.lost:
+                z_size = self.pairs[0][0]
+                x_size = self.lost_instance_size
+                region = s_z * x_size / z_size * t.growth
+                crop = crop_square(frame, t.cx, t.cy, region, x_size, pad)
+                groups.setdefault((z_size, x_size), []).append((tid, 0, region, crop))
+                continue
+            for z_size, x_size in self.pairs:
+                for i, f in enumerate(self.scale_factors):
+                    region = s_z * x_size / z_size * f
+                    crop = crop_square(frame, t.cx, t.cy, region, x_size, pad)
+                    groups.setdefault((z_size, x_size), []).append((tid, i, region, crop))
+        t1 = time.perf_counter()
+        self.timings["crop"] += t1 - t0
+
+        logits: dict[tuple, np.ndarray] = {}  # (tid, z_size, x_size, scale) -> (H, W)
+        regions: dict[tuple, float] = {}
+        search_time = 0.0
+        for (z_size, x_size), items in groups.items():
+            x = to_tensor_layout([it[3] for it in items])
+            kernel = np.concatenate([self._targets[it[0]].kernels[z_size] for it in items], axis=0)
+            ts = time.perf_counter()
+            out = self.backend.search(x, kernel)
+            search_time += time.perf_counter() - ts
+            for (tid, i, region, _), r in zip(items, out):
+                logits[(tid, z_size, x_size, i)] = r[0]
+                regions[(tid, z_size, x_size, i)] = region
+        self.timings["search"] += search_time
+        t2 = time.perf_counter()
+        self.timings["crop"] += (t2 - t1) - search_time  # stacking crops into the batch
+
+        results = {}
+        for tid, t in self._targets.items():
+            if t.lost:
+                results[tid] = self._update_lost(tid, t, logits, regions, frame.shape)
+            else:
+                results[tid] = self._update_tracked(tid, t, logits, regions, frame.shape)
+        self.timings["post"] += time.perf_counter() - t2
+        return results
+
+    # ------------------------------------------------------------------ post-processing
+    def _window(self, size: int) -> np.ndarray:
+        w = self._windows.get(size)
+        if w is None:
+            h = np.hanning(size)
+            w = np.outer(h, h)
+            self._windows[size] = w = (w / w.sum()).astype(np.float32)
+        return w
+
+    def _upsample(self, prob: np.ndarray) -> np.ndarray:
+        size = prob.shape[0] * self.cfg.response_upsample
+        return cv2.resize(prob.astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
+
+    def _fused_maps(self, tid: str, logits, scale: int) -> tuple[np.ndarray, float]:
+        """Upsampled probability map of one scale (multi-scale test: the input sizes' maps fused) and its peak."""
+        z0, x0 = self.pairs[0]
+        first = logits[(tid, z0, x0, scale)]
+        peak = float(_sigmoid(first.max()))
+        up = self._upsample(_sigmoid(first))
+        if len(self.pairs) == 1:
+            return up, peak
+        # Other input sizes see the exemplar at z / z0 times the resolution: resample their maps onto the first grid.
+        total, count = up.copy(), np.ones_like(up)
+        size = up.shape[0]
+        c = (size - 1) / 2.0
+        for z_size, x_size in self.pairs[1:]:
+            r = logits[(tid, z_size, x_size, scale)]
+            peak = max(peak, float(_sigmoid(r.max())))
+            other = self._upsample(_sigmoid(r))
+            s = z0 / z_size
+            oc = (other.shape[0] - 1) / 2.0
+            m = np.array([[s, 0, c - s * oc], [0, s, c - s * oc]], dtype=np.float64)
+            total += cv2.warpAffine(other, m, (size, size), flags=cv2.INTER_LINEAR, borderValue=0)
+            count += cv2.warpAffine(np.ones_like(other), m, (size, size), flags=cv2.INTER_NEAREST, borderValue=0)
+        return total / count, peak
+
+    def _locate(self, up: np.ndarray, window_influence: float) -> tuple[float, float]:
+        r = up - up.min()
+        r /= r.sum() + 1e-12
+        r = (1.0 - window_influence) * r + window_influence * self._window(r.shape[0])
+        py, px = np.unravel_index(int(np.argmax(r)), r.shape)
+        c = (r.shape[0] - 1) / 2.0
+        return px - c, py - c  # displacement in upsampled response pixels
+
+    def _to_image(self, disp: float, region: float, x_size: int) -> float:
+        return disp * self.cfg.total_stride / self.cfg.response_upsample * region / x_size
+
+    def _update_tracked(self, tid, t: _Target, logits, regions, frame_shape) -> TrackResult:
+        cfg = self.cfg
+        z0, x0 = self.pairs[0]
+        maps, peaks = [], []
+        for i in range(len(self.scale_factors)):
+            up, peak = self._fused_maps(tid, logits, i)
+            if i != len(self.scale_factors) // 2:
+                up = up * cfg.scale_penalty
+                peak = peak * cfg.scale_penalty
+            maps.append(up)
+            peaks.append(peak)
+        best = int(np.argmax([m.max() for m in maps]))
+        up = maps[best]
+        region = regions[(tid, z0, x0, best)]
+        confidence = float(np.clip(peaks[best] / t.reference_peak, 0.0, 1.0))
+        response_region = (t.cx, t.cy, up.shape[0] * cfg.total_stride / cfg.response_upsample * region / x0)
+        if confidence < cfg.lost_threshold:
+            # Freeze the box rather than follow a distractor; search wider from the next frame on.
+            t.lost, t.lost_frames, t.growth = True, 1, 1.0
+        else:
+            dx, dy = self._locate(up, cfg.window_influence)
+            t.cx += self._to_image(dx, region, x0)
+            t.cy += self._to_image(dy, region, x0)
+            factor = (1.0 - cfg.scale_lr) + cfg.scale_lr * self.scale_factors[best]
+            t.w, t.h = t.w * factor, t.h * factor
+            self._clamp(t, frame_shape)
+        return self._result(tid, t, confidence, up, response_region)
+
+    def _update_lost(self, tid, t: _Target, logits, regions, frame_shape) -> TrackResult:
+        cfg = self.cfg
+        z0 = self.pairs[0][0]
+        key = (tid, z0, self.lost_instance_size, 0)
+        r = logits[key]
+        region = regions[key]
+        confidence = float(np.clip(_sigmoid(r.max()) / t.reference_peak, 0.0, 1.0))
+        up = self._upsample(_sigmoid(r))
+        response_region = (t.cx, t.cy, up.shape[0] * cfg.total_stride / cfg.response_upsample * region
+                           / self.lost_instance_size)
+        if confidence >= cfg.found_threshold:
+            dx, dy = self._locate(up, 0.0)  # no motion prior: the target may be anywhere in the wide area
+            t.cx += self._to_image(dx, region, self.lost_instance_size)
+            t.cy += self._to_image(dy, region, self.lost_instance_size)
+            t.lost, t.lost_frames, t.growth = False, 0, 1.0
+            self._clamp(t, frame_shape)
+        else:
+            t.lost_frames += 1
+            t.growth = min(t.growth * cfg.lost_search_growth, cfg.lost_search_max)
+        return self._result(tid, t, confidence, up, response_region)
+
+    def _clamp(self, t: _Target, frame_shape) -> None:
+        height, width = frame_shape[:2]
+        t.cx = float(np.clip(t.cx, 0, width - 1))
+        t.cy = float(np.clip(t.cy, 0, height - 1))
+        t.w = float(np.clip(t.w, self.cfg.min_size, width))
+        t.h = float(np.clip(t.h, self.cfg.min_size, height))
+
+    @staticmethod
+    def _result(tid, t: _Target, confidence, up, response_region) -> TrackResult:
+        box = np.array([t.cx - t.w / 2.0, t.cy - t.h / 2.0, t.w, t.h])
+        return TrackResult(tid, box, confidence, t.lost, up.astype(np.float32), response_region)
+
+    def reset_timings(self) -> None:
+        for k in self.timings:
+            self.timings[k] = 0.0
+
+
+def track_sequence(tracker: SiamTracker, frames, init_box) -> tuple[np.ndarray, np.ndarray]:
+    """Track one target over an iterable of frames (the first gets `init_box`); boxes (N, 4) and confidences (N,)."""
+    boxes, confidences = [], []
+    for i, frame in enumerate(frames):
+        if i == 0:
+            tracker.init(frame, init_box, DEFAULT_TARGET)
+            boxes.append(np.asarray(init_box, dtype=np.float64))
+            confidences.append(1.0)
+            continue
+        r = tracker.update(frame)[DEFAULT_TARGET]
+        boxes.append(r.box)
+        confidences.append(r.confidence)
+    return np.array(boxes), np.array(confidences)
