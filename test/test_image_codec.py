@@ -1,0 +1,176 @@
+"""The built-in sensor_msgs/Image converter: every encoding against OpenCV's own conversions, and clear errors."""
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+
+from siam_tracker_ros.ros import image_codec
+from siam_tracker_ros.ros.image_codec import (ENCODINGS, ImageConversionError, bgr_to_array, check_layout,
+                                              compressed_to_bgr, imgmsg_to_bgr)
+
+H, W = 37, 50  # odd height, even width (yuv422 needs an even width)
+
+
+def _bgr():
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    img[:5] = (10, 200, 30)  # a flat band, so the chroma-subsampled formats are exact there
+    return img
+
+
+def _msg(arr, encoding, pad=0, bigendian=False):
+    """An Image-like message of `arr` rows, each padded with `pad` junk bytes (honouring `step` is tested)."""
+    if arr.dtype == np.uint16:
+        arr = arr.astype(">u2" if bigendian else "<u2")
+    rows = arr.reshape(arr.shape[0], -1).view(np.uint8)
+    step = rows.shape[1] + pad
+    buf = np.full((arr.shape[0], step), 0xAB, np.uint8)
+    buf[:, :rows.shape[1]] = rows
+    return SimpleNamespace(height=arr.shape[0], width=arr.shape[1], encoding=encoding, is_bigendian=bigendian,
+                           step=step, data=buf.tobytes())
+
+
+def _expected(bgr, encoding):
+    """What the image of `encoding` made from `bgr` looks like as BGR, computed with OpenCV directly."""
+    to = {
+        "bgr8": lambda: bgr, "8UC3": lambda: bgr,
+        "rgb8": lambda: cv2.cvtColor(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), cv2.COLOR_RGB2BGR),
+        "bgra8": lambda: bgr, "rgba8": lambda: bgr, "8UC4": lambda: bgr,
+        "bgr16": lambda: bgr, "rgb16": lambda: bgr, "bgra16": lambda: bgr, "rgba16": lambda: bgr,
+    }
+    if encoding in to:
+        return to[encoding]()
+    if encoding in ("mono8", "8UC1", "mono16", "16UC1"):
+        return cv2.cvtColor(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    if encoding in ("yuv422", "uyvy"):
+        return cv2.cvtColor(cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_UYVY), cv2.COLOR_YUV2BGR_UYVY)
+    if encoding in ("yuv422_yuy2", "yuyv"):
+        return cv2.cvtColor(cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_YUY2), cv2.COLOR_YUV2BGR_YUY2)
+    raise AssertionError(encoding)
+
+
+NON_BAYER = [e for e in ENCODINGS if not e.startswith("bayer_")]
+
+
+@pytest.mark.parametrize("encoding", NON_BAYER)
+@pytest.mark.parametrize("pad", [0, 6])
+def test_round_trip_against_opencv(encoding, pad):
+    bgr = _bgr()
+    arr = bgr_to_array(bgr, encoding)
+    out = imgmsg_to_bgr(_msg(arr, encoding, pad=pad), use_cv_bridge=False)
+    assert out.dtype == np.uint8 and out.shape == (H, W, 3)
+    np.testing.assert_array_equal(out, _expected(bgr, encoding))
+
+
+@pytest.mark.parametrize("encoding,channels", [("mono16", 1), ("bgr16", 3), ("rgba16", 4)])
+def test_sixteen_bit_honours_endianness(encoding, channels):
+    shape = (H, W) if channels == 1 else (H, W, channels)
+    arr = np.random.default_rng(2).integers(0, 65536, shape, dtype=np.uint16)
+    little = imgmsg_to_bgr(_msg(arr, encoding, bigendian=False), use_cv_bridge=False)
+    big = imgmsg_to_bgr(_msg(arr, encoding, bigendian=True), use_cv_bridge=False)
+    np.testing.assert_array_equal(little, big)
+    eight = ((arr.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    np.testing.assert_array_equal(little[..., 0], eight if channels == 1 else eight[..., 2 if encoding == "rgba16" else 0])
+    # Reading big-endian bytes as little-endian swaps high and low bytes: a different image.
+    wrong = _msg(arr, encoding, bigendian=True)
+    wrong.is_bigendian = False
+    assert not np.array_equal(imgmsg_to_bgr(wrong, use_cv_bridge=False), big)
+
+
+def test_mono16_scales_to_eight_bits():
+    arr = np.array([[0, 257, 65535, 1000]], dtype=np.uint16).repeat(2, axis=0)
+    out = imgmsg_to_bgr(_msg(arr, "mono16"), use_cv_bridge=False)
+    np.testing.assert_array_equal(out[0, :, 0], [0, 1, 255, 4])
+
+
+@pytest.mark.parametrize("encoding,code", [("bayer_rggb8", cv2.COLOR_BayerBG2BGR), ("bayer_bggr8", cv2.COLOR_BayerRG2BGR),
+                                           ("bayer_gbrg8", cv2.COLOR_BayerGR2BGR),
+                                           ("bayer_grbg8", cv2.COLOR_BayerGB2BGR)])
+def test_bayer_matches_opencv(encoding, code):
+    raw = np.random.default_rng(1).integers(0, 256, (H, W), dtype=np.uint8)
+    out = imgmsg_to_bgr(_msg(raw, encoding, pad=3), use_cv_bridge=False)
+    np.testing.assert_array_equal(out, cv2.cvtColor(raw, code))
+
+
+def test_bayer_rggb_red_pixel_is_red():
+    raw = np.zeros((8, 8), np.uint8)
+    raw[0::2, 0::2] = 255  # R sites of an RGGB mosaic
+    out = imgmsg_to_bgr(_msg(raw, "bayer_rggb8"), use_cv_bridge=False)
+    b, g, r = out[3:5, 3:5].reshape(-1, 3).mean(axis=0)
+    assert r > 200 and g < 60 and b < 60
+
+
+def test_rgb_channels_are_swapped():
+    rgb = np.zeros((4, 4, 3), np.uint8)
+    rgb[..., 0] = 255  # red
+    out = imgmsg_to_bgr(_msg(rgb, "rgb8"), use_cv_bridge=False)
+    assert (out[..., 2] == 255).all() and (out[..., :2] == 0).all()
+
+
+def test_rclpy_array_data_and_last_row_without_padding():
+    import array
+
+    bgr = _bgr()
+    m = _msg(bgr, "bgr8", pad=4)
+    m.data = array.array("B", m.data[:-4])  # rclpy hands uint8[] as array.array; last row's padding cut
+    np.testing.assert_array_equal(imgmsg_to_bgr(m, use_cv_bridge=False), bgr)
+
+
+def test_unsupported_encoding_is_clear():
+    m = _msg(_bgr(), "bgr8")
+    m.encoding = "32FC1"
+    with pytest.raises(ImageConversionError, match="unsupported image encoding '32FC1'"):
+        imgmsg_to_bgr(m)
+
+
+def test_step_smaller_than_row_is_clear():
+    m = _msg(_bgr(), "bgr8")
+    m.step = W * 3 - 1
+    with pytest.raises(ImageConversionError, match="step .* smaller than width"):
+        imgmsg_to_bgr(m)
+
+
+def test_truncated_data_is_clear():
+    m = _msg(_bgr(), "rgb8")
+    m.data = m.data[: len(m.data) // 2]
+    with pytest.raises(ImageConversionError, match="truncated"):
+        imgmsg_to_bgr(m)
+
+
+@pytest.mark.parametrize("field,value,match", [("width", 0, "empty"), ("height", 0, "empty")])
+def test_empty_image_is_clear(field, value, match):
+    m = _msg(_bgr(), "bgr8")
+    setattr(m, field, value)
+    with pytest.raises(ImageConversionError, match=match):
+        check_layout(m)
+
+
+def test_odd_width_yuv422_is_clear():
+    m = SimpleNamespace(height=2, width=3, encoding="yuv422", is_bigendian=False, step=6, data=bytes(12))
+    with pytest.raises(ImageConversionError, match="even"):
+        imgmsg_to_bgr(m)
+
+
+def test_compressed_decodes_and_rejects_garbage():
+    bgr = _bgr()
+    ok, png = cv2.imencode(".png", bgr)
+    out = compressed_to_bgr(SimpleNamespace(format="png", data=png.tobytes()))
+    np.testing.assert_array_equal(out, bgr)
+    with pytest.raises(ImageConversionError, match="cannot decode"):
+        compressed_to_bgr(SimpleNamespace(format="jpeg", data=b"not a jpeg at all"))
+    with pytest.raises(ImageConversionError, match="no data"):
+        compressed_to_bgr(SimpleNamespace(format="jpeg", data=b""))
+
+
+def test_bgr_to_imgmsg_round_trip():
+    pytest.importorskip("sensor_msgs.msg", reason="sensor_msgs (ROS 2) is not installed here")
+    from std_msgs.msg import Header
+
+    bgr = _bgr()
+    header = Header(frame_id="cam")
+    header.stamp.sec, header.stamp.nanosec = 12, 34
+    for encoding in ("bgr8", "rgb8", "mono16", "yuv422"):
+        msg = image_codec.bgr_to_imgmsg(bgr, header, encoding=encoding)
+        assert msg.header.frame_id == "cam" and msg.header.stamp.sec == 12
+        np.testing.assert_array_equal(imgmsg_to_bgr(msg, use_cv_bridge=False), _expected(bgr, encoding))
