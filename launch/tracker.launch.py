@@ -1,0 +1,61 @@
+"""Start the Siamese tracker node.
+
+    ros2 launch siam_tracker_ros tracker.launch.py image:=/camera/image_raw
+    ros2 launch siam_tracker_ros tracker.launch.py image:=/cam/image backend:=onnx weights:=/path/model.onnx
+
+Parameters come from config/tracker.yaml (or params_file:=...); the launch arguments backend and weights
+override the file when given (an empty value leaves the file's value).
+"""
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
+
+
+def generate_launch_description():
+    arguments = [
+        DeclareLaunchArgument(
+            "image", default_value="/camera/image_raw",
+            description="sensor_msgs/Image topic to track on (remapped onto the node's 'image' input)"),
+        DeclareLaunchArgument(
+            "params_file",
+            default_value=PathJoinSubstitution([FindPackageShare("siam_tracker_ros"), "config", "tracker.yaml"]),
+            description="YAML parameter file for tracker_node"),
+        DeclareLaunchArgument(
+            "backend", default_value="",
+            description="inference backend override: auto, torch, onnx or tensorrt (empty: keep params_file)"),
+        DeclareLaunchArgument(
+            "weights", default_value="",
+            description="weights file override (.pt / .onnx / .engine; empty: keep params_file)"),
+        DeclareLaunchArgument(
+            "namespace", default_value="",
+            description="namespace for the node, its topics and services"),
+        DeclareLaunchArgument(
+            "log_level", default_value="info",
+            description="logging level: debug, info, warn, error"),
+    ]
+
+    return LaunchDescription(arguments + [OpaqueFunction(function=_tracker_node)])
+
+
+def _tracker_node(context):
+    # Overrides only for arguments given a non-empty value, so params_file stays the single source of defaults.
+    overrides = {}
+    for name in ("backend", "weights"):
+        value = LaunchConfiguration(name).perform(context)
+        if value:
+            overrides[name] = value
+    return [
+        Node(
+            package="siam_tracker_ros",
+            executable="tracker_node",
+            name="tracker_node",
+            namespace=LaunchConfiguration("namespace"),
+            output="screen",
+            emulate_tty=True,
+            parameters=[LaunchConfiguration("params_file"), overrides],
+            remappings=[("image", LaunchConfiguration("image"))],
+            ros_arguments=["--log-level", LaunchConfiguration("log_level")],
+        )
+    ]

@@ -1,0 +1,165 @@
+"""Helpers for tests that start real ROS 2 processes (rclpy over DDS, Fast DDS).
+
+Rules every ROS test follows:
+- DDS traffic stays on this machine: ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST in every child process.
+- Each test gets its own ROS_DOMAIN_ID (``claim_domain_id``), held by a file lock so that parallel pytest
+  runs (or parallel workers) on the same machine never share a domain.
+- ROS processes run as subprocesses with a working directory OUTSIDE the source tree: from the repository
+  root, ``import siam_tracker_ros`` would find the source package, which lacks the generated ``srv``
+  sub-package that only the colcon install has.
+
+Typical use::
+
+    from ros_helpers import require_rclpy, ros_env, start_python, run_python
+
+    def test_something():
+        require_rclpy()
+        env = ros_env()                      # fresh domain id, LOCALHOST discovery
+        server = start_python(SERVER_CODE, env)
+        try:
+            out = run_python(CLIENT_CODE, env, timeout=60)
+        finally:
+            stop(server)
+"""
+from __future__ import annotations
+
+import fcntl
+import functools
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# Fast DDS accepts domain ids 0..232 (port = 7400 + 250 * id + offsets); stay well inside, and avoid 0,
+# the default domain other ROS software on the machine may use.
+DOMAIN_MIN = 1
+DOMAIN_MAX = 200
+_LOCK_DIR = Path(tempfile.gettempdir()) / "siam_tracker_ros_test_domains"
+_held_locks: dict[int, int] = {}  # domain id -> open fd holding its lock (kept for the whole process)
+
+
+def install_prefix() -> Path:
+    """The colcon install tree made by tools/ros_env/bootstrap.sh (or SIAM_TRACKER_ROS_INSTALL)."""
+    env = os.environ.get("SIAM_TRACKER_ROS_INSTALL")
+    return Path(env) if env else REPO_ROOT / ".ros" / "install"
+
+
+@functools.lru_cache(maxsize=None)
+def _rclpy_import_error() -> str | None:
+    """Import rclpy in a child process (keeps the test process free of an rclpy context)."""
+    probe = subprocess.run(
+        [sys.executable, "-c", "import rclpy, rclpy.node"],
+        cwd=neutral_cwd(), env=os.environ.copy(), capture_output=True, text=True, timeout=60,
+    )
+    if probe.returncode == 0:
+        return None
+    lines = (probe.stderr or probe.stdout).strip().splitlines()
+    return lines[-1] if lines else "exit code %d" % probe.returncode
+
+
+def rclpy_available() -> bool:
+    return _rclpy_import_error() is None
+
+
+def require_rclpy() -> None:
+    """Skip the calling test, with the reason, when rclpy cannot be imported in this environment."""
+    err = _rclpy_import_error()
+    if err is not None:
+        pytest.skip(
+            "rclpy is not importable (%s): run the tests through `make test`, or `source .ros/env.sh` "
+            "after tools/ros_env/bootstrap.sh, or source a ROS 2 install" % err
+        )
+
+
+def claim_domain_id() -> int:
+    """A ROS_DOMAIN_ID no other live process of these tests holds; held until this process exits.
+
+    The search starts at a pid-derived id, so concurrent runs usually claim different ids at first try.
+    """
+    _LOCK_DIR.mkdir(parents=True, exist_ok=True)
+    span = DOMAIN_MAX - DOMAIN_MIN + 1
+    start = (os.getpid() * 7 + len(_held_locks) * 13) % span
+    for k in range(span):
+        dom = DOMAIN_MIN + (start + k) % span
+        if dom in _held_locks:
+            continue
+        fd = os.open(str(_LOCK_DIR / ("%d.lock" % dom)), os.O_CREAT | os.O_RDWR, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
+        _held_locks[dom] = fd
+        return dom
+    raise RuntimeError("no free ROS_DOMAIN_ID in %d..%d" % (DOMAIN_MIN, DOMAIN_MAX))
+
+
+def release_domain_id(dom: int) -> None:
+    fd = _held_locks.pop(dom, None)
+    if fd is not None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def ros_env(domain_id: int | None = None, **extra: str) -> dict:
+    """Environment for a ROS child process: this one's, plus its own domain and LOCALHOST discovery."""
+    env = os.environ.copy()
+    env["ROS_DOMAIN_ID"] = str(claim_domain_id() if domain_id is None else domain_id)
+    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    env.pop("ROS_STATIC_PEERS", None)
+    env.pop("ROS_LOCALHOST_ONLY", None)  # deprecated since Jazzy; the discovery range replaces it
+    env.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def ros_domain_env():
+    """pytest fixture: ros_env() for one test, its domain id released afterwards."""
+    require_rclpy()
+    env = ros_env()
+    yield env
+    release_domain_id(int(env["ROS_DOMAIN_ID"]))
+
+
+@functools.lru_cache(maxsize=None)
+def neutral_cwd() -> str:
+    """A directory outside the source tree to run ROS children in (see the module docstring)."""
+    return tempfile.mkdtemp(prefix="siam_tracker_ros_test_")
+
+
+def start_python(code: str, env: dict, **popen_kw) -> subprocess.Popen:
+    """Start `python -c code` (this interpreter) as a ROS child process; stdout/stderr are pipes (text)."""
+    popen_kw.setdefault("cwd", neutral_cwd())
+    return subprocess.Popen(
+        [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        **popen_kw,
+    )
+
+
+def run_python(code: str, env: dict, timeout: float = 60.0, check: bool = True) -> subprocess.CompletedProcess:
+    """Run `python -c code` to completion; with check, a non-zero exit fails the test with its output."""
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=neutral_cwd(), capture_output=True, text=True,
+        timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        pytest.fail("child exited with %d\n--- stdout\n%s\n--- stderr\n%s"
+                    % (proc.returncode, proc.stdout[-4000:], proc.stderr[-4000:]))
+    return proc
+
+
+def stop(proc: subprocess.Popen, timeout: float = 10.0) -> tuple[str, str]:
+    """Stop a child started by start_python (SIGINT, then SIGKILL); returns its (stdout, stderr)."""
+    if proc.poll() is None:
+        proc.send_signal(2)
+        try:
+            return proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return proc.communicate()
