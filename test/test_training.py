@@ -1,0 +1,127 @@
+"""Training: labels and loss, a short real training run that lowers the loss, checkpoint + --resume."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from siam_tracker_ros.config import Config, ModelConfig
+from siam_tracker_ros.training.loss import balanced_weights, make_labels, pair_loss
+from siam_tracker_ros.training.pairs import AugmentConfig, PairDataset, collate_to
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("SIAM_DATA_DIR", REPO.parent / "shared" / "data"))
+needs_data = pytest.mark.skipif(not (DATA / "train").is_dir(),
+                                reason=f"real sequences not found at {DATA}/train (set SIAM_DATA_DIR)")
+SMALL = ModelConfig(width=0.125, use_se=True, use_fusion=True, use_gam=True)
+
+
+def test_labels_follow_the_shift():
+    labels = make_labels(torch.tensor([[0.0, 0.0], [16.0, -8.0], [0.0, 0.0]]), torch.tensor([1.0, 1.0, 0.0]),
+                         (17, 17), stride=8, radius=16.0)
+    assert labels.shape == (3, 1, 17, 17)
+    pos0 = torch.nonzero(labels[0, 0] > 0)
+    assert len(pos0) == 13  # cells within 2 cells (16 px) of the centre: 1 + 4 + 4 + 4
+    assert labels[0, 0, 8, 8] == 1 and labels[0, 0, 8, 10] == 1 and labels[0, 0, 8, 11] == -1
+    assert labels[1, 0, 7, 10] == 1 and labels[1, 0, 8, 8] == -1  # centre moved 2 cells right, 1 up
+    assert (labels[2] == -1).all()  # negative pair
+    w = balanced_weights(labels)
+    assert torch.allclose(w.sum(dim=(1, 2, 3)), torch.ones(3))
+    assert torch.isclose(w[0][labels[0] > 0].sum(), torch.tensor(0.5))
+
+
+def test_loss_prefers_the_right_map():
+    off, pos = torch.zeros(1, 2), torch.ones(1)
+    labels = make_labels(off, pos, (17, 17))
+    good = pair_loss(labels * 5.0, off, pos)
+    bad = pair_loss(-labels * 5.0, off, pos)
+    flat = pair_loss(torch.zeros(1, 1, 17, 17), off, pos)
+    assert good < flat < bad
+    assert flat == pytest.approx(np.log(2), rel=1e-5)
+
+
+@needs_data
+def test_pairs_from_real_frames():
+    from siam_tracker_ros.training.datasets import load_sequences
+
+    seqs = load_sequences(DATA / "train" / "vot-ball1")
+    ds = PairDataset(seqs, 4, seed=3)
+    z, x, off, pos = ds[0]
+    assert z.shape == (3, 127, 127) and x.shape == (3, 255, 255) and z.dtype == torch.uint8
+    assert torch.equal(ds[1][1], PairDataset(seqs, 4, seed=3)[1][1])  # a pure function of (seed, index)
+
+
+@needs_data
+def test_two_steps_lower_the_loss_and_resume(tmp_path):
+    from siam_tracker_ros.training.datasets import load_sequences
+    from siam_tracker_ros.training.trainer import TrainOptions, train
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    from siam_tracker_ros.model import build_model
+
+    # 1) two SGD steps on one fixed batch of real pairs lower the loss on that batch
+    seqs = load_sequences(DATA / "train" / "vot-ball1")
+    ds = PairDataset(seqs, 4, seed=5, augment=AugmentConfig(multi_scale_prob=0.0), train=False)
+    batch = torch.utils.data.default_collate([ds[i] for i in range(4)])
+    z, x, off, pos = collate_to(batch)
+    pos = torch.ones(4)
+    model = build_model(SMALL)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-2, momentum=0.9)
+    losses = []
+    for _ in range(3):
+        loss = pair_loss(model(z, x), off, pos)
+        losses.append(loss.item())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert losses[2] < losses[0], losses
+
+    # 2) the trainer writes a checkpoint and weights; --resume continues the step count
+    cfg = Config.from_dict({
+        "model": {"width": 0.125},
+        "training": {"data_dirs": [str(DATA / "train" / "vot-ball1"), str(DATA / "train" / "scbt-Bowl")],
+                     "val_sequences": ["scbt-Bowl"], "epochs": 2, "pairs_per_epoch": 4, "batch_size": 2}})
+    out = tmp_path / "run"
+    opts = TrainOptions(out=str(out), device="cpu", val_pairs=2, max_steps=2, workers=0)
+    s1 = train(cfg, AugmentConfig(), opts, say=lambda *_: None)
+    assert s1["step"] == 2 and (out / "checkpoint.pt").is_file() and (out / "weights.pt").is_file()
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert ckpt["step"] == 2
+    with pytest.raises(FileExistsError):
+        train(cfg, AugmentConfig(), opts, say=lambda *_: None)
+    opts.resume, opts.max_steps = True, None
+    s2 = train(cfg, AugmentConfig(), opts, say=lambda *_: None)
+    assert s2["step"] == 4 and s2["complete"]
+    lines = (out / "train_log.csv").read_text().splitlines()
+    assert lines[0].startswith("step,epoch,loss,lr,val_loss") and lines[-1].startswith("4,")
+    from siam_tracker_ros.model.weights import weights_metadata
+
+    meta = weights_metadata(out / "weights.pt")
+    assert meta["steps"] == 4 and meta["held_out_sequences"] == ["scbt-Bowl"]
+    assert "scbt-Bowl" not in meta["train_sequences"]
+
+
+@needs_data
+def test_resume_is_exact(tmp_path):
+    """Stopping after 1 step and resuming gives the same weights as an uninterrupted 2-step run."""
+    from siam_tracker_ros.training.trainer import TrainOptions, train
+
+    torch.set_num_threads(1)
+    cfg = Config.from_dict({
+        "model": {"width": 0.125, "use_fusion": False, "use_gam": False},
+        "training": {"data_dirs": [str(DATA / "train" / "vot-ball1")], "epochs": 1, "pairs_per_epoch": 4,
+                     "batch_size": 2}})
+    a = TrainOptions(out=str(tmp_path / "a"), device="cpu", val_pairs=0, workers=0)
+    train(cfg, AugmentConfig(), a, say=lambda *_: None)
+    b = TrainOptions(out=str(tmp_path / "b"), device="cpu", val_pairs=0, workers=0, max_steps=1)
+    train(cfg, AugmentConfig(), b, say=lambda *_: None)
+    b.resume, b.max_steps = True, None
+    train(cfg, AugmentConfig(), b, say=lambda *_: None)
+    wa = torch.load(tmp_path / "a" / "weights.pt", weights_only=True)["state_dict"]
+    wb = torch.load(tmp_path / "b" / "weights.pt", weights_only=True)["state_dict"]
+    for k in wa:
+        assert torch.allclose(wa[k].float(), wb[k].float(), atol=1e-6), k
