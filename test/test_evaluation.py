@@ -56,3 +56,44 @@ def test_absent_frames_excluded_and_equal_weights():
     perfect = m.score_sequence("b", _gt(100), _gt(100))
     total = m.overall([s, perfect])
     assert total.precision20 == pytest.approx((2 / 3 + 1) / 2)  # sequences weighted equally, not frames
+
+
+# ---------------------------------------------------------------------------------------------- eval on real data
+import os  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("SIAM_DATA_DIR", REPO.parent / "shared" / "data"))
+
+
+@pytest.mark.skipif(not (DATA / "train").is_dir(), reason=f"real sequences not found at {DATA}/train "
+                                                            "(set SIAM_DATA_DIR)")
+def test_eval_cli_writes_json_and_png(tmp_path):
+    import json
+
+    import cv2
+    import torch
+
+    from siam_tracker_ros.config import ModelConfig
+    from siam_tracker_ros.evaluation.cli import main
+    from siam_tracker_ros.model import build_model, save_weights
+
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    weights = tmp_path / "w.pt"
+    save_weights(build_model(ModelConfig(width=0.125)), weights, metadata={"steps": 0})
+    out_json, out_png = tmp_path / "eval.json", tmp_path / "eval.png"
+    rc = main([str(DATA / "train"), "--weights", str(weights), "--sequences", "vot-ball1,scbt-Bowl",
+               "--max-frames", "12", "--peers", "csrt", "--json", str(out_json), "--plot", str(out_png),
+               "--device", "cpu", "--quiet"])
+    assert rc == 0
+    data = json.loads(out_json.read_text())
+    assert set(data["trackers"]) == {"siam", "csrt"}
+    for run in data["trackers"].values():
+        o = run["overall"]
+        assert 0.0 <= o["auc"] <= 20 / 21 + 1e-9 and 0.0 <= o["precision20"] <= 1.0
+        assert o["sequences"] == 2 and o["frames"] == 24 and o["fps"] > 0
+        assert set(run["sequences"]) == {"vot-ball1", "scbt-Bowl"}
+        assert len(o["success_curve"]) == 21
+    img = cv2.imread(str(out_png))
+    assert img is not None and img.shape[0] > 100

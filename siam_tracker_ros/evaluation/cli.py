@@ -1,0 +1,110 @@
+"""`siam-tracker eval DATA_DIR [--weights W] [--sequences a,b | --held-out] [--peers csrt,kcf] [--json OUT]
+[--plot OUT.png] [--config cfg.yaml]`: registered by siam_tracker_ros/cli.py."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def add_eval_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "eval", help="OTB one-pass evaluation of the tracker (and OpenCV peers) on a folder of sequences",
+        description="Success AUC (IoU > t over 21 thresholds), precision at 20 px and FPS, per sequence and "
+                    "overall (sequences weighted equally).")
+    add_arguments(p)
+    p.set_defaults(func=run_from_args)
+    return p
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("data_dir", help="folder of sequences (../shared/data layout, or LAYOUT:PATH)")
+    p.add_argument("--weights", help="weights file (default: the backend's default weights)")
+    p.add_argument("--config", help="YAML with the tracking/backend settings (a training YAML works too)")
+    p.add_argument("--sequences", help="comma-separated sequence names (default: all)")
+    p.add_argument("--held-out", action="store_true",
+                   help="only the held-out validation sequences (training.val_sequences of --config, default "
+                        "config/train_default.yaml)")
+    p.add_argument("--peers", default="", help="OpenCV trackers to run on the same frames, e.g. csrt,kcf")
+    p.add_argument("--no-siam", action="store_true", help="run only the peers")
+    p.add_argument("--name", default="siam", help="label of our tracker in tables, JSON and plots")
+    p.add_argument("--max-frames", type=int, help="only the first N frames of each sequence")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override backend.device")
+    p.add_argument("--json", dest="json_out", help="write all figures to this JSON file")
+    p.add_argument("--boxes", action="store_true", help="include every predicted box in the JSON")
+    p.add_argument("--plot", help="write the success and precision plots to this PNG")
+    p.add_argument("--quiet", action="store_true")
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    from ..training.trainer import load_train_config
+    from .plots import plot_runs
+    from .runner import OpenCVAdapter, SiamAdapter, evaluate, report, summary_table
+
+    config_path = args.config
+    if config_path is None and args.held_out:
+        config_path = REPO_ROOT / "config" / "train_default.yaml"
+    cfg, _ = load_train_config(config_path)
+    if args.device:
+        cfg.backend.device = args.device
+    names = [n for n in (args.sequences or "").split(",") if n]
+    if args.held_out:
+        names = names or list(cfg.training.val_sequences)
+    trackers = []
+    extra = {}
+    if not args.no_siam:
+        from ..tracking import SiamTracker
+
+        tracker = SiamTracker.from_config(cfg, weights=args.weights)
+        trackers.append(SiamAdapter(tracker, args.name))
+        extra["weights"] = args.weights
+        extra["config"] = cfg.to_dict()
+        if args.weights:
+            try:
+                from ..model.weights import weights_metadata
+
+                meta = weights_metadata(args.weights)
+                extra["weights_metadata"] = {k: meta.get(k) for k in ("steps", "pairs", "date", "complete",
+                                                                       "held_out_sequences", "best_val_loss")}
+            except Exception as err:  # the figures matter more than the metadata
+                extra["weights_metadata"] = {"error": str(err)}
+    for peer in [p.strip() for p in args.peers.split(",") if p.strip()]:
+        trackers.append(OpenCVAdapter(peer))
+    if not trackers:
+        print("nothing to run: --no-siam and no --peers", file=sys.stderr)
+        return 2
+    say = (lambda s: None) if args.quiet else (lambda s: print(s, flush=True))
+    runs = evaluate(args.data_dir, trackers, names or None, args.max_frames, progress=say)
+    print(summary_table(runs), flush=True)
+    if args.json_out:
+        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
+        data = report(runs, args.data_dir, extra, with_boxes=args.boxes)
+        Path(args.json_out).write_text(json.dumps(data, indent=1, default=_json_default))
+        say(f"figures written to {args.json_out}")
+    if args.plot:
+        plot_runs(runs, args.plot, title=f"{args.data_dir}" + (f" ({len(names)} sequences)" if names else ""))
+        say(f"plots written to {args.plot}")
+    return 0
+
+
+def _json_default(obj):
+    import numpy as np
+
+    if isinstance(obj, (np.floating, np.integer)):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m siam_tracker_ros.evaluation.cli")
+    add_arguments(parser)
+    return run_from_args(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""Run trackers over a folder of sequences (the ../shared/data layout, or any layout datasets.py reads) with the OTB
+one-pass protocol, and collect the figures.
+
+Every tracker sees the same frames: each is initialised on the first frame whose ground truth is present, with that
+box (rounded to integers for OpenCV's trackers, as their API takes), and updated on every later frame. The
+initialisation frame is scored with the init box. When an OpenCV tracker reports failure for a frame, its last box is
+kept (the usual wrapper convention; it scores no better than a missing box once the target has moved). Frames are
+decoded outside the timed region: FPS counts only the trackers' own init/update calls, over all frames tracked.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Protocol
+
+import cv2
+import numpy as np
+
+from ..training.datasets import Sequence, load_sequences
+from .metrics import OverallScore, SequenceScore, overall, score_sequence
+
+
+class BoxTracker(Protocol):
+    name: str
+
+    def init(self, frame: np.ndarray, box: np.ndarray) -> None: ...
+
+    def update(self, frame: np.ndarray) -> np.ndarray: ...
+
+
+class SiamAdapter:
+    """Our SiamTracker behind the runner's one-target init/update interface."""
+
+    def __init__(self, tracker, name: str = "siam"):
+        self.tracker = tracker
+        self.name = name
+
+    def init(self, frame, box):
+        self.tracker.clear()
+        self.tracker.init(frame, tuple(float(v) for v in box))
+
+    def update(self, frame):
+        results = self.tracker.update(frame)
+        return np.asarray(next(iter(results.values())).box, dtype=np.float64)
+
+
+OPENCV_TRACKERS = {"csrt": "TrackerCSRT", "kcf": "TrackerKCF", "mil": "TrackerMIL"}
+
+
+def _opencv_factory(kind: str) -> Callable[[], object]:
+    base = OPENCV_TRACKERS.get(kind.lower())
+    if base is None:
+        raise ValueError(f"unknown OpenCV peer {kind!r}; known: {', '.join(OPENCV_TRACKERS)}")
+    for owner in (cv2, getattr(cv2, "legacy", None)):
+        if owner is None:
+            continue
+        fn = getattr(owner, base + "_create", None)
+        if fn is None and hasattr(owner, base):
+            fn = getattr(getattr(owner, base), "create", None)
+        if fn is not None:
+            return fn
+    raise RuntimeError(f"this OpenCV build ({cv2.__version__}) has no {base}: install opencv-contrib-python")
+
+
+class OpenCVAdapter:
+    def __init__(self, kind: str):
+        self.kind = kind.lower()
+        self.name = self.kind
+        self._create = _opencv_factory(kind)
+        self._tracker = None
+        self._last = None
+
+    def init(self, frame, box):
+        x, y, w, h = (int(round(v)) for v in box)
+        w, h = max(w, 1), max(h, 1)
+        self._tracker = self._create()
+        self._tracker.init(frame, (x, y, w, h))
+        self._last = np.array([x, y, w, h], dtype=np.float64)
+
+    def update(self, frame):
+        ok, box = self._tracker.update(frame)
+        if ok:
+            self._last = np.asarray(box, dtype=np.float64).reshape(4)
+        return self._last.copy()
+
+
+@dataclass
+class TrackerRun:
+    name: str
+    sequences: list[SequenceScore] = field(default_factory=list)
+    frames: int = 0
+    seconds: float = 0.0
+    boxes: dict = field(default_factory=dict)  # sequence name -> (N, 4) predictions
+
+    def overall(self) -> OverallScore:
+        return overall(self.sequences, self.frames, self.seconds)
+
+    def to_dict(self, with_boxes: bool = False) -> dict:
+        d = {"overall": self.overall().to_dict(), "sequences": {s.name: s.to_dict() for s in self.sequences}}
+        if with_boxes:
+            d["boxes"] = {k: np.round(v, 2).tolist() for k, v in self.boxes.items()}
+        return d
+
+
+def _read(path: str) -> np.ndarray:
+    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    if img is None:
+        raise OSError(f"cannot read frame {path}")
+    return img
+
+
+def track(tracker: BoxTracker, seq: Sequence, max_frames: int | None = None) -> tuple[np.ndarray, int, float]:
+    """One pass over a sequence: (predicted boxes (N, 4) with NaN before init, frames tracked, seconds)."""
+    n = len(seq) if max_frames is None else min(len(seq), max_frames)
+    pred = np.full((n, 4), np.nan)
+    valid = np.flatnonzero(seq.valid[:n])
+    if len(valid) == 0:
+        return pred, 0, 0.0
+    start = int(valid[0])
+    frame = _read(seq.frame_paths[start])
+    t0 = time.perf_counter()
+    tracker.init(frame, seq.boxes[start])
+    seconds = time.perf_counter() - t0
+    pred[start] = seq.boxes[start]
+    for i in range(start + 1, n):
+        frame = _read(seq.frame_paths[i])
+        t0 = time.perf_counter()
+        box = tracker.update(frame)
+        seconds += time.perf_counter() - t0
+        pred[i] = box
+    return pred, n - start, seconds
+
+
+def _warm_up(trackers: list[BoxTracker], seq: Sequence) -> None:
+    valid = seq.valid_indices
+    if len(valid) == 0:
+        return
+    frame = _read(seq.frame_paths[int(valid[0])])
+    for t in trackers:
+        t.init(frame, seq.boxes[int(valid[0])])
+        t.update(frame)
+
+
+def select_sequences(seqs: list[Sequence], names: Iterable[str] | None) -> list[Sequence]:
+    if not names:
+        return seqs
+    names = list(names)
+    by_name = {s.name: s for s in seqs}
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        raise ValueError(f"sequence(s) not found: {', '.join(missing)}; available: {', '.join(sorted(by_name))}")
+    return [by_name[n] for n in names]
+
+
+def evaluate(data_dir: str | Path, trackers: list[BoxTracker], sequences: Iterable[str] | None = None,
+             max_frames: int | None = None, progress: Callable[[str], None] | None = None,
+             warmup: bool = True) -> dict[str, TrackerRun]:
+    """Run every tracker over every selected sequence of `data_dir`; returns {tracker name: TrackerRun}.
+
+    With `warmup`, each tracker first runs one untimed init + update (lazy initialisation, allocator and kernel
+    warm-up stay out of the FPS figures); it is re-initialised for every sequence anyway."""
+    seqs = select_sequences(load_sequences(data_dir), sequences)
+    runs = {t.name: TrackerRun(t.name) for t in trackers}
+    if warmup and seqs:
+        _warm_up(trackers, seqs[0])
+    for seq in seqs:
+        n = len(seq) if max_frames is None else min(len(seq), max_frames)
+        gt = seq.boxes[:n]
+        parts = []
+        for t in trackers:
+            pred, frames, seconds = track(t, seq, max_frames)
+            fps = frames / seconds if seconds > 0 else float("nan")
+            score = score_sequence(seq.name, pred, gt, fps)
+            run = runs[t.name]
+            run.sequences.append(score)
+            run.frames += frames
+            run.seconds += seconds
+            run.boxes[seq.name] = pred
+            parts.append(f"{t.name} AUC {score.auc:.3f} P@20 {score.precision20:.3f} {fps:.0f} fps")
+        if progress:
+            progress(f"{seq.name} ({n} frames): " + "; ".join(parts))
+    return runs
+
+
+def report(runs: dict[str, TrackerRun], data_dir, extra: dict | None = None, with_boxes: bool = False) -> dict:
+    out = {"protocol": "OTB one-pass: success AUC = mean over IoU thresholds linspace(0,1,21) of P(IoU > t); "
+                       "precision = P(centre error <= 20 px); frames with absent ground truth excluded; "
+                       "init frame counted; sequences weighted equally",
+           "data_dir": str(data_dir), "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+           "trackers": {name: run.to_dict(with_boxes) for name, run in runs.items()}}
+    if runs:
+        out["sequences"] = [s.name for s in next(iter(runs.values())).sequences]
+    out.update(extra or {})
+    return out
+
+
+def summary_table(runs: dict[str, TrackerRun]) -> str:
+    lines = [f"{'tracker':<12} {'AUC':>6} {'P@20':>6} {'FPS':>8} {'seqs':>5} {'frames':>7}"]
+    for name, run in runs.items():
+        o = run.overall()
+        lines.append(f"{name:<12} {o.auc:6.3f} {o.precision20:6.3f} {o.fps:8.1f} {o.sequences:5d} {o.frames:7d}")
+    return "\n".join(lines)
