@@ -1,0 +1,233 @@
+"""`siam-tracker bench`: speed and memory of every available backend on real frames, next to OpenCV's CSRT.
+
+Each (model, backend) is measured in a fresh child process, so peak memory is that backend's own and one backend's
+thread pools or allocator never skew the next. Frames are resized to 640x480 (the size the speed target is stated for).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+FRAME_SIZE = (640, 480)
+PAPER_MODEL = {"width": 1.0, "use_se": True, "use_fusion": True, "use_gam": True}
+
+
+def add_bench_parser(sub) -> None:
+    p = sub.add_parser("bench", help="time every backend per stage, 1 and 4 targets, against OpenCV CSRT")
+    p.add_argument("--weights", help="weights of the default model (default: the shipped weights)")
+    p.add_argument("--data", help="a sequence folder (frames + groundtruth.txt); default: one from ../shared/data, "
+                                  "else the built-in synthetic sequence")
+    p.add_argument("--frames", type=int, default=60, help="frames timed per run (default 60)")
+    p.add_argument("--backends", default="auto-all", help="comma list of torch, onnxruntime, torch-cuda, "
+                                                          "onnxruntime-cuda, tensorrt (default: all available)")
+    p.add_argument("--models", default="default,paper", help="default (shipped weights) and/or paper (width 1.0, "
+                                                            "all modules; random weights: speed only)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads per backend (0 = library default)")
+    p.add_argument("--no-csrt", action="store_true")
+    p.add_argument("--json", help="write all figures here")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    p.set_defaults(func=run_bench)
+
+
+# ----------------------------------------------------------------------------------------------- frames
+def default_sequence() -> Path | None:
+    root = Path(os.environ.get("SIAM_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    for name in ("vot-car1", "otb-Football1", "davis-car-roundabout"):
+        seq = root / "train" / name
+        if (seq / "groundtruth.txt").is_file():
+            return seq
+    return None
+
+
+def load_frames(data: str | None, n: int) -> tuple[list[np.ndarray], np.ndarray, str]:
+    import cv2
+
+    seq = Path(data) if data else default_sequence()
+    if seq is not None:
+        files = sorted(p for p in seq.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:n]
+        frames = [cv2.imread(str(f)) for f in files]
+        boxes = np.genfromtxt(seq / "groundtruth.txt", delimiter=",")[: len(frames)]
+        source = str(seq)
+    else:
+        from .synthetic import make_sequence
+        frames, boxes = make_sequence(n_frames=n)
+        source = "built-in synthetic sequence"
+    h, w = frames[0].shape[:2]
+    sx, sy = FRAME_SIZE[0] / w, FRAME_SIZE[1] / h
+    frames = [cv2.resize(f, FRAME_SIZE, interpolation=cv2.INTER_LINEAR) for f in frames]
+    boxes = np.asarray(boxes, dtype=np.float64) * [sx, sy, sx, sy]
+    return frames, boxes, source
+
+
+def _first_valid(boxes: np.ndarray) -> np.ndarray:
+    ok = np.all(np.isfinite(boxes), axis=1)
+    return boxes[int(np.argmax(ok))]
+
+
+# ----------------------------------------------------------------------------------------------- worker
+def _backend_config(spec: str, threads: int):
+    from .config import BackendConfig
+
+    name, _, device = spec.partition("-")
+    return BackendConfig(name=name, device=device or "cpu", fp16=True, num_threads=threads)
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def run_worker(spec: dict) -> dict:
+    """Time one (model, backend): per-stage ms, update fps for 1 and 4 targets, peak memory."""
+    import torch
+
+    from .backends import create_backend
+    from .config import ModelConfig, TrackingConfig
+    from .model import build_model, load_weights
+    from .tracking import SiamTracker
+
+    frames, boxes, _ = load_frames(spec["data"], spec["frames"])
+    if spec["model"] == "paper":
+        torch.manual_seed(0)
+        model = build_model(ModelConfig(**PAPER_MODEL)).eval()
+    else:
+        model = load_weights(spec["weights"]) if spec["weights"] else None
+    backend = create_backend(_backend_config(spec["backend"], spec["threads"]), spec["weights"], model=model)
+    box = _first_valid(boxes)
+    out = {"backend": backend.describe(), "model": spec["model"]}
+    for n_targets in (1, 4):
+        tracker = SiamTracker(backend, TrackingConfig())
+        for k in range(n_targets):
+            # Extra targets: the same object shifted, so every target has real texture and stays tracked.
+            shifted = box + [k * 0.1 * box[2], k * 0.1 * box[3], 0, 0]
+            tracker.init(frames[0], shifted, f"t{k}")
+        for frame in frames[1:4]:  # warm-up: lazy graph creation, allocator, cudnn autotune
+            tracker.update(frame)
+        tracker.reset_timings()
+        start = time.perf_counter()
+        timed = frames[4:]
+        for frame in timed:
+            tracker.update(frame)
+        elapsed = time.perf_counter() - start
+        per_frame = {k: v * 1000.0 / len(timed) for k, v in tracker.timings.items()}
+        out[f"targets_{n_targets}"] = {"fps": len(timed) / elapsed, "ms_per_update": elapsed * 1000 / len(timed),
+                                       "ms_crop": per_frame["crop"], "ms_search": per_frame["search"],
+                                       "ms_post": per_frame["post"]}
+        if n_targets == 1:
+            # The template branch runs once per init: time it on its own.
+            z = np.zeros((1, 3, 127, 127), np.float32)
+            backend.template(z)
+            t0 = time.perf_counter()
+            for _ in range(10):
+                backend.template(z)
+            out["ms_template"] = (time.perf_counter() - t0) * 100.0
+    out["peak_rss_mb"] = _peak_rss_mb()
+    if "cuda" in spec["backend"] or spec["backend"] == "tensorrt":
+        out["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
+    return out
+
+
+def run_csrt(frames: list[np.ndarray], boxes: np.ndarray) -> dict:
+    import cv2
+
+    box = tuple(int(round(v)) for v in _first_valid(boxes))
+    tracker = cv2.TrackerCSRT_create()
+    tracker.init(frames[0], box)
+    for frame in frames[1:4]:
+        tracker.update(frame)
+    start = time.perf_counter()
+    for frame in frames[4:]:
+        tracker.update(frame)
+    elapsed = time.perf_counter() - start
+    return {"fps": (len(frames) - 4) / elapsed, "ms_per_update": elapsed * 1000 / (len(frames) - 4)}
+
+
+# ----------------------------------------------------------------------------------------------- driver
+def available_backends() -> list[str]:
+    specs = []
+    try:
+        import torch
+        specs.append("torch")
+        cuda = torch.cuda.is_available()
+    except ImportError:
+        cuda = False
+    from .backends.onnx_backend import available_providers
+    providers = available_providers()
+    if providers:
+        specs.append("onnxruntime")
+    if cuda:
+        specs.append("torch-cuda")
+        if "CUDAExecutionProvider" in providers:
+            specs.append("onnxruntime-cuda")
+        try:
+            import tensorrt  # noqa: F401
+            specs.append("tensorrt")
+        except ImportError:
+            pass
+    return specs
+
+
+def run_bench(args) -> int:
+    if args.worker:
+        print(json.dumps(run_worker(json.loads(args.worker))))
+        return 0
+    from .backends import default_weights_path
+
+    weights = args.weights or str(default_weights_path())
+    frames, boxes, source = load_frames(args.data, args.frames)
+    backends = available_backends() if args.backends == "auto-all" else args.backends.split(",")
+    models = [m for m in args.models.split(",") if m]
+    if "default" in models and not Path(weights).is_file():
+        print(f"bench: weights file {weights} does not exist; timing the paper model only", file=sys.stderr)
+        models = [m for m in models if m != "default"]
+    report = {"frames": len(frames), "frame_size": list(FRAME_SIZE), "source": source, "cpu_count": os.cpu_count(),
+              "threads": args.threads, "runs": []}
+    print(f"siam-tracker bench: {len(frames)} frames of {source} at {FRAME_SIZE[0]}x{FRAME_SIZE[1]}, "
+          f"{os.cpu_count()} CPUs")
+    for model in models:
+        for backend in backends:
+            spec = {"model": model, "backend": backend, "weights": weights if model == "default" else None,
+                    "data": args.data, "frames": args.frames, "threads": args.threads}
+            proc = subprocess.run([sys.executable, "-m", "siam_tracker_ros.cli", "bench", "--worker",
+                                   json.dumps(spec)], capture_output=True, text=True)
+            if proc.returncode != 0:
+                err = (proc.stderr.strip().splitlines() or ["failed"])[-1]
+                print(f"  {model:8s} {backend:18s} unavailable: {err}")
+                report["runs"].append({"model": model, "backend": backend, "error": err})
+                continue
+            run = json.loads(proc.stdout.strip().splitlines()[-1])
+            report["runs"].append(run)
+    if not args.no_csrt:
+        report["csrt"] = run_csrt(frames, boxes)
+    print_table(report)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+        print(f"figures written to {args.json}")
+    return 0
+
+
+def print_table(report: dict) -> None:
+    header = (f"{'model':8s} {'backend':22s} {'crop':>6s} {'templ':>6s} {'search':>7s} {'post':>6s} "
+              f"{'fps 1':>7s} {'fps 4':>7s} {'peak MB':>8s} {'x CSRT':>7s}")
+    print(header)
+    print("-" * len(header))
+    csrt = report.get("csrt", {}).get("fps")
+    for run in report["runs"]:
+        if "error" in run:
+            continue
+        one, four = run["targets_1"], run["targets_4"]
+        ratio = f"{one['fps'] / csrt:7.1f}" if csrt else f"{'-':>7s}"
+        mem = run.get("peak_cuda_mb") or run["peak_rss_mb"]
+        print(f"{run['model']:8s} {run['backend']:22s} {one['ms_crop']:6.2f} {run['ms_template']:6.2f} "
+              f"{one['ms_search']:7.2f} {one['ms_post']:6.2f} {one['fps']:7.1f} {four['fps']:7.1f} "
+              f"{mem:8.0f} {ratio}")
+    if csrt:
+        print(f"{'':8s} {'OpenCV CSRT':22s} {'':6s} {'':6s} {'':7s} {'':6s} {csrt:7.1f}")
+    print("(stage columns: ms per update with one target; fps: whole update() for 1 and 4 targets)")
