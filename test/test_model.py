@@ -1,0 +1,124 @@
+"""The network: stride arithmetic, every ablation configuration, ONNX export agreeing with PyTorch, weights files."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from siam_tracker_ros.backends import BackendError
+from siam_tracker_ros.backends.onnx_backend import OnnxBackend
+from siam_tracker_ros.backends.torch_backend import TorchBackend
+from siam_tracker_ros.config import Config, ConfigError, ModelConfig
+from siam_tracker_ros.model import WeightsError, build_model, load_weights, save_weights
+from siam_tracker_ros.model.backbone import feature_size
+
+ABLATIONS = {
+    "siamfc": dict(use_se=False, use_fusion=False, use_gam=False),
+    "-MLFF-GAM": dict(use_se=True, use_fusion=False, use_gam=False),
+    "+MLFF-GAM": dict(use_se=True, use_fusion=True, use_gam=False),
+    "+MLFF+GAM": dict(use_se=True, use_fusion=True, use_gam=True),
+}
+
+
+@pytest.mark.parametrize("z_size,x_size,kernel", [(127, 255, 6), (191, 319, 14), (255, 383, 22)])
+def test_stride_arithmetic_matches_the_paper_sizes(z_size, x_size, kernel):
+    # Valid convolutions, total stride 8: every (template, search) pair of the paper gives a 17x17 response.
+    assert feature_size(z_size)["conv5"] == kernel
+    assert feature_size(x_size)["conv5"] - kernel + 1 == 17
+    model = build_model(ModelConfig(width=0.25)).eval()
+    with torch.no_grad():
+        k = model.template(torch.zeros(1, 3, z_size, z_size))
+        r = model.search(torch.zeros(2, 3, x_size, x_size), k.expand(2, -1, -1, -1))
+    assert k.shape[2:] == (kernel, kernel)
+    assert r.shape == (2, 1, 17, 17)
+
+
+def test_fusion_pools_shallow_maps_to_conv5_resolution():
+    model = build_model(ModelConfig(width=0.25)).eval()
+    f3, f4, f5 = model.backbone(torch.zeros(1, 3, 255, 255))
+    assert (f3.shape[-1], f4.shape[-1], f5.shape[-1]) == (26, 24, 22)
+    assert model.fusion(f3, f4, f5).shape[-1] == 22
+
+
+@pytest.mark.parametrize("name", list(ABLATIONS))
+def test_each_ablation_builds_runs_and_exports(name, tmp_path):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(width=0.25, **ABLATIONS[name])).eval()
+    assert (model.se is not None) == ABLATIONS[name]["use_se"]
+    assert (model.fusion is not None) == ABLATIONS[name]["use_fusion"]
+    assert (model.gam is not None) == ABLATIONS[name]["use_gam"]
+    rng = np.random.default_rng(0)
+    z = rng.uniform(0, 255, (1, 3, 127, 127)).astype(np.float32)
+    x = rng.uniform(0, 255, (3, 3, 255, 255)).astype(np.float32)
+    ref = TorchBackend(model)
+    onnx = OnnxBackend(model, onnx_dir=tmp_path)
+    k_ref, k_onnx = ref.template(z), onnx.template(z)
+    np.testing.assert_allclose(k_onnx, k_ref, rtol=1e-4, atol=1e-4 * np.abs(k_ref).max())
+    kernel = np.repeat(k_ref, 3, axis=0)
+    r_ref, r_onnx = ref.search(x, kernel), onnx.search(x, kernel)
+    assert r_ref.shape == (3, 1, 17, 17)
+    np.testing.assert_allclose(r_onnx, r_ref, rtol=1e-4, atol=1e-4 * np.abs(r_ref).max())
+
+
+def test_gam_starts_close_to_identity():
+    # The attention biases start so that A ~ 1: the fused features pass through at initialisation.
+    model = build_model(ModelConfig(width=0.25)).eval()
+    u = torch.randn(1, model.main_channels, 6, 6)
+    with torch.no_grad():
+        a = model.gam.attention(u)
+    assert float(a.mean()) > 0.9
+
+
+def test_weights_round_trip_and_errors(tmp_path):
+    model = build_model(ModelConfig(width=0.25))
+    path = tmp_path / "w.pt"
+    save_weights(model, path, metadata={"note": "test"})
+    loaded = load_weights(path, expected=ModelConfig(width=0.25))
+    for a, b in zip(model.state_dict().values(), loaded.state_dict().values()):
+        assert torch.equal(a, b)
+
+    with pytest.raises(WeightsError, match="does not exist"):
+        load_weights(tmp_path / "missing.pt")
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(WeightsError, match="corrupt"):
+        load_weights(corrupt)
+    with pytest.raises(WeightsError, match=r"another model configuration: width=0.25 in the file, 0.5 expected"):
+        load_weights(path, expected=ModelConfig(width=0.5))
+    foreign = tmp_path / "foreign.pt"
+    torch.save(model.state_dict(), foreign)  # a bare state dict is not our format
+    with pytest.raises(WeightsError, match="not a siam_tracker_ros weights file"):
+        load_weights(foreign)
+
+
+def test_onnx_graph_that_does_not_match_is_named(tmp_path):
+    small = build_model(ModelConfig(width=0.25)).eval()
+    other = build_model(ModelConfig(width=0.5)).eval()
+    # Graphs exported for the 0.5 model, presented as if they were the 0.25 model's.
+    from siam_tracker_ros.backends.export import export_search, export_template, write_manifest
+    export_template(other, 127, tmp_path)
+    export_search(other, 255, 6, tmp_path)
+    write_manifest(small, tmp_path)
+    backend = OnnxBackend(None, onnx_dir=tmp_path)
+    kernel = TorchBackend(small).template(np.zeros((1, 3, 127, 127), np.float32))
+    with pytest.raises(BackendError, match=r"search_x255_k6.onnx does not match"):
+        backend.search(np.zeros((1, 3, 255, 255), np.float32), kernel)
+    with pytest.raises(BackendError, match="is missing"):
+        backend.template(np.zeros((1, 3, 191, 191), np.float32))
+
+
+def test_config_yaml_round_trip_and_errors(tmp_path):
+    cfg = Config()
+    cfg.tracking.window_influence = 0.2
+    path = tmp_path / "c.yaml"
+    cfg.save(path)
+    assert Config.load(path) == cfg
+    path.write_text("tracking:\n  window_influenc: 0.3\n")
+    with pytest.raises(ConfigError, match="unknown key.*tracking.window_influenc"):
+        Config.load(path)
+    path.write_text("tracking:\n  num_scales: 2\n")
+    with pytest.raises(ConfigError, match="num_scales"):
+        Config.load(path)
+    assert dataclasses.asdict(Config.from_dict({})) == dataclasses.asdict(Config())
