@@ -66,6 +66,12 @@ def _export(module: torch.nn.Module, args: tuple, path: Path, input_names: list[
         warnings.simplefilter("ignore")  # the tracer's notes about the int() casts that make shapes static
         torch.onnx.export(module.eval(), args, str(tmp), input_names=input_names, output_names=["output"],
                           dynamic_axes=dynamic, opset_version=OPSET, dynamo=False)
+    # The tracer leaves the output's spatial sizes symbolic; ONNX shape inference resolves them to the static values
+    # (TensorRT and the static check want every dimension but the batch fixed).
+    import onnx
+
+    graph = onnx.shape_inference.infer_shapes(onnx.load(str(tmp)))
+    onnx.save(graph, str(tmp))
     tmp.replace(path)
 
 
