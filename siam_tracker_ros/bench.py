@@ -128,6 +128,16 @@ def run_worker(spec: dict) -> dict:
             for _ in range(10):
                 backend.template(z)
             out["ms_template"] = (time.perf_counter() - t0) * 100.0
+            # The search branch alone on one target's three scales (crops already in memory).
+            x = np.random.default_rng(0).uniform(0, 255, (3, 3, 255, 255)).astype(np.float32)
+            kernel = np.repeat(backend.template(z), 3, axis=0)
+            for _ in range(3):
+                backend.search(x, kernel)
+            reps = max(10, spec["frames"])
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                backend.search(x, kernel)
+            out["search_3_scales_fps"] = reps / (time.perf_counter() - t0)
     out["peak_rss_mb"] = _peak_rss_mb()
     if "cuda" in spec["backend"] or spec["backend"] == "tensorrt":
         out["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
@@ -215,7 +225,7 @@ def run_bench(args) -> int:
 
 def print_table(report: dict) -> None:
     header = (f"{'model':8s} {'backend':22s} {'crop':>6s} {'templ':>6s} {'search':>7s} {'post':>6s} "
-              f"{'fps 1':>7s} {'fps 4':>7s} {'peak MB':>8s} {'x CSRT':>7s}")
+              f"{'fps 1':>7s} {'fps 4':>7s} {'srch/s':>7s} {'peak MB':>8s} {'x CSRT':>7s}")
     print(header)
     print("-" * len(header))
     csrt = report.get("csrt", {}).get("fps")
@@ -227,7 +237,9 @@ def print_table(report: dict) -> None:
         mem = run.get("peak_cuda_mb") or run["peak_rss_mb"]
         print(f"{run['model']:8s} {run['backend']:22s} {one['ms_crop']:6.2f} {run['ms_template']:6.2f} "
               f"{one['ms_search']:7.2f} {one['ms_post']:6.2f} {one['fps']:7.1f} {four['fps']:7.1f} "
+              f"{run['search_3_scales_fps']:7.1f} "
               f"{mem:8.0f} {ratio}")
     if csrt:
         print(f"{'':8s} {'OpenCV CSRT':22s} {'':6s} {'':6s} {'':7s} {'':6s} {csrt:7.1f}")
-    print("(stage columns: ms per update with one target; fps: whole update() for 1 and 4 targets)")
+    print("(stage columns: ms per update with one target; fps: whole update() for 1 and 4 targets; srch/s: the "
+          "search branch alone on 3 scales; peak MB: GPU memory on CUDA, else process RSS)")
