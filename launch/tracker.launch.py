@@ -1,7 +1,7 @@
 """Start the Siamese tracker node.
 
     ros2 launch siam_tracker_ros tracker.launch.py image:=/camera/image_raw
-    ros2 launch siam_tracker_ros tracker.launch.py image:=/cam/image backend:=onnx weights:=/path/model.onnx
+    ros2 launch siam_tracker_ros tracker.launch.py image:=/cam/image backend:=onnxruntime weights:=/path/to/weights.pt
 
 Parameters come from config/tracker.yaml (or params_file:=...); the launch arguments backend and weights
 override the file when given (an empty value leaves the file's value).
@@ -24,10 +24,10 @@ def generate_launch_description():
             description="YAML parameter file for tracker_node"),
         DeclareLaunchArgument(
             "backend", default_value="",
-            description="inference backend override: auto, torch, onnx or tensorrt (empty: keep params_file)"),
+            description="inference backend override: auto, torch, onnxruntime or tensorrt (empty: keep params_file)"),
         DeclareLaunchArgument(
             "weights", default_value="",
-            description="weights file override (.pt / .onnx / .engine; empty: keep params_file)"),
+            description="weights file override (empty: keep params_file)"),
         DeclareLaunchArgument(
             "namespace", default_value="",
             description="namespace for the node, its topics and services"),

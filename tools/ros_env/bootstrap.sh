@@ -80,12 +80,20 @@ stamp() { echo "$2" >"$STAMPS/$1"; }
 step "tools" "1-tools.log"
 PYTHON="${PYTHON:-}"
 if [[ -z "$PYTHON" ]]; then
+  # Never pick the interpreter of .venv itself (the env file may be sourced): drop it from PATH.
+  SEARCH_PATH="$(echo "$PATH" | tr ':' '\n' | grep -v -x -F "$VENV/bin" | paste -sd: -)"
   for cand in python3.11 python3; do
-    if command -v "$cand" >/dev/null && "$cand" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
-      PYTHON="$(command -v "$cand")"
+    if p="$(PATH="$SEARCH_PATH" command -v "$cand")" &&
+      "$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
+      PYTHON="$p"
       break
     fi
   done
+fi
+if [[ -n "$PYTHON" ]]; then
+  # the real base interpreter (through pyenv shims and virtual environments)
+  PYTHON="$("$PYTHON" -c 'import os, sys; print(os.path.realpath(getattr(sys, "_base_executable", sys.executable)))')"
+  [[ "$PYTHON" != "$VENV"/* ]] || fail "PYTHON must not be the interpreter of $VENV"
 fi
 [[ -n "$PYTHON" ]] || fail "no python3.11 found (the ROS 2 Kilted wheels are cp311); set PYTHON=/path/to/python3.11"
 "$PYTHON" -c 'import venv, ensurepip' >>"$STEP_LOG" 2>&1 || fail "$PYTHON lacks venv/ensurepip (apt-get install python3-venv)"
