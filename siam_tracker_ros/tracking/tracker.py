@@ -4,9 +4,11 @@ Per frame, every tracked target contributes `num_scales` search crops (and one w
 of one input size go through the backend's search branch as one batch. The template branch runs only in `init`.
 
 Confidence. Raw SiamFC peaks hardly move when the target disappears, because the response is read after
-normalisation. The network here is trained with the logistic loss (eq. 7-9) on positive and negative pairs, so
-sigmoid(logit) at the peak is a "the target is here" probability; the confidence is that probability relative to the
-one the target scored on its own init frame, clipped to [0, 1]. Below `lost_threshold` the target is reported lost:
+normalisation, and their scale differs from target to target. The network here is trained with the logistic loss
+(eq. 7-9) on positive and negative pairs, so its logits do drop where the target is absent. On the init frame each
+target records its own scale: the peak logit on itself (`reference`) and the median logit of that response (`floor`,
+the level of "background"). The confidence of a later peak is (peak - floor) / (reference - floor), clipped to [0, 1]:
+about 1 while the target looks as it did, near 0 when only background is left. Below `lost_threshold` it is lost:
 its box is frozen and the tracker searches a wider area (a larger input at the same resolution, so the template
 still matches in scale) until the confidence climbs back over `found_threshold`.
 """
@@ -22,6 +24,7 @@ from ..config import Config, TrackingConfig
 from .crops import channel_mean, crop_square, exemplar_region, to_tensor_layout
 
 DEFAULT_TARGET = "default"
+MIN_CONFIDENCE_SPREAD = 0.5  # logits
 
 
 class InputError(ValueError):
@@ -45,7 +48,8 @@ class _Target:
     w: float
     h: float
     kernels: dict = field(default_factory=dict)  # exemplar size -> (1, C, k, k)
-    reference_peak: float = 1.0
+    reference: float = 1.0  # peak logit of the target on its init frame
+    floor: float = 0.0  # median logit of that response: the background level
     lost: bool = False
     lost_frames: int = 0
     growth: float = 1.0
@@ -149,8 +153,10 @@ class SiamTracker:
         # The target's own score on its init frame is the reference the confidence is measured against.
         z_size, x_size = self.pairs[0]
         crop = to_tensor_layout([crop_square(frame, target.cx, target.cy, s_z * x_size / z_size, x_size, pad)])
-        logits = self.backend.search(crop, target.kernels[z_size])
-        target.reference_peak = float(max(_sigmoid(logits.max()), 1e-3))
+        logits = self.backend.search(crop, target.kernels[z_size])[0, 0]
+        target.reference = float(logits.max())
+        # A flat response (a target much like its surroundings) would make the ratio noisy: keep a minimum spread.
+        target.floor = float(min(np.median(logits), target.reference - MIN_CONFIDENCE_SPREAD))
         self._targets[target_id] = target
 
     # ------------------------------------------------------------------ update
@@ -219,10 +225,10 @@ class SiamTracker:
         return cv2.resize(prob.astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
 
     def _fused_maps(self, tid: str, logits, scale: int) -> tuple[np.ndarray, float]:
-        """Upsampled probability map of one scale (multi-scale test: the input sizes' maps fused) and its peak."""
+        """Upsampled probability map of one scale (multi-scale test: the input sizes' maps fused), peak logit."""
         z0, x0 = self.pairs[0]
         first = logits[(tid, z0, x0, scale)]
-        peak = float(_sigmoid(first.max()))
+        peak = float(first.max())  # the confidence is measured on the first (reference) input size
         up = self._upsample(_sigmoid(first))
         if len(self.pairs) == 1:
             return up, peak
@@ -232,7 +238,6 @@ class SiamTracker:
         c = (size - 1) / 2.0
         for z_size, x_size in self.pairs[1:]:
             r = logits[(tid, z_size, x_size, scale)]
-            peak = max(peak, float(_sigmoid(r.max())))
             other = self._upsample(_sigmoid(r))
             s = z0 / z_size
             oc = (other.shape[0] - 1) / 2.0
@@ -260,13 +265,12 @@ class SiamTracker:
             up, peak = self._fused_maps(tid, logits, i)
             if i != len(self.scale_factors) // 2:
                 up = up * cfg.scale_penalty
-                peak = peak * cfg.scale_penalty
             maps.append(up)
             peaks.append(peak)
         best = int(np.argmax([m.max() for m in maps]))
         up = maps[best]
         region = regions[(tid, z0, x0, best)]
-        confidence = float(np.clip(peaks[best] / t.reference_peak, 0.0, 1.0))
+        confidence = self._confidence(t, peaks[best])
         response_region = (t.cx, t.cy, up.shape[0] * cfg.total_stride / cfg.response_upsample * region / x0)
         if confidence < cfg.lost_threshold:
             # Freeze the box rather than follow a distractor; search wider from the next frame on.
@@ -286,7 +290,7 @@ class SiamTracker:
         key = (tid, z0, self.lost_instance_size, 0)
         r = logits[key]
         region = regions[key]
-        confidence = float(np.clip(_sigmoid(r.max()) / t.reference_peak, 0.0, 1.0))
+        confidence = self._confidence(t, float(r.max()))
         up = self._upsample(_sigmoid(r))
         response_region = (t.cx, t.cy, up.shape[0] * cfg.total_stride / cfg.response_upsample * region
                            / self.lost_instance_size)
@@ -300,6 +304,10 @@ class SiamTracker:
             t.lost_frames += 1
             t.growth = min(t.growth * cfg.lost_search_growth, cfg.lost_search_max)
         return self._result(tid, t, confidence, up, response_region)
+
+    @staticmethod
+    def _confidence(t: _Target, peak_logit: float) -> float:
+        return float(np.clip((peak_logit - t.floor) / (t.reference - t.floor), 0.0, 1.0))
 
     def _clamp(self, t: _Target, frame_shape) -> None:
         height, width = frame_shape[:2]
