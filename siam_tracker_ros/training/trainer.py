@@ -137,6 +137,7 @@ class TrainOptions:
     amp: bool | None = None  # None: on for CUDA
     log_seconds: float = 20.0
     max_steps: int | None = None  # stop after this many steps in total (tests, smoke runs)
+    lr_by_time: bool = False  # with `minutes`: the LR schedule also advances with elapsed time / budget
 
 
 def _device(name: str) -> torch.device:
@@ -278,7 +279,13 @@ def train(cfg: Config, augment: AugmentConfig, opts: TrainOptions, say=print) ->
     if step >= step_limit:
         stop_reason = "done"
     for batch in (loader if step < step_limit else []):
-        lr = lr_at(step, total_steps, tc.lr_start, tc.lr_end)
+        if opts.lr_by_time and budget:
+            # A time-budgeted run (a GPU lease) may not reach the planned steps: let the schedule follow the
+            # clock too, so the run still ends at lr_end.
+            progress = max(step / max(total_steps - 1, 1), (time.time() - t_start) / budget)
+            lr = tc.lr_start * (tc.lr_end / tc.lr_start) ** min(progress, 1.0)
+        else:
+            lr = lr_at(step, total_steps, tc.lr_start, tc.lr_end)
         for group in optimizer.param_groups:
             group["lr"] = lr
         z, x, off, pos = collate_to(batch, device, non_blocking=True)
@@ -356,6 +363,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--amp", dest="amp", action="store_true", default=None, help="mixed precision (CUDA; default)")
     p.add_argument("--no-amp", dest="amp", action="store_false")
     p.add_argument("--max-steps", type=int, help="stop after this many steps in total (smoke runs)")
+    p.add_argument("--lr-by-time", action="store_true",
+                   help="with --minutes: decay the learning rate over the time budget as well as the planned steps")
     p.add_argument("--log-seconds", type=float, default=20.0, help="seconds between progress lines / CSV rows")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set training.epochs=30 --set model.width=0.5")
@@ -389,7 +398,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     opts = TrainOptions(out=args.out, resume=args.resume, device=args.device, minutes=args.minutes,
                         workers=args.workers, threads=args.threads, checkpoint_minutes=args.checkpoint_minutes,
                         val_pairs=args.val_pairs, amp=args.amp, max_steps=args.max_steps,
-                        log_seconds=args.log_seconds)
+                        log_seconds=args.log_seconds, lr_by_time=args.lr_by_time)
     train(cfg, augment, opts, say=lambda s: print(s, flush=True))
     return 0
 
