@@ -298,7 +298,7 @@ def _make_node_class():
                 now = time.monotonic()
                 if rate > 0:
                     period = 1.0 / rate
-                    if next_t is None or now - next_t > period:
+                    if next_t is None or now - (next_t + k * period) > period:
                         next_t, k = now, 0  # first frame, or late by more than a period: restart the schedule
                     target = next_t + k * period
                     while not self.stop.is_set():
