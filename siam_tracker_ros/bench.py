@@ -215,7 +215,11 @@ def run_bench(args) -> int:
             run = json.loads(proc.stdout.strip().splitlines()[-1])
             report["runs"].append(run)
     if not args.no_csrt:
-        report["csrt"] = run_csrt(frames, boxes)
+        import cv2
+        if hasattr(cv2, "TrackerCSRT_create"):
+            report["csrt"] = run_csrt(frames, boxes)
+        else:
+            print("  OpenCV CSRT unavailable (needs opencv-contrib): no ratio column")
     print_table(report)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))

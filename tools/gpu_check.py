@@ -129,7 +129,7 @@ def main() -> int:
         present = [s for s, r in results["backends"].items() if r.get("available")]
         if present:
             cmd = [sys.executable, "-m", "siam_tracker_ros.cli", "bench", "--weights", weights, "--backends",
-                   ",".join(present + ["onnxruntime"]), "--frames", str(args.frames)]
+                   ",".join(present), "--frames", str(args.frames)]
             if args.data:
                 cmd += ["--data", args.data]
             if args.bench_json:
