@@ -19,6 +19,7 @@ SUBCOMMANDS = [
     ("siam_tracker_ros.bench", "add_bench_parser"),
     ("siam_tracker_ros.ros.player", "add_play_parser"),
     ("siam_tracker_ros.ros.demo", "add_demo_parser"),
+    ("siam_tracker_ros.ros.latency", "add_latency_parser"),
 ]
 
 

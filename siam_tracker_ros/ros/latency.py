@@ -1,0 +1,159 @@
+"""`siam-tracker latency`: is the node's latency bounded under a live camera-rate stream?
+
+    siam-tracker latency                      # 60 s of 640x480 at 30 Hz (the built-in sequence, looped)
+    siam-tracker latency --frames ../shared/data/train/vot-bag --seconds 120 --json out/latency.json
+
+The frame player streams a 640x480 sequence (`--size`) at `--rate` for `--seconds`, looping it; the tracker node
+(the same process layout as `siam-tracker demo`) is initialised on the first frame and tracks throughout. For every
+Detection2D the client records the latency from the image stamp (the player's clock at publish time) to its receipt.
+
+Printed: median / p95 / max latency; the median of the first 10 s and of the last 10 s and the latency per 5 s
+window (bounded = no growth between them); frames published, answered and dropped (the node drops frames to stay
+current when it is slower than the camera: drops, not a growing queue, are the expected answer to overload).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .demo import (DemoError, add_common_arguments, load_sequence_info, percentiles_ms, run_session,
+                   sigterm_as_interrupt)
+
+
+def add_latency_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("latency", help="stream at camera rate through the tracker node; latency over time",
+                              description=__doc__.splitlines()[0])
+    add_common_arguments(p)
+    p.add_argument("--seconds", type=float, default=60.0, help="length of the stream (default 60)")
+    p.add_argument("--size", default="640x480", help="frame size WxH published (default 640x480)")
+    p.add_argument("--window", type=float, default=5.0, help="seconds per window of the latency-over-time table")
+    p.add_argument("--json", metavar="OUT", help="write the figures (and per-frame latencies) to this JSON file")
+    p.add_argument("--out", default="out/latency", help="folder for the logs and stamps (default out/latency)")
+    p.set_defaults(func=run_latency)
+    return p
+
+
+def latency_report(stamps, records, init_stamp: int, window_s: float = 5.0, edge_s: float = 10.0) -> dict:
+    """Figures of one run: stamps = [(seq, frame, stamp ns)] published, records = received detections."""
+    first = {}
+    for r in records:
+        first.setdefault(r.stamp_ns, r)
+    streamed = [s for _, _, s in stamps if s != init_stamp]
+    answered = [s for s in streamed if s in first]
+    if not streamed:
+        raise DemoError("no frames were streamed")
+    t0 = streamed[0]
+    t_rel = np.array([(s - t0) / 1e9 for s in answered])
+    lat_ms = np.array([(first[s].receipt_ns - s) / 1e6 for s in answered])
+    duration = (streamed[-1] - t0) / 1e9
+    windows = []
+    k = 0
+    while k * window_s < duration + 1e-9:
+        lo, hi = k * window_s, (k + 1) * window_s
+        sel = lat_ms[(t_rel >= lo) & (t_rel < hi)]
+        pub = sum(1 for s in streamed if lo <= (s - t0) / 1e9 < hi)
+        windows.append({"from_s": lo, "to_s": min(hi, duration), "published": pub, "answered": int(sel.size),
+                        "p50_ms": float(np.median(sel)) if sel.size else None,
+                        "max_ms": float(sel.max()) if sel.size else None})
+        k += 1
+
+    def median_between(lo, hi):
+        sel = lat_ms[(t_rel >= lo) & (t_rel < hi)]
+        return float(np.median(sel)) if sel.size else None
+
+    first10 = median_between(0.0, edge_s)
+    last10 = median_between(duration - edge_s, duration + 1.0)
+    receipts = sorted(first[s].receipt_ns for s in answered)
+    overall = percentiles_ms(np.array([first[s].receipt_ns - s for s in answered]))
+    return {
+        "seconds": duration,
+        "frames_published": len(streamed),
+        "frames_answered": len(answered),
+        "frames_dropped": len(streamed) - len(answered),
+        "publish_rate_hz": (len(streamed) - 1) / duration if duration > 0 else None,
+        "processing_rate_hz": (len(receipts) - 1) / ((receipts[-1] - receipts[0]) / 1e9)
+        if len(receipts) > 2 and receipts[-1] > receipts[0] else None,
+        "latency": overall,
+        "first_10s_p50_ms": first10,
+        "last_10s_p50_ms": last10,
+        "growth_ms": (last10 - first10) if first10 is not None and last10 is not None else None,
+        "windows": windows,
+        "per_frame": [{"t_s": float(t), "latency_ms": float(v)} for t, v in zip(t_rel, lat_ms)],
+    }
+
+
+def format_report(title: str, rep: dict) -> str:
+    def f(v, fmt="{:.1f}"):
+        return "n/a" if v is None else fmt.format(v)
+
+    lat = rep["latency"]
+    lines = [title,
+             f"  stream                 {rep['seconds']:.1f} s, {rep['frames_published']} frames published "
+             f"({f(rep['publish_rate_hz'])} Hz)",
+             f"  answered / dropped     {rep['frames_answered']} / {rep['frames_dropped']} "
+             f"({100.0 * rep['frames_dropped'] / max(rep['frames_published'], 1):.1f} % dropped); processing "
+             f"{f(rep['processing_rate_hz'])} Hz",
+             f"  latency stamp->receipt median {f(lat['p50_ms'])} ms, p95 {f(lat['p95_ms'])} ms, "
+             f"max {f(lat['max_ms'])} ms",
+             f"  median first 10 s      {f(rep['first_10s_p50_ms'])} ms",
+             f"  median last 10 s       {f(rep['last_10s_p50_ms'])} ms  (growth {f(rep['growth_ms'], '{:+.1f}')} ms)",
+             "  over time (window: published / answered, median, max ms):"]
+    for w in rep["windows"]:
+        lines.append(f"    {w['from_s']:5.0f}-{w['to_s']:3.0f} s  {w['published']:4d} / {w['answered']:4d}  "
+                     f"{f(w['p50_ms']):>7}  {f(w['max_ms']):>7}")
+    return "\n".join(lines)
+
+
+def run_latency(args) -> int:
+    out = Path(args.out)
+    try:
+        desc, gt, init_box, source = load_sequence_info(args)
+        if init_box is None and gt is None:
+            raise DemoError("no ground truth for this sequence: give --init-box X,Y,W,H")
+
+        def box_for(frame_index: int):
+            b = init_box if init_box is not None else gt[frame_index]
+            if not np.all(np.isfinite(b)):
+                raise DemoError(f"no ground-truth box for frame {frame_index + 1}: give --init-box")
+            return tuple(float(v) for v in b)
+
+        size = [int(v) for v in args.size.lower().split("x")]
+        if gt is not None and init_box is None and args.frames:
+            # boxes follow the resize of the frames
+            import cv2
+
+            first = sorted(p for p in Path(args.frames).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+            h0, w0 = cv2.imread(str(first[0])).shape[:2]
+            gt = gt * np.array([size[0] / w0, size[1] / h0, size[0] / w0, size[1] / h0])
+        player_args = list(source) + ["--loop", "--size", args.size, "--duration", f"{args.seconds:g}"]
+        print(f"siam-tracker latency: {desc} as {args.size} at {args.rate:g} Hz for {args.seconds:g} s")
+        with sigterm_as_interrupt():
+            session = run_session(out, player_args, box_for, rate=args.rate, weights=args.weights,
+                                  backend=args.backend, params_file=args.params_file or _params_file(),
+                                  node_params=args.param, domain_id=args.domain_id, node_timeout=args.node_timeout,
+                                  stream_timeout=args.seconds + 60.0)
+        rep = latency_report(session.stamps, session.records, session.stamps[0][2], window_s=args.window)
+    except DemoError as err:
+        print(f"siam-tracker latency: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("siam-tracker latency: interrupted; child processes stopped", file=sys.stderr)
+        return 130
+    rep.update(sequence=desc, size=args.size, rate_hz=args.rate, weights=args.weights, backend=args.backend,
+               node_log=session.node_log)
+    print(format_report(f"siam-tracker latency: {desc}, {args.size} at {args.rate:g} Hz", rep))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(rep, indent=1))
+        print(f"  figures written to {args.json}")
+    return 0 if rep["frames_answered"] > 0 else 1
+
+
+def _params_file():
+    from .demo import find_params_file
+
+    return find_params_file()

@@ -1,0 +1,194 @@
+"""siam-tracker demo / latency: statistics and video (no ROS), then real runs: player + tracker node + client."""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ros_helpers import REPO_ROOT, neutral_cwd, ros_domain_env  # noqa: E402,F401
+
+from siam_tracker_ros.ros import demo, latency  # noqa: E402  (neither imports rclpy)
+
+
+# ------------------------------------------------------------------------------------------------ no ROS
+
+def _session(n=10, answered=(1, 2, 3, 5, 6, 7, 8, 9), lat_ms=20.0, shift=0.0):
+    t0 = 1_700_000_000 * 10**9
+    stamps = [(i, i, t0 + i * 33_333_333) for i in range(n)]
+    gt = np.array([[10.0 + i, 20.0, 40.0, 30.0] for i in range(n)])
+    records = [demo.Record(stamps[i][2], stamps[i][2] + int(lat_ms * 1e6) + i * 1000, "default",
+                           (gt[i, 0] + shift, gt[i, 1], 40.0, 30.0), 0.9, i == 9) for i in answered]
+    return demo.SessionResult(stamps, records, 0, 0, "ok", 0.3, "node.log", "player.log"), gt
+
+
+def test_analyse_counts_iou_latency():
+    session, gt = _session(shift=10.0)
+    result = demo.analyse(session, gt)
+    s = result["summary"]
+    assert s["frames_published"] == 10 and s["frames_streamed_after_init"] == 9
+    assert s["frames_answered"] == 8 and s["frames_dropped"] == 1  # frame 4 was skipped
+    assert s["frames_lost_state"] == 1
+    assert s["mean_iou"] == pytest.approx(30 * 30 / (2 * 40 * 30 - 30 * 30))  # boxes shifted by 10 px
+    assert s["latency"]["p50_ms"] == pytest.approx(20.0, abs=0.01)
+    assert s["publish_rate_hz"] == pytest.approx(30.0, rel=1e-3)
+    rows = {r["frame"]: r for r in result["frames"]}
+    assert rows[0]["init"] and not rows[4]["answered"] and rows[4]["held_box"] == rows[3]["box"]
+    table = demo.format_table("t", s)
+    assert "mean IoU" in table and "p50 20.0 ms" in table
+
+
+def test_video_written(tmp_path):
+    session, gt = _session()
+    rows = demo.analyse(session, gt)["frames"]
+    frames = (np.full((120, 160, 3), 60, np.uint8) for _ in range(10))
+    path = demo.write_video(tmp_path / "demo", frames, rows, 30.0)
+    assert path is not None and Path(path).stat().st_size > 0
+    cap = cv2.VideoCapture(path)
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    assert n == 10
+
+
+def test_latency_report_windows():
+    t0 = 10**18
+    stamps = [(i, i % 50, t0 + i * 33_333_333) for i in range(30 * 30)]  # 30 s at 30 Hz
+    records = [demo.Record(s, s + 25_000_000, "default", (0, 0, 1, 1), 1.0, False) for _, _, s in stamps[1::2]]
+    rep = latency.latency_report(stamps, records, stamps[0][2], window_s=5.0)
+    assert rep["frames_published"] == 899 and rep["frames_answered"] == 450 and rep["frames_dropped"] == 449
+    assert rep["latency"]["p50_ms"] == pytest.approx(25.0)
+    assert rep["first_10s_p50_ms"] == pytest.approx(25.0) and rep["growth_ms"] == pytest.approx(0.0)
+    assert len(rep["windows"]) == 6
+    assert "median first 10 s" in latency.format_report("t", rep)
+
+
+def test_helpers(tmp_path):
+    assert demo.parse_box("1,2,3,4") == (1.0, 2.0, 3.0, 4.0)
+    with pytest.raises(Exception):
+        demo.parse_box("1,2")
+    (tmp_path / "gt.txt").write_text("1,2,3,4\nnan,nan,nan,nan\n5\t6\t7\t8\n")
+    gt = demo.read_groundtruth(tmp_path / "gt.txt")
+    assert gt.shape == (3, 4) and np.isnan(gt[1]).all() and gt[2, 3] == 8
+
+
+# ------------------------------------------------------------------------------------------------ real processes
+
+@pytest.fixture(scope="module")
+def test_weights(tmp_path_factory):
+    from siam_tracker_ros.config import ModelConfig
+    from siam_tracker_ros.model import build_model, save_weights
+
+    path = tmp_path_factory.mktemp("weights") / "w025.pt"
+    save_weights(build_model(ModelConfig(width=0.25)), path)
+    return path
+
+
+def _demo_cmd(out, *args):
+    return [sys.executable, "-m", "siam_tracker_ros.cli", "demo", "--out", str(out), *args]
+
+
+def _env(env):
+    env = dict(env)  # this checkout's package; the demo adds the built service types (demo.ensure_interfaces)
+    env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def test_demo_short_run_writes_video_and_summary(ros_domain_env, tmp_path, test_weights):
+    out = tmp_path / "demo"
+    res = subprocess.run(_demo_cmd(out, "--builtin-frames", "30", "--rate", "15", "--weights", str(test_weights)),
+                         env=_env(ros_domain_env), cwd=neutral_cwd(), capture_output=True, text=True, timeout=150)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    s = summary["summary"]
+    assert s["frames_published"] == 30
+    assert s["frames_answered"] >= 1 and s["frames_answered"] + s["frames_dropped"] == 29
+    assert s["latency"]["p50_ms"] is not None and 0 < s["latency"]["p50_ms"] < 10_000
+    assert s["mean_iou"] is not None and 0.0 <= s["mean_iou"] <= 1.0
+    assert len(summary["frames"]) == 30 and summary["frames"][0]["init"]
+    # every answer belongs to a published frame (stamps are the images'), and the boxes are finite
+    answered = [r for r in summary["frames"] if r["answered"] and not r["init"]]
+    assert all(np.isfinite(r["box"]).all() for r in answered)
+    video = Path(s["video"])
+    assert video.is_file() and video.stat().st_size > 10_000
+    cap = cv2.VideoCapture(str(video))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    assert n == 30
+    assert "mean IoU vs ground truth" in res.stdout and "latency stamp->receipt" in res.stdout
+
+
+def test_demo_clear_errors(ros_domain_env, tmp_path):
+    env = _env(ros_domain_env)
+    # the node cannot start (its parameters file does not exist): the demo says so and shows the node's log
+    bad = tmp_path / "missing.yaml"
+    res = subprocess.run(_demo_cmd(tmp_path / "a", "--builtin-frames", "5", "--params-file", str(bad)), env=env,
+                         cwd=neutral_cwd(), capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1
+    assert "tracker node exited" in res.stderr or "did not serve" in res.stderr, res.stderr[-2000:]
+    # the node is up but has no usable weights: init_target is refused with the node's reason
+    res = subprocess.run(_demo_cmd(tmp_path / "b", "--builtin-frames", "5", "--weights", str(tmp_path / "no.pt")),
+                         env=env, cwd=neutral_cwd(), capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1
+    assert "init_target refused" in res.stderr, res.stderr[-2000:]
+
+
+def test_demo_needs_a_box(tmp_path, capsys):
+    """A folder without groundtruth.txt and no --init-box: a clear message before anything starts."""
+    import argparse
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "00001.jpg"), np.zeros((48, 64, 3), np.uint8))
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers()
+    demo.add_demo_parser(sub)
+    args = parser.parse_args(["demo", "--frames", str(folder), "--out", str(tmp_path / "c")])
+    assert args.func(args) == 1
+    assert "--init-box" in capsys.readouterr().err
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"  # a zombie has exited
+
+
+def test_demo_ctrl_c_stops_children(ros_domain_env, tmp_path, test_weights):
+    proc = subprocess.Popen(_demo_cmd(tmp_path / "d", "--builtin-frames", "100", "--rate", "10",
+                                      "--weights", str(test_weights)),
+                            env=_env(ros_domain_env), cwd=neutral_cwd(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    node_pid = None
+    deadline = time.time() + 120
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            m = re.search(r"tracker node \(pid (\d+)\)", line)
+            if m:
+                node_pid = int(m.group(1))
+            if line.startswith("init_target on frame") or time.time() > deadline:
+                break
+        assert node_pid is not None, "".join(lines)
+        time.sleep(1.0)  # streaming now
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=40)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, "".join(lines) + proc.stderr.read()[-2000:]
+    time.sleep(0.5)
+    assert not _alive(node_pid), "the tracker node outlived the demo"
+    player_log = (tmp_path / "d" / "player.log").read_text()
+    assert "published" in player_log or "publishing" in player_log
