@@ -1,0 +1,639 @@
+"""tracker_node over real DDS: a node subprocess, frames of a real sequence published from this process.
+
+One node process is shared by the tests of this module (they run in file order and leave no target behind); a
+second, short-lived node checks the missing-weights start-up and the default sensor-data QoS.
+
+The node runs the working tree's sources. The generated service types only exist in the colcon install
+(.ros/install, made by tools/ros_env/bootstrap.sh), so both this process and the node process add the installed
+package folder to `siam_tracker_ros.__path__` (see `_use_installed_srv`).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from ros_helpers import REPO_ROOT, install_prefix, release_domain_id, require_rclpy, ros_env
+
+SEQUENCE = "vot-ball1"
+NUM_FRAMES = 30
+TOPIC = "/camera/image_raw"
+PARAMS_FILE = REPO_ROOT / "config" / "tracker.yaml"
+
+
+def _data_dir() -> Path:
+    return Path(os.environ.get("SIAM_DATA_DIR") or REPO_ROOT.parent / "shared" / "data")
+
+
+def _installed_pkg_dir() -> Path | None:
+    for p in sorted(install_prefix().glob("lib/python3*/site-packages/siam_tracker_ros")):
+        if (p / "srv" / "__init__.py").is_file():
+            return p
+    return None
+
+
+def _use_installed_srv() -> None:
+    """Make `siam_tracker_ros.srv` (generated, installed) importable next to the source package."""
+    import siam_tracker_ros
+
+    pkg = _installed_pkg_dir()
+    if pkg is not None and str(pkg) not in siam_tracker_ros.__path__:
+        siam_tracker_ros.__path__.append(str(pkg))
+
+
+def _skip_reasons() -> str | None:
+    require_rclpy()
+    try:
+        import rclpy  # noqa: F401
+        import vision_msgs.msg  # noqa: F401
+        _use_installed_srv()
+        import siam_tracker_ros.srv  # noqa: F401
+    except ImportError as err:
+        return f"ROS 2 environment incomplete ({err}): run tools/ros_env/bootstrap.sh and source .ros/env.sh"
+    seq = _data_dir() / "train" / SEQUENCE
+    if not (seq / "groundtruth.txt").is_file():
+        return f"sequence {seq} not found (set SIAM_DATA_DIR to the shared data folder)"
+    return None
+
+
+NODE_CODE = (
+    "import sys, siam_tracker_ros; siam_tracker_ros.__path__.append(sys.argv.pop(1)); "
+    "from siam_tracker_ros.ros.node import main; sys.exit(main(sys.argv))"
+)
+
+
+def start_node(env: dict, *ros_args: str, log_path: Path) -> subprocess.Popen:
+    """`python -m siam_tracker_ros.ros.node --ros-args -r image:=/camera/image_raw --params-file ... <ros_args>`."""
+    env = dict(env)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")])
+    cmd = [sys.executable, "-c", NODE_CODE, str(_installed_pkg_dir()), "--ros-args", "-r", f"image:={TOPIC}",
+           "--params-file", str(PARAMS_FILE), *ros_args]
+    return subprocess.Popen(cmd, env=env, cwd=str(REPO_ROOT), stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
+
+
+def stop_node(proc: subprocess.Popen) -> int:
+    if proc.poll() is None:
+        proc.send_signal(2)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+def iou(a, b) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
+    ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
+    inter = iw * ih
+    return inter / (aw * ah + bw * bh - inter)
+
+
+# ---------------------------------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def sequence():
+    import cv2
+
+    reason = _skip_reasons()
+    if reason:
+        pytest.skip(reason)
+    seq = _data_dir() / "train" / SEQUENCE
+    gt = np.loadtxt(seq / "groundtruth.txt", delimiter=",")[:NUM_FRAMES]
+    frames = [cv2.imread(str(seq / f"{i + 1:05d}.jpg")) for i in range(NUM_FRAMES)]
+    assert all(f is not None for f in frames)
+    return frames, gt
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory, sequence):
+    import torch
+    from siam_tracker_ros.config import ModelConfig
+    from siam_tracker_ros.model import build_model, save_weights
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "test_w025.pt"
+    save_weights(build_model(ModelConfig(width=0.25)), path)
+    return path
+
+
+def node_config():
+    """The tracker configuration the node builds from config/tracker.yaml (+ the overrides the tests pass)."""
+    from siam_tracker_ros.config import Config
+
+    cfg = Config()
+    p = yaml.safe_load(PARAMS_FILE.read_text())["tracker_node"]["ros__parameters"]
+    for k in ("lost_threshold", "found_threshold", "window_influence"):
+        setattr(cfg.tracking, k, float(p[k]))
+    cfg.backend.name, cfg.backend.device, cfg.backend.num_threads = "torch", "cpu", 1
+    return cfg
+
+
+class Client:
+    """The test's own rclpy node: publishes frames, calls the services, records what the tracker publishes."""
+
+    def __init__(self, domain_id: int):
+        import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import Image
+        from siam_tracker_ros.srv import InitTarget, StopTarget
+        from vision_msgs.msg import Detection2D, Detection2DArray
+
+        self.rclpy = rclpy
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=domain_id)
+        self.node = rclpy.create_node("tracker_node_test", context=self.context)
+        self.lock = threading.Condition()
+        self.dets, self.arrays, self.heatmaps, self.diags = [], [], [], []
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.image_pub = self.node.create_publisher(Image, TOPIC, reliable)
+        self.node.create_subscription(Detection2D, "/tracked_object", lambda m: self._add(self.dets, m), 100)
+        self.node.create_subscription(Detection2DArray, "/tracked_objects", lambda m: self._add(self.arrays, m), 100)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: self._add(self.diags, m), 10)
+        # Deep queues: the burst test sends 100 requests at once.
+        service_qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        self.init_client = self.node.create_client(InitTarget, "/init_target", qos_profile=service_qos)
+        self.stop_client = self.node.create_client(StopTarget, "/stop_target", qos_profile=service_qos)
+        self.InitTarget, self.StopTarget = InitTarget, StopTarget
+        self.heatmap_sub = None
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self._spin, daemon=True)
+        self.thread.start()
+
+    def _spin(self):
+        try:
+            self.executor.spin()
+        except Exception:
+            pass
+
+    def _add(self, store, msg):
+        with self.lock:
+            store.append(msg)
+            self.lock.notify_all()
+
+    def wait_for(self, predicate, timeout: float, what: str):
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while True:
+                value = predicate()
+                if value:
+                    return value
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+                self.lock.wait(min(left, 0.2))
+
+    def subscribe_heatmap(self):
+        from sensor_msgs.msg import Image
+
+        self.heatmap_sub = self.node.create_subscription(Image, "/tracked_object/heatmap",
+                                                         lambda m: self._add(self.heatmaps, m), 10)
+
+    def unsubscribe_heatmap(self):
+        self.node.destroy_subscription(self.heatmap_sub)
+        self.heatmap_sub = None
+
+    # -- frames
+    def stamp(self):
+        return self.node.get_clock().now().to_msg()
+
+    def publish(self, frame, stamp=None, encoding="bgr8"):
+        from siam_tracker_ros.ros.image_codec import bgr_to_imgmsg
+        from std_msgs.msg import Header
+
+        header = Header(frame_id="camera")
+        header.stamp = stamp or self.stamp()
+        msg = bgr_to_imgmsg(frame, header, encoding=encoding)
+        self.image_pub.publish(msg)
+        return header.stamp
+
+    def publish_raw(self, msg):
+        self.image_pub.publish(msg)
+
+    def array_for(self, stamp, timeout=20.0, ids=None):
+        """The Detection2DArray the tracker published for the frame with `stamp` (and, optionally, these ids)."""
+        def find():
+            for a in reversed(self.arrays):
+                if a.header.stamp == stamp and (ids is None or sorted(d.id for d in a.detections) == sorted(ids)):
+                    return a
+            return None
+        return self.wait_for(find, timeout, f"detections for frame {stamp.sec}.{stamp.nanosec:09d}")
+
+    def publish_and_track(self, frame, ids=("default",), timeout=20.0):
+        stamp = self.publish(frame)
+        return stamp, self.array_for(stamp, timeout, ids)
+
+    # -- services
+    def call(self, client, request, timeout=40.0):
+        future = client.call_async(request)
+        done = threading.Event()
+        future.add_done_callback(lambda f: done.set())
+        assert done.wait(timeout), f"service {client.srv_name} did not answer within {timeout} s"
+        return future.result()
+
+    def init(self, box_xywh=None, stamp=None, target_id="", bbox=None, timeout=40.0, retry_unknown_stamp=True):
+        from siam_tracker_ros.ros.messages import box_to_bbox
+
+        req = self.InitTarget.Request()
+        if stamp is not None:
+            req.header.stamp = stamp
+        req.target_id = target_id
+        req.bbox = bbox if bbox is not None else box_to_bbox(box_xywh)
+        deadline = time.monotonic() + 5.0
+        while True:
+            res = self.call(self.init_client, req, timeout)
+            # A frame just published may not have reached the node yet: retry "unknown stamp" briefly.
+            if res.success or not retry_unknown_stamp or time.monotonic() > deadline or (
+                    "no frame" not in res.message and "no frames" not in res.message):
+                return res
+            time.sleep(0.1)
+
+    def stop(self, target_id=""):
+        req = self.StopTarget.Request()
+        req.target_id = target_id
+        return self.call(self.stop_client, req)
+
+    def latest_diag(self, timeout=10.0, newer_than=None):
+        """The tracker's main status values (dict) from a /diagnostics message received after `newer_than`."""
+        start = len(self.diags) if newer_than is None else newer_than
+        msg = self.wait_for(lambda: self.diags[start:] and self.diags[-1], timeout, "/diagnostics")
+        main = next(s for s in msg.status if s.name.endswith(": tracker"))
+        values = {kv.key: kv.value for kv in main.values}
+        values["_level"] = int.from_bytes(main.level, "little") if isinstance(main.level, bytes) else int(main.level)
+        values["_message"] = main.message
+        values["_targets"] = {s.name.split(": target ", 1)[1]: {kv.key: kv.value for kv in s.values}
+                              for s in msg.status if ": target " in s.name}
+        return values
+
+    def close(self):
+        self.executor.shutdown(timeout_sec=2)
+        self.node.destroy_node()
+        self.rclpy.try_shutdown(context=self.context)
+
+
+@pytest.fixture(scope="module")
+def ros(sequence, weights, tmp_path_factory):
+    """(client, node process, log path): one tracker node for the whole module."""
+    env = ros_env()
+    domain = int(env["ROS_DOMAIN_ID"])
+    log = tmp_path_factory.mktemp("node") / "tracker_node.log"
+    proc = start_node(env, "-p", f"weights:={weights}", "-p", "backend:=torch", "-p", "device:=cpu",
+                      "-p", "num_threads:=1", "-p", "reliable_qos:=true", log_path=log)
+    client = Client(domain)
+    try:
+        ok = client.init_client.wait_for_service(timeout_sec=60.0)
+        if not ok:
+            pytest.fail(f"init_target never appeared; node log:\n{log.read_text()[-3000:]}")
+        yield client, proc, log
+    finally:
+        client.close()
+        code = stop_node(proc)
+        release_domain_id(domain)
+        text = log.read_text()
+        print(f"--- tracker_node log (exit {code}) ---\n{text[-6000:]}")
+        assert code in (0, -2), f"node exited with {code}"
+        assert "Traceback" not in text, text[-6000:]
+
+
+def assert_alive(ros):
+    client, proc, log = ros
+    assert proc.poll() is None, f"tracker_node died (exit {proc.returncode}):\n{log.read_text()[-3000:]}"
+
+
+# ---------------------------------------------------------------------------------------------------- tests
+def test_no_frames_yet(ros):
+    client, _, _ = ros
+    res = client.init([10, 10, 20, 20], retry_unknown_stamp=False)
+    assert not res.success and "no frames received yet" in res.message
+    assert res.target_id == "default"
+
+
+def test_stream_matches_offline_tracker(ros, sequence, weights):
+    from siam_tracker_ros.ros import messages
+    from siam_tracker_ros.tracking import SiamTracker
+
+    client, _, _ = ros
+    frames, gt = sequence
+    stamp0 = client.publish(frames[0])
+    res = client.init(gt[0], stamp=stamp0)
+    assert res.success, res.message
+    assert res.target_id == "default"
+
+    stamps, boxes = [], []
+    for frame in frames[1:]:
+        stamp, arr = client.publish_and_track(frame)
+        stamps.append(stamp)
+        det = arr.detections[0]
+        assert det.header.stamp == stamp and det.header.frame_id == "camera"
+        boxes.append(messages.bbox_to_box(det.bbox))
+
+    # Every frame gave exactly one Detection2D on tracked_object, with the frame's stamp.
+    with client.lock:
+        singles = [d for d in client.dets if d.id == "default"]
+    assert [d.header.stamp for d in singles] == stamps
+    for d in singles:
+        assert d.results[0].hypothesis.class_id == "target"
+        assert 0.0 <= d.results[0].hypothesis.score <= 1.0
+        assert d.results[1].hypothesis.class_id in (messages.STATE_TRACKED, messages.STATE_LOST)
+        assert d.bbox.center.theta == 0.0
+
+    # The offline tracker on the same frames with the same weights.
+    tracker = SiamTracker.from_config(node_config(), weights)
+    tracker.init(frames[0], gt[0])
+    offline = [tracker.update(f)["default"] for f in frames[1:]]
+    ious = [iou(a, b.box) for a, b in zip(boxes, offline)]
+    assert np.mean(ious) >= 0.98, ious
+    scores = [d.results[0].hypothesis.score for d in singles]
+    np.testing.assert_allclose(scores, [r.confidence for r in offline], atol=0.02)
+    assert [messages.is_lost(d) for d in singles] == [r.lost for r in offline]
+
+    diag = client.latest_diag()
+    assert int(diag["processed"]) >= NUM_FRAMES - 1
+    assert float(diag["latency_median_ms"]) > 0
+    assert diag["_targets"]["default"]["state"] in ("tracked", "lost")
+    assert int(diag["heatmaps_published"]) == 0  # nobody subscribed: never computed
+    assert client.stop("").success
+
+
+def test_init_on_past_frame_two_targets_and_stop(ros, sequence, weights):
+    from siam_tracker_ros.ros import messages
+    from siam_tracker_ros.tracking import SiamTracker
+
+    client, _, _ = ros
+    frames, gt = sequence
+    # No target: frames are only buffered. The box is drawn on frame 2 while frames 3..9 stream on.
+    stamps = []
+    for i in range(10):
+        stamps.append(client.publish(frames[i]))
+        time.sleep(0.05)
+    time.sleep(0.5)
+    res = client.init(gt[2], stamp=stamps[2], target_id="ball")
+    assert res.success, res.message
+    assert res.target_id == "ball"
+    _, arr = client.publish_and_track(frames[10], ids=["ball"])
+    node_box = messages.bbox_to_box(arr.detections[0].bbox)
+
+    tracker = SiamTracker.from_config(node_config(), weights)
+    tracker.init(frames[2], gt[2], "ball")
+    for f in frames[3:11]:
+        r = tracker.update(f)["ball"]
+    assert iou(node_box, r.box) >= 0.98, (node_box, r.box)
+
+    # A second target (zero stamp: the latest frame), tracked alongside the first.
+    other = [40.0, 40.0, 60.0, 50.0]
+    res = client.init(other, target_id="corner")
+    assert res.success, res.message
+    for i in range(11, 14):
+        stamp, arr = client.publish_and_track(frames[i], ids=["ball", "corner"])
+        with client.lock:
+            singles = sorted(d.id for d in client.dets if d.header.stamp == stamp)
+        assert singles == ["ball", "corner"]
+
+    res = client.stop("corner")
+    assert res.success and "corner" in res.message
+    client.publish_and_track(frames[14], ids=["ball"])
+    res = client.stop("nobody")
+    assert not res.success and "nobody" in res.message
+    res = client.stop("")
+    assert res.success and "ball" in res.message
+    stamp = client.publish(frames[15])
+    time.sleep(1.0)
+    with client.lock:
+        assert not any(a.header.stamp == stamp for a in client.arrays)
+
+
+def test_heatmap_only_while_subscribed(ros, sequence):
+    client, _, _ = ros
+    frames, gt = sequence
+    stamp = client.publish(frames[0])
+    assert client.init(gt[0], stamp=stamp).success
+    before = int(client.latest_diag()["heatmaps_published"])
+    client.publish_and_track(frames[1])
+    client.subscribe_heatmap()
+    try:
+        for i in range(2, 20):  # until the node has discovered the subscription
+            stamp, _ = client.publish_and_track(frames[i])
+            with client.lock:
+                if client.heatmaps:
+                    break
+        msg = client.wait_for(lambda: client.heatmaps and client.heatmaps[-1], 5.0, "a heatmap")
+        assert msg.encoding == "bgr8" and (msg.height, msg.width) == frames[0].shape[:2]
+        assert msg.step == msg.width * 3 and len(msg.data) == msg.step * msg.height
+        assert msg.header.frame_id == "camera"
+        assert int(client.latest_diag()["heatmaps_published"]) > before
+    finally:
+        client.unsubscribe_heatmap()
+    # Once the subscription is gone, the node stops rendering (after DDS notices).
+    def stopped():
+        n0 = int(client.latest_diag(timeout=5)["heatmaps_published"])
+        client.publish_and_track(frames[20])
+        client.publish_and_track(frames[21])
+        return int(client.latest_diag(timeout=5)["heatmaps_published"]) == n0
+    assert any(stopped() for _ in range(5))
+    assert client.stop("").success
+
+
+def test_bad_requests_and_images_leave_node_running(ros, sequence):
+    from sensor_msgs.msg import Image
+    from vision_msgs.msg import BoundingBox2D
+
+    client, _, _ = ros
+    frames, gt = sequence
+    h, w = frames[0].shape[:2]
+    stamp = client.publish(frames[0])
+    assert client.init(gt[0], stamp=stamp).success  # make sure the frame arrived
+
+    def bbox(cx, cy, sx, sy, theta=0.0):
+        b = BoundingBox2D()
+        # floats only: this rclpy build stores a Python int given to a float64 field as garbage
+        b.center.position.x, b.center.position.y, b.center.theta, b.size_x, b.size_y = (
+            float(cx), float(cy), float(theta), float(sx), float(sy))
+        return b
+
+    cases = {
+        "NaN": bbox(float("nan"), 50, 20, 20),
+        "empty": bbox(50, 50, 0, 20),
+        "outside": bbox(w + 100, 50, 20, 20),
+        "too small": bbox(50, 50, 1, 1),
+        "axis-aligned": bbox(50, 50, 20, 20, theta=0.3),
+    }
+    for expect, b in cases.items():
+        res = client.init(bbox=b, stamp=stamp, target_id="bad", retry_unknown_stamp=False)
+        assert not res.success and expect in res.message, (expect, res.message)
+    from builtin_interfaces.msg import Time
+
+    res = client.init(gt[0], stamp=Time(sec=12, nanosec=345), retry_unknown_stamp=False)
+    assert not res.success and "no frame with stamp 12.000000345" in res.message
+
+    n0 = client.latest_diag()
+    errors0 = int(n0["conversion_errors"])
+    # Unsupported encoding.
+    msg = Image(height=h, width=w, encoding="32FC1", step=w * 4, data=bytes(w * h * 4))
+    msg.header.stamp = client.stamp()
+    client.publish_raw(msg)
+    # Truncated data.
+    from siam_tracker_ros.ros.image_codec import bgr_to_imgmsg
+    msg = bgr_to_imgmsg(frames[1])
+    msg.header.stamp = client.stamp()
+    msg.data = bytes(msg.data)[: len(msg.data) // 3]
+    client.publish_raw(msg)
+    # Step smaller than a row.
+    msg = bgr_to_imgmsg(frames[1])
+    msg.header.stamp = client.stamp()
+    msg.step = w
+    client.publish_raw(msg)
+    diag = client.wait_for(lambda: (lambda d: int(d["conversion_errors"]) >= errors0 + 3 and d)(
+        client.latest_diag(timeout=5)), 15, "three conversion errors in /diagnostics")
+    assert "unsupported image encoding '32FC1'" in diag["last_conversion_error"] or \
+        "step" in diag["last_conversion_error"] or "truncated" in diag["last_conversion_error"]
+    assert_alive(ros)
+    # Still tracking valid frames, other encodings included.
+    client.publish_and_track(frames[1])
+    stamp = client.publish(frames[2], encoding="rgb8")
+    client.array_for(stamp)
+    stamp = client.publish(frames[3], encoding="yuv422")
+    client.array_for(stamp)
+    assert_alive(ros)
+    assert client.stop("").success
+
+
+def test_burst_of_service_calls_while_streaming(ros, sequence):
+    from siam_tracker_ros.ros.messages import box_to_bbox
+    from builtin_interfaces.msg import Time
+
+    client, _, _ = ros
+    frames, gt = sequence
+    stamp = client.publish(frames[0])
+    assert client.init(gt[0], stamp=stamp).success
+    stop = threading.Event()
+
+    def stream():
+        i = 1
+        while not stop.is_set():
+            client.publish(frames[i % NUM_FRAMES])
+            i += 1
+            time.sleep(1 / 15)  # faster than the tracker on this machine: frames get dropped
+
+    streamer = threading.Thread(target=stream, daemon=True)
+    streamer.start()
+    try:
+        futures = []
+        for k in range(100):
+            kind = k % 5
+            if kind == 3:
+                req = client.StopTarget.Request(target_id=f"ghost{k}")
+                futures.append(("stop", client.stop_client.call_async(req)))
+                continue
+            req = client.InitTarget.Request()
+            req.target_id = f"burst{k % 2}" if kind == 4 else "burst_bad"
+            if kind == 0:
+                req.bbox = box_to_bbox([0, 0, 0, 0])  # empty
+            elif kind == 1:
+                req.bbox = box_to_bbox([10, 10, 20, 20])
+                req.header.stamp = Time(sec=1, nanosec=1)  # unknown stamp
+            elif kind == 2:
+                req.bbox = box_to_bbox([1e6, 1e6, 20, 20])  # off the image
+            else:
+                req.bbox = box_to_bbox(gt[0])  # valid, on the latest frame
+            futures.append(("init" if kind != 4 else "valid", client.init_client.call_async(req)))
+        t0 = time.monotonic()
+        client.wait_for(lambda: all(f.done() for _, f in futures), 120, "100 service answers")
+        elapsed = time.monotonic() - t0
+        results = [(kind, f.result()) for kind, f in futures]
+        assert all(not r.success for kind, r in results if kind in ("init", "stop"))
+        assert all(r.success for kind, r in results if kind == "valid"), \
+            [r.message for kind, r in results if kind == "valid" and not r.success]
+        print(f"100 service calls answered in {elapsed:.1f} s while streaming")
+        # The stream is still being tracked: detections keep coming for the default target.
+        n = len(client.arrays)
+        client.wait_for(lambda: len(client.arrays) >= n + 3, 20, "detections after the burst")
+    finally:
+        stop.set()
+        streamer.join()
+    assert_alive(ros)
+    diag = client.latest_diag()
+    assert int(diag["dropped"]) > 0  # the 15 Hz stream outran the tracker: frames were dropped, not queued
+    assert client.stop("").success
+
+
+def test_parameters_file_matches_declared_parameters(ros):
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import DescribeParameters, GetParameters, ListParameters, SetParameters
+    from rclpy.parameter import parameter_dict_from_yaml_file, parameter_value_to_python
+
+    client, _, _ = ros
+    from_file = parameter_dict_from_yaml_file(str(PARAMS_FILE), target_nodes=["tracker_node"])
+    lp = client.node.create_client(ListParameters, "/tracker_node/list_parameters")
+    gp = client.node.create_client(GetParameters, "/tracker_node/get_parameters")
+    dp = client.node.create_client(DescribeParameters, "/tracker_node/describe_parameters")
+    sp = client.node.create_client(SetParameters, "/tracker_node/set_parameters")
+    for c in (lp, gp, dp, sp):
+        assert c.wait_for_service(timeout_sec=10)
+    declared = set(client.call(lp, ListParameters.Request()).result.names)
+    assert set(from_file) <= declared, set(from_file) - declared
+    # ... and the file lists every parameter of the node (apart from rclpy's own).
+    assert declared - set(from_file) <= {"use_sim_time", "start_type_description_service"}, declared - set(from_file)
+    names = sorted(from_file)
+    values = client.call(gp, GetParameters.Request(names=names)).values
+    overridden = {"weights", "backend", "device", "num_threads", "reliable_qos"}
+    for name, value in zip(names, values):
+        if name not in overridden:
+            assert parameter_value_to_python(value) == parameter_value_to_python(from_file[name].value), name
+    for d in client.call(dp, DescribeParameters.Request(names=names)).descriptors:
+        assert d.description, d.name
+
+    def set_param(name, py_value):
+        if isinstance(py_value, float):
+            v = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=py_value)
+        else:
+            v = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=py_value)
+        return client.call(sp, SetParameters.Request(parameters=[Parameter(name=name, value=v)])).results[0]
+
+    assert not set_param("weights", "/elsewhere.pt").successful  # read-only
+    assert not set_param("lost_threshold", 0.9).successful  # above found_threshold
+    assert not set_param("heatmap_alpha", 3.0).successful  # out of range
+    assert set_param("lost_threshold", 0.3).successful
+    assert set_param("lost_threshold", float(from_file["lost_threshold"].value.double_value)).successful
+    assert_alive(ros)
+
+
+def test_missing_weights_stays_up_and_explains(sequence, tmp_path):
+    """A node without usable weights stays up, reports ERROR and refuses init_target with the file named."""
+    from rclpy.qos import ReliabilityPolicy
+
+    env = ros_env()
+    domain = int(env["ROS_DOMAIN_ID"])
+    missing = tmp_path / "no_such_weights.pt"
+    log = tmp_path / "node.log"
+    proc = start_node(env, "-p", f"weights:={missing}", log_path=log)
+    client = Client(domain)
+    try:
+        assert client.init_client.wait_for_service(timeout_sec=60.0), log.read_text()
+        frames, gt = sequence
+        stamp = client.publish(frames[0])
+        res = client.init(gt[0], stamp=stamp)
+        assert not res.success and str(missing) in res.message and "does not exist" in res.message
+        diag = client.latest_diag(timeout=10)
+        assert diag["_level"] == 2 and str(missing) in diag["_message"]
+        # Default QoS of the image subscription: sensor data (best effort).
+        infos = client.wait_for(lambda: client.node.get_subscriptions_info_by_topic(TOPIC), 10,
+                                "the node's image subscription")
+        assert infos and all(i.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT for i in infos)
+        assert proc.poll() is None
+        assert str(missing) in log.read_text()
+    finally:
+        client.close()
+        code = stop_node(proc)
+        release_domain_id(domain)
+    assert code in (0, -2), log.read_text()
