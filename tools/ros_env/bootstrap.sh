@@ -152,17 +152,26 @@ else
   say "step 3/$NSTEPS python packages: installed"
 fi
 
+# Install layout of .ros/ (bump when the way it is built changes: an old build dir cannot be reused then).
+LAYOUT="merged+symlink-v1"
+if [[ "$(cat "$RDIR/layout" 2>/dev/null)" != "$LAYOUT" ]]; then
+  rm -rf "$RDIR/build" "$INSTALL" "$STAMPS/vision_msgs" "$STAMPS/package"
+  echo "$LAYOUT" >"$RDIR/layout"
+fi
+
 export AMENT_PREFIX_PATH="$VENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
 export CMAKE_PREFIX_PATH="$VENV${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
 export RMW_IMPLEMENTATION=rmw_fastrtps_cpp
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 export MAKEFLAGS="-j$(nproc)"
 
-colcon_build() {  # colcon_build <package>
-  run colcon --log-base "$LOGS/colcon" build \
+colcon_build() {  # colcon_build <package> [colcon build options]
+  local pkg="$1"
+  shift
+  run colcon --log-base "$LOGS/colcon" build "$@" \
     --base-paths "$WS/src" \
     --build-base "$RDIR/build" --install-base "$INSTALL" --merge-install \
-    --packages-select "$1" --event-handlers console_direct+ \
+    --packages-select "$pkg" --event-handlers console_direct+ \
     --cmake-args -DBUILD_TESTING=OFF -DPython3_EXECUTABLE="$VPY" -DCMAKE_BUILD_TYPE=Release
 }
 
@@ -199,7 +208,9 @@ if up_to_date package "$PKG_HASH" && [[ -f "$INSTALL/share/siam_tracker_ros/pack
   say "step 5/$NSTEPS siam_tracker_ros: up to date"
 else
   say "step 5/$NSTEPS siam_tracker_ros: colcon build"
-  colcon_build siam_tracker_ros
+  # --symlink-install: the installed .py/launch/config files are symlinks to the sources, so an edit shows at
+  # once and Path(__file__).resolve() inside the package points into the repository (weights/, ../shared/).
+  colcon_build siam_tracker_ros --symlink-install
   stamp package "$PKG_HASH"
   say "step 5/$NSTEPS siam_tracker_ros: built"
 fi
