@@ -91,8 +91,10 @@ def test_weights(tmp_path_factory):
     return path
 
 
-def _demo_cmd(out, *args):
-    return [sys.executable, "-m", "siam_tracker_ros.cli", "demo", "--out", str(out), *args]
+def _demo_cmd(out, *args, cli=False):
+    """`siam-tracker demo` through the CLI, or through the module directly (skips importing the other commands)."""
+    prefix = ["siam_tracker_ros.cli", "demo"] if cli else ["siam_tracker_ros.ros.demo"]
+    return [sys.executable, "-m", *prefix, "--out", str(out), *args]
 
 
 def _env(env):
@@ -103,7 +105,8 @@ def _env(env):
 
 def test_demo_short_run_writes_video_and_summary(ros_domain_env, tmp_path, test_weights):
     out = tmp_path / "demo"
-    res = subprocess.run(_demo_cmd(out, "--builtin-frames", "30", "--rate", "15", "--weights", str(test_weights)),
+    res = subprocess.run(_demo_cmd(out, "--builtin-frames", "30", "--rate", "15", "--weights", str(test_weights),
+                                   cli=True),
                          env=_env(ros_domain_env), cwd=neutral_cwd(), capture_output=True, text=True, timeout=150)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())

@@ -163,16 +163,20 @@ def test_player_builtin_sensor_qos_paused_and_count(ros_domain_env, tmp_path):
     assert len(got) >= 9
     assert all(g["w"] == 320 and g["h"] == 240 for g in got)
 
-    # hold-first: exactly one frame, then nothing while paused (the player is stopped by its duration)
-    sub = _subscribe(env, "reliable", 5, 9)
+    # hold-first: exactly one frame, then nothing while paused (--duration counts playing time only); Ctrl-C ends it
+    sub = _subscribe(env, "reliable", 5, 7)
+    play = subprocess.Popen([sys.executable, "-m", "siam_tracker_ros.ros.player", "--builtin", "--builtin-frames",
+                             "5", "--topic", "/test/image", "--reliable", "--wait-subscribers", "1", "--hold-first",
+                             "--duration", "1"], env=env, cwd=neutral_cwd(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
     try:
-        res = _play(env, ["--builtin", "--builtin-frames", "5", "--topic", "/test/image", "--reliable",
-                          "--wait-subscribers", "1", "--hold-first", "--duration", "4"])
-        assert res.returncode == 0, res.stdout + res.stderr
         out, _ = sub.communicate(timeout=60)
+        assert play.poll() is None, "the held player must still be running"
     finally:
         stop(sub)
+        play_out, _ = stop(play)
     assert len(json.loads(out.strip().splitlines()[-1])) == 1
+    assert play.returncode == 0 and "holding" in play_out, play_out
 
 
 def test_player_errors_without_ros(tmp_path, capsys):

@@ -300,6 +300,7 @@ class Client:
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
         from rclpy.signals import SignalHandlerOptions
+        from diagnostic_msgs.msg import DiagnosticArray
         from rcl_interfaces.srv import SetParameters
         from vision_msgs.msg import Detection2D
 
@@ -313,6 +314,9 @@ class Client:
         self.recorder = Recorder()
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=200, reliability=ReliabilityPolicy.RELIABLE)
         self.node.create_subscription(Detection2D, "tracked_object", self.recorder.callback, qos)
+        self.diagnostics: dict = {}  # key -> value of the tracker node's latest main status
+        self.diagnostics_time = 0.0  # time.monotonic() of its arrival
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
         self.InitTarget = InitTarget
         self.init_client = self.node.create_client(InitTarget, "init_target")
         self.param_client = self.node.create_client(SetParameters, f"/{PLAYER_NODE}/set_parameters")
@@ -321,6 +325,12 @@ class Client:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._spin, name="demo_client", daemon=True)
         self._thread.start()
+
+    def _on_diagnostics(self, msg) -> None:
+        for status in msg.status:
+            if TRACKER_NODE in status.name and status.name.endswith(": tracker"):
+                self.diagnostics = {kv.key: kv.value for kv in status.values}
+                self.diagnostics_time = time.monotonic()
 
     def _spin(self):
         while not self._stop.is_set() and self.context.ok():
@@ -399,6 +409,8 @@ class SessionResult:
     stream_seconds: float
     node_log: str
     player_log: str
+    node_diagnostics: dict = field(default_factory=dict)  # the node's last /diagnostics values (counters)
+    load_average: tuple = ()  # 1-minute load average of this machine at the start and at the end
 
 
 def run_session(out_dir: Path, player_args: list[str], init_box_for_frame, *, rate: float, weights=None,
@@ -417,7 +429,9 @@ def run_session(out_dir: Path, player_args: list[str], init_box_for_frame, *, ra
         stamps_path.unlink()
     node = player = client = None
     try:
-        log(f"ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}  discovery {env.get('ROS_AUTOMATIC_DISCOVERY_RANGE')}")
+        load_start = os.getloadavg()[0]
+        log(f"ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}  discovery {env.get('ROS_AUTOMATIC_DISCOVERY_RANGE')}  "
+            f"load average {load_start:.1f} on {os.cpu_count()} CPUs")
         client = Client()
         node = Child(TRACKER_NODE, f"{PACKAGE}.ros.node",
                      node_arguments(IMAGE_TOPIC, params_file, weights, backend, node_params), env,
@@ -489,8 +503,14 @@ def run_session(out_dir: Path, player_args: list[str], init_box_for_frame, *, ra
             if wanted <= got or time.monotonic() - max(client.recorder.last_receipt, t_stream + stream_seconds) > 2.0:
                 break
             time.sleep(0.05)
+        # the node's counters as of after the last answer (it publishes /diagnostics about once a second)
+        settled = max(client.recorder.last_receipt, t_stream + stream_seconds)
+        end = time.monotonic() + 3.0
+        while client.diagnostics_time <= settled and time.monotonic() < end:
+            time.sleep(0.05)
         return SessionResult(stamps, client.recorder.snapshot(), init_seq, init_frame, res.message, stream_seconds,
-                             str(node.log_path), str(player.log_path))
+                             str(node.log_path), str(player.log_path), dict(client.diagnostics),
+                             (load_start, os.getloadavg()[0]))
     finally:
         for child in (player, node):
             if child is not None:
@@ -562,8 +582,33 @@ def analyse(session: SessionResult, groundtruth: np.ndarray | None, target_id: s
         "latency": percentiles_ms(latencies),
         "init_frame": session.init_frame,
         "stream_seconds": session.stream_seconds,
+        "node": node_counters(session.node_diagnostics, len(session.stamps)),
+        "load_average": list(session.load_average),
     }
     return {"summary": summary, "frames": rows}
+
+
+def node_counters(diag: dict, published: int) -> dict:
+    """The node's own view from /diagnostics: frames received / processed / skipped, backend, processing time."""
+    def num(key):
+        try:
+            return int(diag[key])
+        except (KeyError, ValueError):
+            return None
+
+    out = {"received": num("received"), "processed": num("processed"), "skipped": num("dropped"),
+           "backend": diag.get("backend"), "processing_time_median_ms": diag.get("processing_time_median_ms"),
+           "latency_median_ms": diag.get("latency_median_ms")}
+    out["lost_in_transport"] = (published - out["received"]) if out["received"] is not None else None
+    return out
+
+
+def format_node_line(n: dict) -> str:
+    if not n or n.get("received") is None:
+        return "n/a (no /diagnostics from the node)"
+    return (f"received {n['received']}, processed {n['processed']}, skipped {n['skipped']} to stay current; "
+            f"lost in transport {n['lost_in_transport']}; {n['backend']}, "
+            f"{n['processing_time_median_ms']} ms per frame (median)")
 
 
 def format_table(title: str, s: dict, extra: list[tuple[str, str]] = ()) -> str:
@@ -582,7 +627,10 @@ def format_table(title: str, s: dict, extra: list[tuple[str, str]] = ()) -> str:
                                      f" (success@0.5 {f(s['success_rate_iou_0.5'], '{:.2f}')})"),
         ("frames reported lost", str(s["frames_lost_state"])),
         ("latency stamp->receipt", f"p50 {f(lat['p50_ms'])} ms, p95 {f(lat['p95_ms'])} ms, max {f(lat['max_ms'])} ms"),
-    ] + list(extra)
+        ("node (its /diagnostics)", format_node_line(s.get("node", {}))),
+    ] + ([("machine load average", f"{s['load_average'][0]:.1f} at start, {s['load_average'][1]:.1f} at end "
+                                   f"({os.cpu_count()} CPUs)")] if len(s.get("load_average", ())) == 2 else [])
+    lines += list(extra)
     width = max(len(k) for k, _ in lines)
     return "\n".join([title] + [f"  {k.ljust(width)}  {v}" for k, v in lines])
 

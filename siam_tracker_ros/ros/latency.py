@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from .demo import (DemoError, add_common_arguments, load_sequence_info, percentiles_ms, run_session,
-                   sigterm_as_interrupt)
+from .demo import (DemoError, add_common_arguments, format_node_line, load_sequence_info, node_counters,
+                   percentiles_ms, run_session, sigterm_as_interrupt)
 
 
 def add_latency_parser(subparsers) -> argparse.ArgumentParser:
@@ -37,7 +38,8 @@ def add_latency_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def latency_report(stamps, records, init_stamp: int, window_s: float = 5.0, edge_s: float = 10.0) -> dict:
+def latency_report(stamps, records, init_stamp: int, window_s: float = 5.0, edge_s: float = 10.0,
+                   node_diagnostics: dict | None = None, load_average=()) -> dict:
     """Figures of one run: stamps = [(seq, frame, stamp ns)] published, records = received detections."""
     first = {}
     for r in records:
@@ -82,6 +84,8 @@ def latency_report(stamps, records, init_stamp: int, window_s: float = 5.0, edge
         "last_10s_p50_ms": last10,
         "growth_ms": (last10 - first10) if first10 is not None and last10 is not None else None,
         "windows": windows,
+        "node": node_counters(node_diagnostics or {}, len(stamps)),
+        "load_average": list(load_average),
         "per_frame": [{"t_s": float(t), "latency_ms": float(v)} for t, v in zip(t_rel, lat_ms)],
     }
 
@@ -101,7 +105,11 @@ def format_report(title: str, rep: dict) -> str:
              f"max {f(lat['max_ms'])} ms",
              f"  median first 10 s      {f(rep['first_10s_p50_ms'])} ms",
              f"  median last 10 s       {f(rep['last_10s_p50_ms'])} ms  (growth {f(rep['growth_ms'], '{:+.1f}')} ms)",
-             "  over time (window: published / answered, median, max ms):"]
+             f"  node (/diagnostics)    {format_node_line(rep.get('node', {}))}"]
+    if len(rep.get("load_average", ())) == 2:
+        lines.append(f"  machine load average   {rep['load_average'][0]:.1f} at start, {rep['load_average'][1]:.1f} "
+                     f"at end ({os.cpu_count()} CPUs)")
+    lines.append("  over time (window: published / answered, median, max ms):")
     for w in rep["windows"]:
         lines.append(f"    {w['from_s']:5.0f}-{w['to_s']:3.0f} s  {w['published']:4d} / {w['answered']:4d}  "
                      f"{f(w['p50_ms']):>7}  {f(w['max_ms']):>7}")
@@ -136,7 +144,8 @@ def run_latency(args) -> int:
                                   backend=args.backend, params_file=args.params_file or _params_file(),
                                   node_params=args.param, domain_id=args.domain_id, node_timeout=args.node_timeout,
                                   stream_timeout=args.seconds + 60.0)
-        rep = latency_report(session.stamps, session.records, session.stamps[0][2], window_s=args.window)
+        rep = latency_report(session.stamps, session.records, session.stamps[0][2], window_s=args.window,
+                             node_diagnostics=session.node_diagnostics, load_average=session.load_average)
     except DemoError as err:
         print(f"siam-tracker latency: error: {err}", file=sys.stderr)
         return 1

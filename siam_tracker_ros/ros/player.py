@@ -273,14 +273,19 @@ def _make_node_class():
             if not self._wait_subscribers():
                 return
             limit = self.args.count
-            end_time = (time.monotonic() + self.args.duration) if self.args.duration else None
+            # --duration counts playing time: the clock starts at the first frame and stops while paused
+            played, last_tick = 0.0, None
             frame_index = 0
             next_t = None
             k = 0
             while not self.stop.is_set():
                 if limit is not None and self.published >= limit:
                     break
-                if end_time is not None and time.monotonic() >= end_time:
+                now = time.monotonic()
+                if last_tick is not None and self._resume.is_set():
+                    played += now - last_tick
+                last_tick = now if self.published else None
+                if self.args.duration and played >= self.args.duration:
                     break
                 if not self._resume.is_set():
                     self._resume.wait(0.1)
