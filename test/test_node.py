@@ -157,6 +157,8 @@ class Client:
         self.dets, self.arrays, self.heatmaps, self.diags = [], [], [], []
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.image_pub = self.node.create_publisher(Image, TOPIC, reliable)
+        from sensor_msgs.msg import CompressedImage
+        self.compressed_pub = self.node.create_publisher(CompressedImage, TOPIC + "/compressed", reliable)
         self.node.create_subscription(Detection2D, "/tracked_object", lambda m: self._add(self.dets, m), 100)
         self.node.create_subscription(Detection2DArray, "/tracked_objects", lambda m: self._add(self.arrays, m), 100)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: self._add(self.diags, m), 10)
@@ -220,6 +222,17 @@ class Client:
 
     def publish_raw(self, msg):
         self.image_pub.publish(msg)
+
+    def publish_compressed(self, frame, fmt="png", data=None):
+        import cv2
+        from sensor_msgs.msg import CompressedImage
+
+        msg = CompressedImage(format=fmt)
+        msg.header.frame_id = "camera"
+        msg.header.stamp = self.stamp()
+        msg.data = data if data is not None else cv2.imencode("." + fmt, frame)[1].tobytes()
+        self.compressed_pub.publish(msg)
+        return msg.header.stamp
 
     def array_for(self, stamp, timeout=20.0, ids=None):
         """The Detection2DArray the tracker published for the frame with `stamp` (and, optionally, these ids)."""
@@ -289,7 +302,8 @@ def ros(sequence, weights, tmp_path_factory):
     domain = int(env["ROS_DOMAIN_ID"])
     log = tmp_path_factory.mktemp("node") / "tracker_node.log"
     proc = start_node(env, "-p", f"weights:={weights}", "-p", "backend:=torch", "-p", "device:=cpu",
-                      "-p", "num_threads:=1", "-p", "reliable_qos:=true", log_path=log)
+                      "-p", "num_threads:=1", "-p", "reliable_qos:=true", "-p", "use_compressed:=true",
+                      log_path=log)
     client = Client(domain)
     try:
         ok = client.init_client.wait_for_service(timeout_sec=60.0)
@@ -304,6 +318,18 @@ def ros(sequence, weights, tmp_path_factory):
         print(f"--- tracker_node log (exit {code}) ---\n{text[-6000:]}")
         assert code in (0, -2), f"node exited with {code}"
         assert "Traceback" not in text, text[-6000:]
+
+
+@pytest.fixture(autouse=True)
+def _no_target_left(request):
+    """After each test on the shared node: stop every target, so one failure does not cascade."""
+    yield
+    if "ros" in request.fixturenames:
+        client = request.getfixturevalue("ros")[0]
+        try:
+            client.stop("")
+        except AssertionError:
+            pass
 
 
 def assert_alive(ros):
@@ -339,6 +365,7 @@ def test_stream_matches_offline_tracker(ros, sequence, weights):
         boxes.append(messages.bbox_to_box(det.bbox))
 
     # Every frame gave exactly one Detection2D on tracked_object, with the frame's stamp.
+    client.wait_for(lambda: any(d.header.stamp == stamps[-1] for d in client.dets), 5, "the last Detection2D")
     with client.lock:
         singles = [d for d in client.dets if d.id == "default"]
     assert [d.header.stamp for d in singles] == stamps
@@ -396,8 +423,9 @@ def test_init_on_past_frame_two_targets_and_stop(ros, sequence, weights):
     assert res.success, res.message
     for i in range(11, 14):
         stamp, arr = client.publish_and_track(frames[i], ids=["ball", "corner"])
-        with client.lock:
-            singles = sorted(d.id for d in client.dets if d.header.stamp == stamp)
+        # ... and one Detection2D per target on tracked_object (a separate topic: may arrive a little later)
+        singles = client.wait_for(lambda: (lambda ids: len(ids) >= 2 and ids)(
+            sorted(d.id for d in client.dets if d.header.stamp == stamp)), 5, "both Detection2D messages")
         assert singles == ["ball", "corner"]
 
     res = client.stop("corner")
@@ -411,6 +439,55 @@ def test_init_on_past_frame_two_targets_and_stop(ros, sequence, weights):
     time.sleep(1.0)
     with client.lock:
         assert not any(a.header.stamp == stamp for a in client.arrays)
+
+
+def test_lost_state_is_machine_readable_within_one_frame(ros, sequence, weights):
+    """A frame without the target: the very next Detection2D says "lost"; the target back: "tracked" again."""
+    from siam_tracker_ros.ros import messages
+    from siam_tracker_ros.tracking import SiamTracker
+
+    client, _, _ = ros
+    frames, gt = sequence
+    gray = np.full_like(frames[0], 128)
+    seq = [frames[1], gray, gray, frames[0], frames[1]]
+    tracker = SiamTracker.from_config(node_config(), weights)
+    tracker.init(frames[0], gt[0])
+    expected = [tracker.update(f)["default"] for f in seq]
+    assert expected[1].lost, "the offline tracker should lose the target on a uniform frame"
+
+    stamp = client.publish(frames[0])
+    assert client.init(gt[0], stamp=stamp).success
+    states, scores = [], []
+    for i, f in enumerate(seq):
+        _, arr = client.publish_and_track(f)
+        det = arr.detections[0]
+        states.append(messages.is_lost(det))
+        scores.append(messages.confidence(det))
+        if i == 2:
+            diag = client.latest_diag()
+            assert diag["_level"] == 1 and "lost" in diag["_message"]  # WARN while lost
+            assert diag["_targets"]["default"]["state"] == "lost"
+    assert states == [r.lost for r in expected]
+    np.testing.assert_allclose(scores, [r.confidence for r in expected], atol=0.02)
+    assert client.stop("").success
+
+
+def test_compressed_input(ros, sequence):
+    client, _, _ = ros
+    frames, gt = sequence
+    stamp = client.publish_compressed(frames[0])
+    assert client.init(gt[0], stamp=stamp).success
+    stamp = client.publish_compressed(frames[1])
+    arr = client.array_for(stamp)
+    assert arr.header.stamp == stamp and arr.detections[0].id == "default"
+    errors0 = int(client.latest_diag()["conversion_errors"])
+    client.publish_compressed(frames[2], fmt="jpeg", data=b"\xff\xd8 certainly not a JPEG")
+    client.wait_for(lambda: int(client.latest_diag(timeout=5)["conversion_errors"]) > errors0, 15,
+                    "the corrupt compressed frame counted")
+    stamp = client.publish_compressed(frames[3], fmt="jpg")
+    client.array_for(stamp)
+    assert_alive(ros)
+    assert client.stop("").success
 
 
 def test_heatmap_only_while_subscribed(ros, sequence):
@@ -476,27 +553,26 @@ def test_bad_requests_and_images_leave_node_running(ros, sequence):
     res = client.init(gt[0], stamp=Time(sec=12, nanosec=345), retry_unknown_stamp=False)
     assert not res.success and "no frame with stamp 12.000000345" in res.message
 
-    n0 = client.latest_diag()
-    errors0 = int(n0["conversion_errors"])
-    # Unsupported encoding.
-    msg = Image(height=h, width=w, encoding="32FC1", step=w * 4, data=bytes(w * h * 4))
-    msg.header.stamp = client.stamp()
-    client.publish_raw(msg)
-    # Truncated data.
     from siam_tracker_ros.ros.image_codec import bgr_to_imgmsg
+
+    def expect_conversion_error(msg, match):
+        # One at a time: the image subscription keeps only the newest qos_depth messages (never lag).
+        errors0 = int(client.latest_diag()["conversion_errors"])
+        msg.header.stamp = client.stamp()
+        client.publish_raw(msg)
+        diag = client.wait_for(lambda: (lambda d: int(d["conversion_errors"]) > errors0 and d)(
+            client.latest_diag(timeout=5)), 15, f"a conversion error ({match}) in /diagnostics")
+        assert match in diag["last_conversion_error"], diag["last_conversion_error"]
+        assert_alive(ros)
+
+    expect_conversion_error(Image(height=h, width=w, encoding="32FC1", step=w * 4, data=bytes(w * h * 4)),
+                            "unsupported image encoding '32FC1'")
     msg = bgr_to_imgmsg(frames[1])
-    msg.header.stamp = client.stamp()
     msg.data = bytes(msg.data)[: len(msg.data) // 3]
-    client.publish_raw(msg)
-    # Step smaller than a row.
+    expect_conversion_error(msg, "truncated")
     msg = bgr_to_imgmsg(frames[1])
-    msg.header.stamp = client.stamp()
     msg.step = w
-    client.publish_raw(msg)
-    diag = client.wait_for(lambda: (lambda d: int(d["conversion_errors"]) >= errors0 + 3 and d)(
-        client.latest_diag(timeout=5)), 15, "three conversion errors in /diagnostics")
-    assert "unsupported image encoding '32FC1'" in diag["last_conversion_error"] or \
-        "step" in diag["last_conversion_error"] or "truncated" in diag["last_conversion_error"]
+    expect_conversion_error(msg, "step")
     assert_alive(ros)
     # Still tracking valid frames, other encodings included.
     client.publish_and_track(frames[1])
@@ -586,7 +662,7 @@ def test_parameters_file_matches_declared_parameters(ros):
     assert declared - set(from_file) <= {"use_sim_time", "start_type_description_service"}, declared - set(from_file)
     names = sorted(from_file)
     values = client.call(gp, GetParameters.Request(names=names)).values
-    overridden = {"weights", "backend", "device", "num_threads", "reliable_qos"}
+    overridden = {"weights", "backend", "device", "num_threads", "reliable_qos", "use_compressed"}
     for name, value in zip(names, values):
         if name not in overridden:
             assert parameter_value_to_python(value) == parameter_value_to_python(from_file[name].value), name
