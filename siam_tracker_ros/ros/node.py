@@ -327,9 +327,10 @@ class TrackerNode(Node):
         except Exception as err:
             self._conversion_error(err)
 
-    def _conversion_error(self, err: Exception) -> None:
+    def _conversion_error(self, err: Exception, received: bool = True) -> None:
+        """Count and log (throttled) an image that cannot be used; `received`: not counted as received yet."""
         with self.stats.lock:
-            self.stats.received += 1
+            self.stats.received += int(received)
             self.stats.conversion_errors += 1
             self.stats.last_conversion_error = str(err)
         self.get_logger().warning(f"skipping image: {err}", throttle_duration_sec=5.0)
@@ -569,7 +570,7 @@ class TrackerNode(Node):
         try:
             img = frame.decode()
         except ImageConversionError as err:
-            self._conversion_error(err)
+            self._conversion_error(err, received=False)
             return
         results = self.tracker.update(img)
         with self._cond:

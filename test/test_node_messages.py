@@ -1,0 +1,48 @@
+"""The Detection2D layout and lost-state convention of the node's output (siam_tracker_ros.ros.messages)."""
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+pytest.importorskip("vision_msgs.msg", reason="vision_msgs (ROS 2) is not importable: source .ros/env.sh")
+
+from siam_tracker_ros.ros import messages  # noqa: E402
+
+
+def _header():
+    from std_msgs.msg import Header
+
+    h = Header(frame_id="cam")
+    h.stamp.sec, h.stamp.nanosec = 5, 6
+    return h
+
+
+@pytest.mark.parametrize("lost", [False, True])
+def test_detection_layout(lost):
+    r = SimpleNamespace(target_id="t1", box=np.array([10.0, 20.0, 30.0, 40.0]), confidence=0.25 if lost else 0.8,
+                        lost=lost)
+    det = messages.detection_from_result(_header(), r, "person")
+    assert det.header.frame_id == "cam" and det.header.stamp.sec == 5 and det.header.stamp.nanosec == 6
+    assert det.id == "t1"
+    assert (det.bbox.center.position.x, det.bbox.center.position.y) == (25.0, 40.0)
+    assert (det.bbox.size_x, det.bbox.size_y, det.bbox.center.theta) == (30.0, 40.0, 0.0)
+    assert det.results[0].hypothesis.class_id == "person"
+    assert det.results[0].hypothesis.score == pytest.approx(r.confidence)
+    assert det.results[1].hypothesis.class_id == ("lost" if lost else "tracked")
+    assert messages.is_lost(det) is lost
+    assert messages.confidence(det) == pytest.approx(r.confidence)
+
+
+def test_score_is_clipped_and_finite():
+    det = messages.make_detection(_header(), "a", (0, 0, 4, 4), float("nan"), False, "x")
+    assert det.results[0].hypothesis.score == 0.0
+    det = messages.make_detection(_header(), "a", (0, 0, 4, 4), 1.7, False, "x")
+    assert det.results[0].hypothesis.score == 1.0
+
+
+def test_bbox_round_trip_and_array():
+    box = (1.5, 2.5, 10.0, 20.0)
+    assert messages.bbox_to_box(messages.box_to_bbox(box)) == box
+    dets = [messages.make_detection(_header(), i, box, 0.5, False, "x") for i in ("a", "b")]
+    arr = messages.make_detection_array(_header(), dets)
+    assert [d.id for d in arr.detections] == ["a", "b"] and arr.header.frame_id == "cam"
