@@ -421,6 +421,7 @@ def run_session(out_dir: Path, player_args: list[str], init_box_for_frame, *, ra
     if log is None:
         def log(text):
             print(text, flush=True)
+    out_dir = Path(out_dir).resolve()  # the children run in another working directory
     out_dir.mkdir(parents=True, exist_ok=True)
     env = setup_ros_environment(domain_id)
     ensure_interfaces()
