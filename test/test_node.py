@@ -490,6 +490,23 @@ def test_compressed_input(ros, sequence):
     assert client.stop("").success
 
 
+def test_unstamped_frames_are_tracked(ros, sequence):
+    """A driver that leaves header.stamp zero: frames are told apart by arrival time, output keeps the zero stamp."""
+    from builtin_interfaces.msg import Time
+
+    client, _, _ = ros
+    frames, gt = sequence
+    client.publish(frames[0], stamp=Time())
+    assert client.init(gt[0]).success  # zero stamp: the latest frame
+    for i in range(1, 4):
+        with client.lock:
+            n = sum(a.header.stamp == Time() for a in client.arrays)
+        client.publish(frames[i], stamp=Time())
+        client.wait_for(lambda: sum(a.header.stamp == Time() for a in client.arrays) > n, 20,
+                        f"detections for unstamped frame {i}")
+    assert client.stop("").success
+
+
 def test_heatmap_only_while_subscribed(ros, sequence):
     client, _, _ = ros
     frames, gt = sequence

@@ -48,6 +48,7 @@ NODE_NAME = "tracker_node"
 DEFAULT_TARGET = "default"
 INIT_TIMEOUT_S = 30.0
 LATENCY_SAMPLES = 300
+TIME_JUMP_NS = 1_000_000_000  # an image stamp this far behind the newest one means the clock was reset
 SERVICE_QUEUE_DEPTH = 100
 
 
@@ -179,8 +180,8 @@ class TrackerNode(Node):
         self._buffer: "collections.OrderedDict[int, _Frame]" = collections.OrderedDict()
         self._jobs: collections.deque[_Job] = collections.deque()
         self._stop = False
+        # Stamp of the newest frame the targets have been brought to; frames not newer are stale and skipped.
         self._last_processed_ns: int | None = None
-        self._skip_until_ns: int | None = None  # frames up to this stamp predate a newer target's init frame
         self._target_states: dict[str, dict] = {}
         self._ready = False
 
@@ -315,7 +316,7 @@ class TrackerNode(Node):
     def _on_image(self, msg: Image) -> None:
         try:
             check_layout(msg)
-            self._store(_Frame(stamp_ns(msg.header.stamp), msg.header, msg, compressed=False))
+            self._store(_Frame(self._frame_key(msg.header), msg.header, msg, compressed=False))
         except Exception as err:  # ImageConversionError, or anything odd about the message: skip it
             self._conversion_error(err)
 
@@ -323,9 +324,13 @@ class TrackerNode(Node):
         try:
             if len(msg.data) == 0:
                 raise ImageConversionError("compressed image has no data")
-            self._store(_Frame(stamp_ns(msg.header.stamp), msg.header, msg, compressed=True))
+            self._store(_Frame(self._frame_key(msg.header), msg.header, msg, compressed=True))
         except Exception as err:
             self._conversion_error(err)
+
+    def _frame_key(self, header) -> int:
+        """The frame's stamp in ns; a frame without a stamp (driver leaves it zero) gets its arrival time."""
+        return stamp_ns(header.stamp) or self.get_clock().now().nanoseconds
 
     def _conversion_error(self, err: Exception, received: bool = True) -> None:
         """Count and log (throttled) an image that cannot be used; `received`: not counted as received yet."""
@@ -345,11 +350,13 @@ class TrackerNode(Node):
                 return  # the same frame again (raw and compressed both subscribed)
             if self._buffer:
                 newest = next(reversed(self._buffer))
-                if frame.stamp_ns < newest - max(self._buffer_ns, 1_000_000_000):
+                if frame.stamp_ns < newest - TIME_JUMP_NS:
                     # Time jumped back (bag loop, simulator reset): start over.
+                    self.get_logger().warning(
+                        f"image stamps jumped back from {format_stamp(newest)} to {format_stamp(frame.stamp_ns)}: "
+                        f"frame buffer cleared")
                     self._buffer.clear()
                     self._last_processed_ns = None
-                    self._skip_until_ns = None
             self._buffer[frame.stamp_ns] = frame
             if frame.stamp_ns < next(reversed(self._buffer)):  # out of order: keep the buffer sorted by stamp
                 self._buffer = collections.OrderedDict(sorted(self._buffer.items()))
@@ -546,7 +553,7 @@ class TrackerNode(Node):
             return
         with self._cond:
             if last is None or s > last:
-                self._skip_until_ns = s  # frames up to the init frame must not move the new target
+                self._last_processed_ns = s  # frames up to the init frame must not move the new target
         self._target_states[tid] = {"state": "initialized", "confidence": 1.0, "box": list(job.box),
                                     "stamp": format_stamp(s), "lost_frames": 0}
         x, y, w, h = job.box
@@ -556,16 +563,17 @@ class TrackerNode(Node):
                                                else ""))
 
     def _process(self, frame: _Frame) -> None:
-        if self.tracker is None or not self.tracker.targets:
-            with self._cond:
-                self._last_processed_ns = frame.stamp_ns
-            return
         with self._cond:
-            skip = self._skip_until_ns
-            if skip is not None:
-                if skip - self._buffer_ns <= frame.stamp_ns <= skip:
-                    return  # older than (or is) the frame a target was just initialized on
-                self._skip_until_ns = None
+            last = self._last_processed_ns
+            if last is not None and frame.stamp_ns <= last:
+                # Not newer than what the targets have seen (a target was just initialized on a newer frame, or
+                # frames arrived out of order): tracking on it would move the targets back in time.
+                with self.stats.lock:
+                    self.stats.dropped += 1
+                return
+            if self.tracker is None or not self.tracker.targets:
+                self._last_processed_ns = frame.stamp_ns
+                return
         t0 = time.monotonic()
         try:
             img = frame.decode()
