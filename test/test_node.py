@@ -272,6 +272,17 @@ class Client:
                 return res
             time.sleep(0.1)
 
+    def set_param(self, name, value):
+        """Set one of the node's parameters through its set_parameters service; the SetParametersResult."""
+        from rcl_interfaces.srv import SetParameters
+        from rclpy.parameter import Parameter
+
+        if not hasattr(self, "_set_client"):
+            self._set_client = self.node.create_client(SetParameters, "/tracker_node/set_parameters")
+            assert self._set_client.wait_for_service(timeout_sec=10)
+        req = SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()])
+        return self.call(self._set_client, req).results[0]
+
     def stop(self, target_id=""):
         req = self.StopTarget.Request()
         req.target_id = target_id
@@ -504,6 +515,23 @@ def test_unstamped_frames_are_tracked(ros, sequence):
         client.publish(frames[i], stamp=Time())
         client.wait_for(lambda: sum(a.header.stamp == Time() for a in client.arrays) > n, 20,
                         f"detections for unstamped frame {i}")
+    assert client.stop("").success
+
+
+def test_max_targets(ros, sequence):
+    client, _, _ = ros
+    frames, gt = sequence
+    stamp = client.publish(frames[0])
+    assert client.set_param("max_targets", 2).successful
+    try:
+        assert client.init(gt[0], stamp=stamp, target_id="one").success
+        assert client.init([50.0, 50.0, 40.0, 40.0], stamp=stamp, target_id="two").success
+        res = client.init([150.0, 50.0, 40.0, 40.0], stamp=stamp, target_id="three")
+        assert not res.success and "max_targets = 2" in res.message
+        assert client.init([60.0, 60.0, 40.0, 40.0], stamp=stamp, target_id="two").success  # re-init: allowed
+        client.publish_and_track(frames[1], ids=["one", "two"])
+    finally:
+        assert client.set_param("max_targets", 4).successful
     assert client.stop("").success
 
 
