@@ -411,10 +411,11 @@ class TrackerNode(Node):
                     frame = self._buffer.get(want)
                     if frame is None:
                         oldest, newest = next(iter(self._buffer)), next(reversed(self._buffer))
+                        why = ("newer than the newest frame received: not received (yet)" if want > newest else
+                               "older than frame_buffer_seconds, or never received")
                         return False, (f"no frame with stamp {format_stamp(want)} in the buffer of the last "
                                        f"{len(self._buffer)} frames (stamps {format_stamp(oldest)} .. "
-                                       f"{format_stamp(newest)}); it is older than frame_buffer_seconds or was "
-                                       f"never received")
+                                       f"{format_stamp(newest)}): {why}")
                 if target_id not in self._target_states and target_id not in self._pending_ids() \
                         and len(self._target_states) >= self._max_targets:
                     return False, (f"already tracking {len(self._target_states)} targets (max_targets = "
