@@ -204,8 +204,13 @@ def _make_node_class():
             self.args = args
             rate = args.rate if args.rate is not None else (source.native_rate or 30.0)
             self.declare_parameter("frame_id", args.frame_id, ParameterDescriptor(description="header.frame_id"))
+            # dynamic typing: `-p rate:=10` (an integer) is as good as `rate:=10.0`; anything else is refused
             self.declare_parameter("rate", float(rate),
-                                   ParameterDescriptor(description="frames per second; <= 0: as fast as possible"))
+                                   ParameterDescriptor(description="frames per second; <= 0: as fast as possible",
+                                                       dynamic_typing=True))
+            r = self.get_parameter("rate").value
+            if isinstance(r, bool) or not isinstance(r, (int, float)):
+                raise ValueError(f"parameter rate must be a number, got {r!r}")
             self.declare_parameter("loop", bool(args.loop), ParameterDescriptor(description="restart at the end"))
             self.declare_parameter("paused", bool(args.paused),
                                    ParameterDescriptor(description="while true nothing is published"))
@@ -232,7 +237,7 @@ def _make_node_class():
         # parameters ------------------------------------------------------------------------------------------
         def _on_params(self, params):
             for p in params:
-                if p.name == "rate" and p.value is not None and not isinstance(p.value, (int, float)):
+                if p.name == "rate" and (isinstance(p.value, bool) or not isinstance(p.value, (int, float))):
                     return SetParametersResult(successful=False, reason="rate must be a number")
                 if p.name == "paused":
                     if p.value:
@@ -408,6 +413,7 @@ def run_play(args, ros_args: list[str] | None = None) -> int:
         profile = use_large_shm_segment(w * h * 4)
 
     import rclpy
+    import rclpy.exceptions
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
     rclpy.init(args=["siam-tracker-play"] + list(ros_args or []), signal_handler_options=_no_signal_handlers())
@@ -440,6 +446,9 @@ def run_play(args, ros_args: list[str] | None = None) -> int:
     except TimeoutError as err:
         print(f"siam-tracker play: {err}", file=sys.stderr)
         code = 3
+    except (ValueError, TypeError, rclpy.exceptions.ParameterException) as err:
+        print(f"siam-tracker play: bad parameter: {err}", file=sys.stderr)
+        code = 2
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
