@@ -848,6 +848,10 @@ def run_demo(args) -> int:
     except DemoError as err:
         print(f"siam-tracker demo: error: {err}", file=sys.stderr)
         return 1
+    except ImportError as err:
+        print(f"siam-tracker demo: error: ROS 2 Python packages are missing ({err}): run `make bootstrap` and "
+              "`source .ros/env.sh`, or source a ROS 2 installation", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("siam-tracker demo: interrupted; child processes stopped", file=sys.stderr)
         return 130
