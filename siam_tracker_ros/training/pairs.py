@@ -218,21 +218,26 @@ class PairDataset(torch.utils.data.Dataset):
         return z, x, torch.tensor([dx, dy], dtype=torch.float32), torch.tensor(0.0 if negative else 1.0)
 
     def _photometric(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Saturation, contrast, per-channel gain and brightness folded into one 3x4 affine colour transform
+        (one cv2.transform pass on uint8, saturating), then an optional Gaussian blur."""
         aug = self.aug
-        f = img.astype(np.float32)
-        if aug.saturation > 0:
-            grey = f.mean(axis=2, keepdims=True)
-            f = grey + (f - grey) * (1.0 + rng.uniform(-aug.saturation, aug.saturation))
-        if aug.contrast > 0:
-            f = (f - f.mean()) * (1.0 + rng.uniform(-aug.contrast, aug.contrast)) + f.mean()
-        if aug.channel_gain > 0:
-            f = f * (1.0 + rng.uniform(-aug.channel_gain, aug.channel_gain, size=3)).astype(np.float32)
-        if aug.brightness > 0:
-            f = f + 255.0 * rng.uniform(-aug.brightness, aug.brightness)
-        if aug.blur_prob > 0 and rng.random() < aug.blur_prob:
-            sigma = rng.uniform(*aug.blur_sigma)
-            f = cv2.GaussianBlur(f, (0, 0), sigma)
-        return np.clip(f, 0, 255).astype(np.uint8)
+        sat = 1.0 + rng.uniform(-aug.saturation, aug.saturation) if aug.saturation > 0 else 1.0
+        con = 1.0 + rng.uniform(-aug.contrast, aug.contrast) if aug.contrast > 0 else 1.0
+        gain = (1.0 + rng.uniform(-aug.channel_gain, aug.channel_gain, size=3) if aug.channel_gain > 0
+                else np.ones(3))
+        bright = 255.0 * rng.uniform(-aug.brightness, aug.brightness) if aug.brightness > 0 else 0.0
+        blur = aug.blur_prob > 0 and rng.random() < aug.blur_prob
+        sigma = rng.uniform(*aug.blur_sigma) if blur else 0.0
+        # f -> grey + sat * (f - grey)  (grey = channel mean: preserves the image mean)
+        m_sat = sat * np.eye(3) + (1.0 - sat) / 3.0 * np.ones((3, 3))
+        mu = float(np.mean(cv2.mean(img)[:3]))
+        # -> con * (f - mu) + mu -> gain * f -> + bright
+        m = con * (gain[:, None] * m_sat)
+        offset = gain * (1.0 - con) * mu + bright
+        out = cv2.transform(img, np.hstack([m, offset[:, None]]).astype(np.float32))
+        if blur:
+            out = cv2.GaussianBlur(out, (0, 0), sigma)
+        return out
 
 
 def collate_to(batch, device: torch.device | str = "cpu", non_blocking: bool = False):
