@@ -43,9 +43,17 @@ _held_locks: dict[int, int] = {}  # domain id -> open fd holding its lock (kept 
 
 
 def install_prefix() -> Path:
-    """The colcon install tree made by tools/ros_env/bootstrap.sh (or SIAM_TRACKER_ROS_INSTALL)."""
+    """Install prefix of siam_tracker_ros: $SIAM_TRACKER_ROS_INSTALL (set by .ros/env.sh), else the ament index
+    (a sourced colcon workspace on a robot), else the bootstrap's .ros/install."""
     env = os.environ.get("SIAM_TRACKER_ROS_INSTALL")
-    return Path(env) if env else REPO_ROOT / ".ros" / "install"
+    if env:
+        return Path(env)
+    try:
+        from ament_index_python.packages import get_package_prefix
+
+        return Path(get_package_prefix("siam_tracker_ros"))
+    except Exception:  # ament_index_python missing or the package not on AMENT_PREFIX_PATH
+        return REPO_ROOT / ".ros" / "install"
 
 
 @functools.lru_cache(maxsize=None)
