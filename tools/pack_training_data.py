@@ -15,8 +15,9 @@ Held-out sequences (training.val_sequences of --config) are packed too, every `-
 validation loss can be computed there; the trainer never trains on them (it splits by name). Frames whose target is
 absent are dropped (they carry nothing for training), their sequence structure otherwise kept in order.
 
-The total size is checked against `--limit-mb` (default 55): the tool lowers the JPEG quality, then max side, until
-it fits. `.traindata/` is kept out of git through .git/info/exclude.
+The total size (all files) is checked against `--limit-mib` (default 42 MiB, so that even a tar of it, with its
+per-file headers, stays under the 48 MiB the device upload leaves for data): the tool lowers the JPEG quality, then
+the max side, until it fits. `.traindata/` is kept out of git through .git/info/exclude.
 """
 from __future__ import annotations
 
@@ -111,7 +112,9 @@ def main(argv=None) -> int:
     ap.add_argument("--quality", type=int, default=85)
     ap.add_argument("--val-step", type=int, default=2, help="keep every N-th frame of held-out sequences")
     ap.add_argument("--train-step", type=int, default=1, help="keep every N-th frame of training sequences")
-    ap.add_argument("--limit-mb", type=float, default=55.0)
+    ap.add_argument("--limit-mib", type=float, default=42.0,
+                    help="size limit of the whole folder (all files, MiB); the device upload limit is 64 MiB "
+                         "including the repository")
     args = ap.parse_args(argv)
 
     import yaml
@@ -123,10 +126,11 @@ def main(argv=None) -> int:
     while True:
         stats = pack(Path(args.src), out, held_out, args.context, max_side, quality, args.val_step,
                      args.train_step)
-        mb = stats["bytes"] / 1e6
-        print(f"packed {stats['sequences']} sequences, {stats['frames']} frames, {mb:.1f} MB "
+        total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+        mib = total / 2**20
+        print(f"packed {stats['sequences']} sequences, {stats['frames']} frames, {mib:.1f} MiB "
               f"(quality {quality}, max side {max_side})", flush=True)
-        if mb <= args.limit_mb:
+        if mib <= args.limit_mib:
             break
         if quality > 70:
             quality -= 5

@@ -137,6 +137,7 @@ class TrainOptions:
     amp: bool | None = None  # None: on for CUDA
     log_seconds: float = 20.0
     max_steps: int | None = None  # stop after this many steps in total (tests, smoke runs)
+    init_weights: str | None = None  # start from these weights (same model config) instead of random
     lr_by_time: bool = False  # with `minutes`: the LR schedule also advances with elapsed time / budget
 
 
@@ -195,7 +196,13 @@ def train(cfg: Config, augment: AugmentConfig, opts: TrainOptions, say=print) ->
 
     # ---- model, optimizer, state
     torch.manual_seed(tc.seed)
-    model = build_model(cfg.model).to(device)
+    model = build_model(cfg.model)
+    if opts.init_weights and not opts.resume:
+        # Fine-tune: start from existing weights of the same architecture, with a fresh schedule.
+        from ..model import load_weights
+        model.load_state_dict(load_weights(opts.init_weights, expected=cfg.model).state_dict())
+        say(f"initialised from {opts.init_weights}")
+    model = model.to(device)
     model.train()
     optimizer = torch.optim.SGD(model.parameters(), lr=tc.lr_start, momentum=tc.momentum,
                                 weight_decay=tc.weight_decay)
@@ -336,15 +343,31 @@ def train(cfg: Config, augment: AugmentConfig, opts: TrainOptions, say=print) ->
         if budget is not None and now - t_start >= budget:
             stop_reason = "budget"
             break
-    csv_file.close()
     complete = step >= total_steps
+    if val_loader is not None and step > 0 and (not val_history or val_history[-1]["step"] != step):
+        # a budget stop mid-epoch: the final weights still get a validation figure (and the last window's loss)
+        now = time.time()
+        val = evaluate_loss(model, val_loader, device, tc.radius)
+        val_history.append({"step": step, "epoch": round(step / steps_per_epoch, 3), "val_loss": val})
+        writer.writerow({"step": step, "epoch": round(step / steps_per_epoch, 3),
+                         "loss": round(window_loss / window_n, 5) if window_n else "",
+                         "lr": f"{optimizer.param_groups[0]['lr']:.3e}", "val_loss": round(val, 5),
+                         "pairs_per_s": round(window_pairs / max(now - window_t, 1e-9), 2) if window_pairs else "",
+                         "elapsed_s": round(elapsed_before + now - t_start, 1)})
+        say(f"val_loss {val:.4f} at step {step}")
+        if val < best_val:
+            best_val = val
+            write_weights(out / "weights_best.pt", complete=complete)
+    csv_file.close()
     checkpoint(stop_reason)
     write_weights(out / "weights.pt", complete=complete)
     summary = {"step": step, "total_steps": total_steps, "pairs": pairs_seen, "stop": stop_reason,
                "complete": complete, "best_val_loss": best_val if math.isfinite(best_val) else None,
                "weights": str(out / "weights.pt"), "checkpoint": str(ckpt_path)}
-    say(f"stopped ({stop_reason}) at step {step}/{total_steps}, {pairs_seen} pairs; weights {out / 'weights.pt'}, "
-        f"checkpoint {ckpt_path}")
+    say(f"stopped ({stop_reason}) at step {step}/{total_steps}, {pairs_seen} pairs; checkpoint {ckpt_path}")
+    say(f"final weights: {(out / 'weights.pt').resolve()}"
+        + (f" (best validation loss {best_val:.4f}: {(out / 'weights_best.pt').resolve()})"
+           if math.isfinite(best_val) else ""))
     return summary
 
 
@@ -363,6 +386,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--amp", dest="amp", action="store_true", default=None, help="mixed precision (CUDA; default)")
     p.add_argument("--no-amp", dest="amp", action="store_false")
     p.add_argument("--max-steps", type=int, help="stop after this many steps in total (smoke runs)")
+    p.add_argument("--init-weights", help="start from these weights (same model config), fresh schedule")
     p.add_argument("--lr-by-time", action="store_true",
                    help="with --minutes: decay the learning rate over the time budget as well as the planned steps")
     p.add_argument("--log-seconds", type=float, default=20.0, help="seconds between progress lines / CSV rows")
@@ -398,7 +422,8 @@ def run_from_args(args: argparse.Namespace) -> int:
     opts = TrainOptions(out=args.out, resume=args.resume, device=args.device, minutes=args.minutes,
                         workers=args.workers, threads=args.threads, checkpoint_minutes=args.checkpoint_minutes,
                         val_pairs=args.val_pairs, amp=args.amp, max_steps=args.max_steps,
-                        log_seconds=args.log_seconds, lr_by_time=args.lr_by_time)
+                        log_seconds=args.log_seconds, lr_by_time=args.lr_by_time,
+                        init_weights=args.init_weights)
     train(cfg, augment, opts, say=lambda s: print(s, flush=True))
     return 0
 
