@@ -3,8 +3,8 @@
 The research sequences in ``../shared/data`` cannot be shipped with this package, so the demo (and any test that
 needs a sequence with exact ground truth) renders one from scikit-image's sample photographs:
 
-* background: the espresso photograph (``skimage.data.coffee()``: wooden table, cup, saucer), seen through a
-  camera that pans and zooms smoothly;
+* background: the launch-pad photograph (``skimage.data.rocket()``: dusk sky, rocket, lattice towers, lights), seen
+  through a camera that pans and zooms smoothly;
 * object: the cat's head from ``skimage.data.chelsea()`` with a soft elliptical matte; it moves on a smooth path,
   grows and shrinks (about 0.8x to 1.4x), rotates a little (about +-10 degrees) and for a few frames leaves the left
   edge of the image by more than half its width;
@@ -52,6 +52,9 @@ _KEYFRAMES = np.array([
 ])
 _OBJECT_BASE_WIDTH = 120  # pixels at scale 1 in a 640-pixel-wide frame
 # Occluder: horizontal centre x / W from t0 to t1 (linear), vertical centre follows the object at that time.
+# Camera: pan amplitude as a fraction of the room the enlarged background leaves, and the zoom range (1 .. 1 + zoom).
+_CAMERA_PAN = 0.6
+_CAMERA_ZOOM = 0.18
 _OCCLUDER_T = (0.24, 0.70)
 _OCCLUDER_X = (1.06, -0.06)
 
@@ -67,7 +70,7 @@ def _photos() -> dict[str, np.ndarray]:
     except ImportError as err:  # pragma: no cover - scikit-image is a dependency of the demo
         raise ImportError("the built-in sequence needs scikit-image (pip install scikit-image)") from err
     return {
-        "background": _rgb_to_bgr(data.coffee()),
+        "background": _rgb_to_bgr(data.rocket()),
         "object": _rgb_to_bgr(data.chelsea()),
         "occluder": _rgb_to_bgr(data.astronaut()),
     }
@@ -169,7 +172,7 @@ def make_sequence(n_frames: int = DEFAULT_FRAMES, size: tuple[int, int] = DEFAUL
     bg = cv2.resize(bg, None, fx=bg_scale, fy=bg_scale, interpolation=cv2.INTER_CUBIC)
     bh, bw = bg.shape[:2]
     # Camera: centre of the viewport in background pixels, zoom >= 1 (1 = viewport of width x height pixels).
-    pan_x, pan_y = 0.5 * (bw - width) * 0.75, 0.5 * (bh - height) * 0.75
+    pan_x, pan_y = 0.5 * (bw - width) * _CAMERA_PAN, 0.5 * (bh - height) * _CAMERA_PAN
     cam_phase = rng.uniform(0, 2 * np.pi, size=4)
     cam_freq = np.array([0.9, 1.3, 0.7, 1.1]) * rng.uniform(0.9, 1.1, size=4)
 
@@ -194,9 +197,9 @@ def make_sequence(n_frames: int = DEFAULT_FRAMES, size: tuple[int, int] = DEFAUL
     for i in range(n_frames):
         t = i / max(n_frames - 1, 1)
         # 1. background through the moving camera
-        cx = bw / 2.0 + pan_x * math.sin(2 * np.pi * cam_freq[0] * t + cam_phase[0]) * 0.8
-        cy = bh / 2.0 + pan_y * math.sin(2 * np.pi * cam_freq[1] * t + cam_phase[1]) * 0.8
-        zoom = 1.0 + 0.18 * (0.5 + 0.5 * math.sin(2 * np.pi * cam_freq[2] * t + cam_phase[2]))
+        cx = bw / 2.0 + pan_x * math.sin(2 * np.pi * cam_freq[0] * t + cam_phase[0])
+        cy = bh / 2.0 + pan_y * math.sin(2 * np.pi * cam_freq[1] * t + cam_phase[1])
+        zoom = 1.0 + _CAMERA_ZOOM * (0.5 + 0.5 * math.sin(2 * np.pi * cam_freq[2] * t + cam_phase[2]))
         cam = np.array([[zoom, 0.0, width / 2.0 - zoom * cx], [0.0, zoom, height / 2.0 - zoom * cy]])
         frame = cv2.warpAffine(bg, cam, (width, height), flags=cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_REFLECT).astype(np.float32)
