@@ -696,8 +696,12 @@ def _rect(img, box, colour, thickness=2):
 def _label(img, text, org, colour, scale=0.5):
     import cv2
 
-    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
-    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 1, cv2.LINE_AA)
+    (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    x, y = int(org[0]), int(org[1])
+    x0, y0, x1, y1 = max(x - 2, 0), max(y - h - 3, 0), min(x + w + 2, img.shape[1]), min(y + base + 1, img.shape[0])
+    if x1 > x0 and y1 > y0:  # a dark band behind the text, so it reads on any background
+        img[y0:y1, x0:x1] = (img[y0:y1, x0:x1] * 0.35).astype(img.dtype)
+    cv2.putText(img, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 1, cv2.LINE_AA)
 
 
 def annotate(img: np.ndarray, row: dict) -> np.ndarray:
