@@ -39,6 +39,9 @@ def test_analyse_counts_iou_latency():
     assert s["mean_iou"] == pytest.approx(30 * 30 / (2 * 40 * 30 - 30 * 30))  # boxes shifted by 10 px
     assert s["latency"]["p50_ms"] == pytest.approx(20.0, abs=0.01)
     assert s["publish_rate_hz"] == pytest.approx(30.0, rel=1e-3)
+    # frame 4 was dropped: the client still holds frame 3's answer (10 px right of frame 3, 9 px of frame 4)
+    held = 31 * 30 / (2 * 40 * 30 - 31 * 30)
+    assert s["mean_iou_latest_answer_every_frame"] == pytest.approx((8 * s["mean_iou"] + held) / 9)
     rows = {r["frame"]: r for r in result["frames"]}
     assert rows[0]["init"] and not rows[4]["answered"] and rows[4]["held_box"] == rows[3]["box"]
     table = demo.format_table("t", s)

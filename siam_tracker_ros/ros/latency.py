@@ -170,3 +170,9 @@ def _params_file():
     from .demo import find_params_file
 
     return find_params_file()
+
+
+if __name__ == "__main__":
+    _parser = argparse.ArgumentParser(prog="python -m siam_tracker_ros.ros.latency")
+    add_latency_parser(_parser.add_subparsers(dest="command"))
+    sys.exit(run_latency(_parser.parse_args(["latency"] + sys.argv[1:])))
