@@ -548,7 +548,7 @@ class TrackerNode(Node):
                         side.update(f.decode())
                     except ImageConversionError:
                         continue
-                self.tracker._targets[tid] = side._targets[tid]  # hand the caught-up state over
+                self.tracker.adopt(tid, side)  # hand the caught-up state over
         except InputError as err:
             job.success, job.message = False, f"bad box: {err}"
             return

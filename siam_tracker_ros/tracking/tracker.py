@@ -131,6 +131,10 @@ class SiamTracker:
     def clear(self) -> None:
         self._targets.clear()
 
+    def adopt(self, target_id: str, other: "SiamTracker") -> None:
+        """Take over `target_id`'s full state from another tracker (e.g. one that caught it up over past frames)."""
+        self._targets[target_id] = other._targets[target_id]
+
     def state(self, target_id: str) -> dict:
         t = self._targets[target_id]
         return {"box": [t.cx - t.w / 2, t.cy - t.h / 2, t.w, t.h], "lost": t.lost, "lost_frames": t.lost_frames}
