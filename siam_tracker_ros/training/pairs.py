@@ -14,11 +14,13 @@ with the frame's per-channel mean, with the tracker's centre convention (box cen
 
 Multi-scale training (paper sec. 4.2, S1 in [127, 255], S2 in [255, 383]). Our reading: S1 and S2 are the crop
 extents measured in canonical pixels (the frame resampled so that s_z is 127 px), and each crop is then resized to
-the fixed network input, 127 for the exemplar and 255 for the search image. S1 = 255 therefore shows the exemplar
-with twice the usual context at half the resolution. Drawing S1 and S2 independently would make the target look on
-average ~20% larger in the search image than in the exemplar (ratio 2.008 * S1 / S2), which teaches the scale
-search to shrink boxes; so one t ~ U(0, 1) drives both (S1 = 127 + 128 t, S2 = 255 + 128 t: the ratio stays in
-[1, 1.34]), and only a fraction `multi_scale_prob` of the pairs is multi-scale, the rest use 127 / 255.
+the fixed network input, 127 for the exemplar and 255 for the search image; a larger extent shows more context at a
+lower resolution. Drawn independently (or both from one t), the target looks larger in the search image than in
+the exemplar by 2.008 * S1 / S2, up to 2x and ~1.2x on average: measured on held-out pairs, networks trained so
+preferred zoomed-in search crops, i.e. the tracker's scale search is biased and blunt. So by default
+(`multi_scale_mode: matched`) S2 is drawn in [255, 383] and S1 = S2 * 127 / 255 (in [127, 191]): both crops at one
+resolution, whatever it is; `independent` keeps the literal reading for ablations. A fraction `multi_scale_prob` of
+the pairs is multi-scale, the rest use 127 / 255.
 
 Augmentation. Random stretch (isotropic scale +-`stretch`, aspect +-`stretch`/2) of each crop; a random shift of the
 search centre of up to `max_shift` search pixels in x and y (the target is off-centre by that much and the label map
@@ -53,7 +55,10 @@ class AugmentConfig:
     template_range: tuple = (127, 255)  # S1 of the paper, canonical pixels
     search_range: tuple = (255, 383)  # S2 of the paper, canonical pixels
     multi_scale_prob: float = 0.5  # fraction of pairs cropped at a drawn (S1, S2) when multi_scale_train is on
-    stretch: float = 0.08  # isotropic scale jitter of each crop (+-), aspect jitter is half of it
+    # "matched": S2 drawn, S1 = S2 * 127 / 255 (template and search at one resolution: no scale bias);
+    # "independent": S1 and S2 drawn independently (the literal reading; biases the scale search, see above)
+    multi_scale_mode: str = "matched"
+    stretch: float = 0.05  # isotropic scale jitter of each crop (+-), aspect jitter is half of it
     max_shift: float = 32.0  # search-pixel shift of the target from the search centre (x and y each, uniform)
     brightness: float = 0.15  # +- fraction of 255
     contrast: float = 0.25  # +- fraction
@@ -73,6 +78,9 @@ class AugmentConfig:
         for key in ("template_range", "search_range", "blur_sigma"):
             if key in data:
                 data[key] = tuple(float(v) for v in data[key])
+        if data.get("multi_scale_mode", "matched") not in ("matched", "independent"):
+            raise ValueError(f"augment.multi_scale_mode = {data['multi_scale_mode']!r}: expected matched or "
+                             "independent")
         return cls(**data)
 
     def to_dict(self) -> dict:
@@ -177,9 +185,11 @@ class PairDataset(torch.utils.data.Dataset):
 
         s1, s2 = float(aug.exemplar_size), float(aug.instance_size)
         if self.train and tc.multi_scale_train and rng.random() < aug.multi_scale_prob:
-            t = rng.random()
-            s1 = aug.template_range[0] + t * (aug.template_range[1] - aug.template_range[0])
-            s2 = aug.search_range[0] + t * (aug.search_range[1] - aug.search_range[0])
+            s2 = rng.uniform(*aug.search_range)
+            if aug.multi_scale_mode == "independent":
+                s1 = rng.uniform(*aug.template_range)
+            else:  # "matched": the template at the search crop's resolution (S1 = S2 * 127 / 255)
+                s1 = float(np.clip(s2 * aug.exemplar_size / aug.instance_size, *aug.template_range))
 
         def jitter():
             if not self.train or aug.stretch <= 0:
