@@ -125,3 +125,35 @@ def test_resume_is_exact(tmp_path):
     wb = torch.load(tmp_path / "b" / "weights.pt", weights_only=True)["state_dict"]
     for k in wa:
         assert torch.allclose(wa[k].float(), wb[k].float(), atol=1e-6), k
+
+
+def _square_sequence(tmp_path):
+    import cv2
+
+    from siam_tracker_ros.training.datasets import Sequence
+
+    paths = []
+    for k in range(3):
+        img = np.full((400, 600, 3), 60, np.uint8)
+        img[150:190, 200 + 20 * k:260 + 20 * k] = 255  # a 60 x 40 white box moving right
+        paths.append(str(tmp_path / f"{k}.png"))
+        cv2.imwrite(paths[-1], img)
+    return Sequence("sq", paths, np.array([[200 + 20 * k, 150, 60, 40] for k in range(3)], float))
+
+
+def test_multi_scale_pairs_keep_template_and_search_at_one_scale(tmp_path):
+    from siam_tracker_ros.config import TrainingConfig
+
+    seq = _square_sequence(tmp_path)
+    tc = TrainingConfig(negative_pair_prob=0.0, gray_prob=0.0, flip_prob=0.0)
+    aug = AugmentConfig(multi_scale_prob=1.0, stretch=0.0, max_shift=0.0, brightness=0, contrast=0, saturation=0,
+                        channel_gain=0, blur_prob=0)
+    widths = []
+    for i in range(6):
+        z, x, off, pos = PairDataset([seq], 6, seed=1, training=tc, augment=aug)[i]
+        wz = int((z[0] > 128).any(0).sum())  # target width in template pixels
+        wx = int((x[0] > 128).any(0).sum())
+        widths.append((wz, wx))
+        assert abs(wz - wx) <= 2, (wz, wx)  # same size in both crops, whatever the drawn extent
+        assert torch.allclose(off, torch.zeros(2))
+    assert len({w for w, _ in widths}) > 1  # the extent was drawn: sizes vary between pairs
