@@ -36,18 +36,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", dest="json_out", help="write all figures to this JSON file")
     p.add_argument("--boxes", action="store_true", help="include every predicted box in the JSON")
     p.add_argument("--plot", help="write the success and precision plots to this PNG")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set tracking.scale_penalty=0.99")
     p.add_argument("--quiet", action="store_true")
 
 
 def run_from_args(args: argparse.Namespace) -> int:
-    from ..training.trainer import load_train_config
+    from ..training.trainer import apply_overrides, load_train_config
     from .plots import plot_runs
     from .runner import OpenCVAdapter, SiamAdapter, evaluate, report, summary_table
 
     config_path = args.config
     if config_path is None and args.held_out:
         config_path = REPO_ROOT / "config" / "train_default.yaml"
-    cfg, _ = load_train_config(config_path)
+    cfg, augment = load_train_config(config_path)
+    cfg, _ = apply_overrides(cfg, augment, args.set)
     if args.device:
         cfg.backend.device = args.device
     names = [n for n in (args.sequences or "").split(",") if n]
