@@ -24,12 +24,16 @@ from .backbone import AlexNetBackbone
 from .fusion import MultiLayerFeatureFusion
 
 
+SHIFT_SUM_MAX_TAPS = 64
+
+
 def cross_correlate(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """Per-sample cross-correlation of search features x (B, C, H, W) with kernels (B, C, h, w) -> (B, 1, H-h+1, W-w+1).
 
-    Exported as unfold + batched matrix product rather than a grouped convolution: the batch stays a free dimension
-    in the ONNX graph (a grouped convolution bakes the batch size into its `group` attribute), and TensorRT runs it
-    as a plain GEMM, with no runtime-weight convolution needed. Both give the same numbers.
+    Exported without a grouped convolution, so the batch stays a free dimension in the ONNX graph (a grouped
+    convolution bakes the batch size into its `group` attribute) and TensorRT needs no convolution with runtime
+    weights: small kernels as a sum of shifted slices, larger ones as unfold + batched matrix product (a GEMM).
+    Every form gives the same numbers (tests).
     """
     # Python ints: spatial sizes are static in an exported graph, the batch stays free (-1).
     c, h, w = int(kernel.shape[1]), int(kernel.shape[2]), int(kernel.shape[3])
@@ -38,6 +42,15 @@ def cross_correlate(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
         # Eager PyTorch: a grouped convolution with the batch folded into channels is the fastest CPU kernel.
         b = x.shape[0]
         return F.conv2d(x.reshape(1, b * c, x.shape[2], x.shape[3]), kernel, groups=b).reshape(b, 1, out_h, out_w)
+    if h * w <= SHIFT_SUM_MAX_TAPS:
+        # Small kernels (the 6x6 of a 127 exemplar): a sum of h*w shifted slices times one kernel tap each. Plain
+        # Slice/Mul/Add nodes: ONNX Runtime runs this ~10x faster than the Gather-based im2col that unfold exports to.
+        acc = None
+        for i in range(h):
+            for j in range(w):
+                term = x[:, :, i:i + out_h, j:j + out_w] * kernel[:, :, i:i + 1, j:j + 1]
+                acc = term if acc is None else acc + term
+        return acc.sum(dim=1, keepdim=True)
     columns = F.unfold(x, (h, w))  # (B, C*h*w, out_h*out_w)
     response = torch.bmm(kernel.reshape(-1, 1, c * h * w), columns)
     return response.reshape(-1, 1, out_h, out_w)
