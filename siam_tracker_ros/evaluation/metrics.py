@@ -18,33 +18,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..tracking.geometry import center_error, iou  # noqa: F401  (re-exported: the metrics use them)
+
 SUCCESS_THRESHOLDS = np.linspace(0.0, 1.0, 21)
 PRECISION_THRESHOLDS = np.arange(0, 51, dtype=np.float64)
 PRECISION_AT = 20.0
-
-
-def iou(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """Row-wise IoU of (N, 4) x,y,w,h boxes; rows with a NaN or empty box give 0."""
-    pred = np.asarray(pred, dtype=np.float64).reshape(-1, 4)
-    gt = np.asarray(gt, dtype=np.float64).reshape(-1, 4)
-    x0 = np.maximum(pred[:, 0], gt[:, 0])
-    y0 = np.maximum(pred[:, 1], gt[:, 1])
-    x1 = np.minimum(pred[:, 0] + pred[:, 2], gt[:, 0] + gt[:, 2])
-    y1 = np.minimum(pred[:, 1] + pred[:, 3], gt[:, 1] + gt[:, 3])
-    with np.errstate(invalid="ignore"):
-        inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-        union = pred[:, 2] * pred[:, 3] + gt[:, 2] * gt[:, 3] - inter
-        out = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
-    return np.nan_to_num(out, nan=0.0)
-
-
-def center_error(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """Row-wise Euclidean distance of box centres in pixels; a NaN prediction gives +inf."""
-    pred = np.asarray(pred, dtype=np.float64).reshape(-1, 4)
-    gt = np.asarray(gt, dtype=np.float64).reshape(-1, 4)
-    d = (pred[:, :2] + pred[:, 2:] / 2) - (gt[:, :2] + gt[:, 2:] / 2)
-    err = np.sqrt((d ** 2).sum(axis=1))
-    return np.where(np.isfinite(err), err, np.inf)
 
 
 def gt_valid(gt: np.ndarray) -> np.ndarray:

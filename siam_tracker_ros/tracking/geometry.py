@@ -1,4 +1,5 @@
-"""Boxes: (x, y, w, h) with (x, y) the top-left corner, in pixels, 0-based. Centre form: (cx, cy, w, h)."""
+"""Boxes: (x, y, w, h) with (x, y) the top-left corner, in pixels, 0-based. Centre form: (cx, cy, w, h). IoU and centre
+error live here once; the evaluation protocol (evaluation/metrics.py) uses them."""
 from __future__ import annotations
 
 import numpy as np
@@ -14,23 +15,25 @@ def cxcywh_to_xywh(box) -> np.ndarray:
     return np.array([cx - w / 2.0, cy - h / 2.0, w, h])
 
 
-def iou(a, b) -> np.ndarray:
-    """IoU of (N, 4) or (4,) xywh boxes, row by row. NaN rows give NaN."""
-    a = np.atleast_2d(np.asarray(a, dtype=np.float64))
-    b = np.atleast_2d(np.asarray(b, dtype=np.float64))
-    x1 = np.maximum(a[:, 0], b[:, 0])
-    y1 = np.maximum(a[:, 1], b[:, 1])
-    x2 = np.minimum(a[:, 0] + a[:, 2], b[:, 0] + b[:, 2])
-    y2 = np.minimum(a[:, 1] + a[:, 3], b[:, 1] + b[:, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    union = a[:, 2] * a[:, 3] + b[:, 2] * b[:, 3] - inter
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(union > 0, inter / union, 0.0) + 0.0 * (a[:, 0] + b[:, 0])  # keeps NaN rows NaN
+def iou(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """Row-wise IoU of (N, 4) x,y,w,h boxes; rows with a NaN or empty box give 0."""
+    pred = np.asarray(pred, dtype=np.float64).reshape(-1, 4)
+    gt = np.asarray(gt, dtype=np.float64).reshape(-1, 4)
+    x0 = np.maximum(pred[:, 0], gt[:, 0])
+    y0 = np.maximum(pred[:, 1], gt[:, 1])
+    x1 = np.minimum(pred[:, 0] + pred[:, 2], gt[:, 0] + gt[:, 2])
+    y1 = np.minimum(pred[:, 1] + pred[:, 3], gt[:, 1] + gt[:, 3])
+    with np.errstate(invalid="ignore"):
+        inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+        union = pred[:, 2] * pred[:, 3] + gt[:, 2] * gt[:, 3] - inter
+        out = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+    return np.nan_to_num(out, nan=0.0)
 
 
-def center_error(a, b) -> np.ndarray:
-    a = np.atleast_2d(np.asarray(a, dtype=np.float64))
-    b = np.atleast_2d(np.asarray(b, dtype=np.float64))
-    ca = a[:, :2] + a[:, 2:] / 2.0
-    cb = b[:, :2] + b[:, 2:] / 2.0
-    return np.linalg.norm(ca - cb, axis=1)
+def center_error(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """Row-wise Euclidean distance of box centres in pixels; a NaN prediction gives +inf."""
+    pred = np.asarray(pred, dtype=np.float64).reshape(-1, 4)
+    gt = np.asarray(gt, dtype=np.float64).reshape(-1, 4)
+    d = (pred[:, :2] + pred[:, 2:] / 2) - (gt[:, :2] + gt[:, 2:] / 2)
+    err = np.sqrt((d ** 2).sum(axis=1))
+    return np.where(np.isfinite(err), err, np.inf)
