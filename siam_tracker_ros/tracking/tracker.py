@@ -264,14 +264,18 @@ class SiamTracker:
     def _update_tracked(self, tid, t: _Target, logits, regions, frame_shape) -> TrackResult:
         cfg = self.cfg
         z0, x0 = self.pairs[0]
-        maps, peaks = [], []
+        maps, peaks, scores = [], [], []
         for i in range(len(self.scale_factors)):
             up, peak = self._fused_maps(tid, logits, i)
-            if i != len(self.scale_factors) // 2:
-                up = up * cfg.scale_penalty
+            # SiamFC multiplies each off-centre scale's peak score by the penalty. Our maps are probabilities, which
+            # saturate near 1: there the penalty would always win and the box size would freeze. Penalise the odds
+            # p / (1 - p) instead (the logistic model's own scale, unbounded like SiamFC's raw scores).
+            p = float(np.clip(up.max(), 1e-6, 1.0 - 1e-6))
+            odds = p / (1.0 - p)
+            scores.append(odds * (cfg.scale_penalty if i != len(self.scale_factors) // 2 else 1.0))
             maps.append(up)
             peaks.append(peak)
-        best = int(np.argmax([m.max() for m in maps]))
+        best = int(np.argmax(scores))
         up = maps[best]
         region = regions[(tid, z0, x0, best)]
         confidence = self._confidence(t, peaks[best])
