@@ -205,6 +205,35 @@ class Child:
         return self.proc.returncode
 
 
+def init_box_source(init_box, gt):
+    """`box(frame_index)` for run_session: the --init-box when given, else that frame's ground truth."""
+    def box_for(frame_index: int):
+        b = init_box if init_box is not None else (gt[frame_index] if frame_index < len(gt) else None)
+        if b is None or not np.all(np.isfinite(b)):
+            raise DemoError(f"no ground-truth box for frame {frame_index + 1}: give --init-box")
+        return tuple(float(v) for v in b)
+    return box_for
+
+
+def run_reporting_errors(command: str, body):
+    """Run `body()` (starting the ROS processes); the expected failures become a message and an exit code.
+
+    Returns (body's result, None) or (None, exit code).
+    """
+    try:
+        return body(), None
+    except DemoError as err:
+        print(f"siam-tracker {command}: error: {err}", file=sys.stderr)
+        return None, 1
+    except ImportError as err:
+        print(f"siam-tracker {command}: error: ROS 2 Python packages are missing ({err}): run `make bootstrap` and "
+              "`source .ros/env.sh`, or source a ROS 2 installation", file=sys.stderr)
+        return None, 1
+    except KeyboardInterrupt:
+        print(f"siam-tracker {command}: interrupted; child processes stopped", file=sys.stderr)
+        return None, 130
+
+
 def find_params_file() -> str | None:
     """config/tracker.yaml next to the package sources, else in the package's share folder."""
     here = Path(__file__).resolve().parents[2] / "config" / "tracker.yaml"
@@ -835,36 +864,26 @@ def load_sequence_info(args) -> tuple[str, np.ndarray | None, tuple | None, list
 
 def run_demo(args) -> int:
     out = Path(args.out)
-    try:
+
+    def start():
         desc, gt, init_box, source = load_sequence_info(args)
         if init_box is None and gt is None:
             raise DemoError("no ground truth for this sequence: give --init-box X,Y,W,H (or --groundtruth FILE)")
-
-        def box_for(frame_index: int):
-            if init_box is not None:
-                return init_box
-            if frame_index >= len(gt) or not np.all(np.isfinite(gt[frame_index])):
-                raise DemoError(f"no ground-truth box for frame {frame_index + 1}: give --init-box")
-            return tuple(float(v) for v in gt[frame_index])
-
         player_args = list(source)
         if args.max_frames:
             player_args += ["--count", str(args.max_frames)]
         print(f"siam-tracker demo: {desc} at {args.rate:g} Hz -> {out}/", flush=True)
         with sigterm_as_interrupt():
-            session = run_session(out, player_args, box_for, rate=args.rate, weights=args.weights,
-                                  backend=args.backend, params_file=args.params_file or find_params_file(),
-                                  node_params=args.param, domain_id=args.domain_id, node_timeout=args.node_timeout)
-    except DemoError as err:
-        print(f"siam-tracker demo: error: {err}", file=sys.stderr)
-        return 1
-    except ImportError as err:
-        print(f"siam-tracker demo: error: ROS 2 Python packages are missing ({err}): run `make bootstrap` and "
-              "`source .ros/env.sh`, or source a ROS 2 installation", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("siam-tracker demo: interrupted; child processes stopped", file=sys.stderr)
-        return 130
+            session = run_session(out, player_args, init_box_source(init_box, gt), rate=args.rate,
+                                  weights=args.weights, backend=args.backend,
+                                  params_file=args.params_file or find_params_file(), node_params=args.param,
+                                  domain_id=args.domain_id, node_timeout=args.node_timeout)
+        return desc, gt, session
+
+    started, code = run_reporting_errors("demo", start)
+    if code is not None:
+        return code
+    desc, gt, session = started
 
     result = analyse(session, gt)
     s = result["summary"]

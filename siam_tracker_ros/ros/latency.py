@@ -21,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .demo import (DemoError, add_common_arguments, format_node_line, load_sequence_info, node_counters,
-                   percentiles_ms, run_session, sigterm_as_interrupt)
+from .demo import (DemoError, add_common_arguments, find_params_file, format_node_line, init_box_source,
+                   load_sequence_info, node_counters, percentiles_ms, run_reporting_errors, run_session,
+                   sigterm_as_interrupt)
 
 
 def add_latency_parser(subparsers) -> argparse.ArgumentParser:
@@ -118,17 +119,11 @@ def format_report(title: str, rep: dict) -> str:
 
 def run_latency(args) -> int:
     out = Path(args.out)
-    try:
+
+    def start():
         desc, gt, init_box, source = load_sequence_info(args)
         if init_box is None and gt is None:
             raise DemoError("no ground truth for this sequence: give --init-box X,Y,W,H")
-
-        def box_for(frame_index: int):
-            b = init_box if init_box is not None else gt[frame_index]
-            if not np.all(np.isfinite(b)):
-                raise DemoError(f"no ground-truth box for frame {frame_index + 1}: give --init-box")
-            return tuple(float(v) for v in b)
-
         size = [int(v) for v in args.size.lower().split("x")]
         if gt is not None and init_box is None and args.frames:
             # boxes follow the resize of the frames
@@ -140,22 +135,19 @@ def run_latency(args) -> int:
         player_args = list(source) + ["--loop", "--size", args.size, "--duration", f"{args.seconds:g}"]
         print(f"siam-tracker latency: {desc} as {args.size} at {args.rate:g} Hz for {args.seconds:g} s")
         with sigterm_as_interrupt():
-            session = run_session(out, player_args, box_for, rate=args.rate, weights=args.weights,
-                                  backend=args.backend, params_file=args.params_file or _params_file(),
-                                  node_params=args.param, domain_id=args.domain_id, node_timeout=args.node_timeout,
+            session = run_session(out, player_args, init_box_source(init_box, gt), rate=args.rate,
+                                  weights=args.weights, backend=args.backend,
+                                  params_file=args.params_file or find_params_file(), node_params=args.param,
+                                  domain_id=args.domain_id, node_timeout=args.node_timeout,
                                   stream_timeout=args.seconds + 60.0)
         rep = latency_report(session.stamps, session.records, session.stamps[0][2], window_s=args.window,
                              node_diagnostics=session.node_diagnostics, load_average=session.load_average)
-    except DemoError as err:
-        print(f"siam-tracker latency: error: {err}", file=sys.stderr)
-        return 1
-    except ImportError as err:
-        print(f"siam-tracker latency: error: ROS 2 Python packages are missing ({err}): run `make bootstrap` and "
-              "`source .ros/env.sh`, or source a ROS 2 installation", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("siam-tracker latency: interrupted; child processes stopped", file=sys.stderr)
-        return 130
+        return desc, session, rep
+
+    started, code = run_reporting_errors("latency", start)
+    if code is not None:
+        return code
+    desc, session, rep = started
     rep.update(sequence=desc, size=args.size, rate_hz=args.rate, weights=args.weights, backend=args.backend,
                node_log=session.node_log)
     print(format_report(f"siam-tracker latency: {desc}, {args.size} at {args.rate:g} Hz", rep))
@@ -164,12 +156,6 @@ def run_latency(args) -> int:
         Path(args.json).write_text(json.dumps(rep, indent=1))
         print(f"  figures written to {args.json}")
     return 0 if rep["frames_answered"] > 0 else 1
-
-
-def _params_file():
-    from .demo import find_params_file
-
-    return find_params_file()
 
 
 if __name__ == "__main__":
