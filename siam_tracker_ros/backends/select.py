@@ -64,7 +64,6 @@ def create_backend(config: BackendConfig, weights: str | Path | None = None,
             continue
         log.info("backend auto: picked %s%s", backend.describe(),
                  f" (unavailable: {'; '.join(errors)})" if errors else "")
-        backend.selection_notes = errors
         return backend
     raise BackendError("no backend is available: " + "; ".join(errors))
 

@@ -1,6 +1,6 @@
 """Tracking: crops, the SiamFC tracker with confidence and lost/re-acquire state, box geometry. numpy + OpenCV."""
-from .geometry import center_error, cxcywh_to_xywh, iou, xywh_to_cxcywh
+from .geometry import center_error, iou
 from .tracker import DEFAULT_TARGET, InputError, SiamTracker, TrackResult, prepare_frame, track_sequence, validate_box
 
 __all__ = ["DEFAULT_TARGET", "InputError", "SiamTracker", "TrackResult", "prepare_frame", "track_sequence",
-           "validate_box", "iou", "center_error", "xywh_to_cxcywh", "cxcywh_to_xywh"]
+           "validate_box", "iou", "center_error"]

@@ -1,18 +1,8 @@
-"""Boxes: (x, y, w, h) with (x, y) the top-left corner, in pixels, 0-based. Centre form: (cx, cy, w, h). IoU and centre
-error live here once; the evaluation protocol (evaluation/metrics.py) uses them."""
+"""Boxes: (x, y, w, h) with (x, y) the top-left corner, in pixels, 0-based. IoU and centre error live here once;
+the evaluation protocol (evaluation/metrics.py) uses them."""
 from __future__ import annotations
 
 import numpy as np
-
-
-def xywh_to_cxcywh(box) -> np.ndarray:
-    x, y, w, h = np.asarray(box, dtype=np.float64)
-    return np.array([x + w / 2.0, y + h / 2.0, w, h])
-
-
-def cxcywh_to_xywh(box) -> np.ndarray:
-    cx, cy, w, h = np.asarray(box, dtype=np.float64)
-    return np.array([cx - w / 2.0, cy - h / 2.0, w, h])
 
 
 def iou(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
