@@ -90,9 +90,9 @@ def export_search(model: SiamNet, instance_size: int, kernel_size: int, out_dir:
     return path
 
 
-def write_manifest(model: SiamNet, out_dir: str | Path) -> Path:
+def write_manifest(model: SiamNet, out_dir: str | Path, fingerprint: str | None = None) -> Path:
     path = Path(out_dir) / "manifest.json"
-    path.write_text(json.dumps({"fingerprint": model_fingerprint(model),
+    path.write_text(json.dumps({"fingerprint": fingerprint or model_fingerprint(model),
                                 "model_config": dict(model.config.__dict__),
                                 "kernel_channels": model.kernel_channels, "opset": OPSET}, indent=2))
     return path

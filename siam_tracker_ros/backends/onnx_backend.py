@@ -44,9 +44,10 @@ class OnnxBackend(Backend):
             from .export import model_fingerprint, write_manifest
 
             root = Path(onnx_dir) if onnx_dir else default_cache_root()
-            self.onnx_dir = root / model_fingerprint(model)
+            fingerprint = model_fingerprint(model)  # hashes every weight: once
+            self.onnx_dir = root / fingerprint
             self.onnx_dir.mkdir(parents=True, exist_ok=True)
-            write_manifest(model, self.onnx_dir)
+            write_manifest(model, self.onnx_dir, fingerprint)
             self.kernel_channels = model.kernel_channels
         else:
             if not onnx_dir:
