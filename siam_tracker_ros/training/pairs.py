@@ -27,6 +27,11 @@ search centre of up to `max_shift` search pixels in x and y (the target is off-c
 follows it); colour jitter (brightness, contrast, saturation, per-channel gain) and Gaussian blur per crop; grey
 pairs (both crops); horizontal flip of both crops (the shift is mirrored).
 
+Patch pairs (`patch_pair_prob`, off unless set): the exemplar is a random box of a random training frame and the
+search crop is cut around the same box of the same frame, resized by up to +-`patch_scale` before the usual
+augmentations. 54 tracks are few objects; a random box is a new "object" each time and teaches the generic matching
+of a patch against its own surroundings, the skill the tracker needs on objects it never saw.
+
 Every pair is a pure function of (seed, pair index): training is reproducible and resumes exactly whatever the
 number of DataLoader workers.
 """
@@ -67,6 +72,11 @@ class AugmentConfig:
     blur_prob: float = 0.15
     blur_sigma: tuple = (0.5, 2.0)
     image_cache: int = 96  # decoded frames kept per worker
+    # Self-supervised "patch pairs": a random box of a random frame matched against itself under the augmentations
+    # plus an extra scale / aspect change. Many more distinct "objects" than the tracks have (see the module notes).
+    patch_pair_prob: float = 0.0
+    patch_side: tuple = (0.08, 0.4)  # box side as a fraction of the frame's shorter side
+    patch_scale: float = 0.15  # extra +- size change of the search patch's box
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> "AugmentConfig":
@@ -75,7 +85,7 @@ class AugmentConfig:
         unknown = sorted(set(data) - names)
         if unknown:
             raise ValueError(f"unknown key(s) augment.{', augment.'.join(unknown)}; known: {', '.join(sorted(names))}")
-        for key in ("template_range", "search_range", "blur_sigma"):
+        for key in ("template_range", "search_range", "blur_sigma", "patch_side"):
             if key in data:
                 data[key] = tuple(float(v) for v in data[key])
         if data.get("multi_scale_mode", "matched") not in ("matched", "independent"):
@@ -182,6 +192,9 @@ class PairDataset(torch.utils.data.Dataset):
         seq_z, seq_x = self.sequences[si], self.sequences[sj]
         img_z, img_x = self._image(seq_z.frame_paths[i]), self._image(seq_x.frame_paths[j])
         box_z, box_x = seq_z.boxes[i], seq_x.boxes[j]
+        if self.train and not negative and aug.patch_pair_prob > 0 and rng.random() < aug.patch_pair_prob:
+            img_x = img_z
+            box_z, box_x = self._patch_boxes(img_z.shape, rng)
 
         s1, s2 = float(aug.exemplar_size), float(aug.instance_size)
         if self.train and tc.multi_scale_train and rng.random() < aug.multi_scale_prob:
@@ -226,6 +239,20 @@ class PairDataset(torch.utils.data.Dataset):
         z = torch.from_numpy(np.ascontiguousarray(z.transpose(2, 0, 1)))
         x = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
         return z, x, torch.tensor([dx, dy], dtype=torch.float32), torch.tensor(0.0 if negative else 1.0)
+
+    def _patch_boxes(self, shape, rng: np.random.Generator):
+        """A random box inside the frame and the same box, resized by up to +-patch_scale, for a patch pair."""
+        aug = self.aug
+        height, width = shape[:2]
+        side = rng.uniform(*aug.patch_side) * min(height, width)
+        aspect = math.exp(rng.uniform(-0.7, 0.7))
+        w, h = side * math.sqrt(aspect), side / math.sqrt(aspect)
+        x0 = rng.uniform(0, max(width - w, 1.0))
+        y0 = rng.uniform(0, max(height - h, 1.0))
+        k = 1.0 + rng.uniform(-aug.patch_scale, aug.patch_scale)
+        cx, cy = x0 + w / 2, y0 + h / 2
+        return (np.array([x0, y0, w, h], dtype=np.float64),
+                np.array([cx - k * w / 2, cy - k * h / 2, k * w, k * h], dtype=np.float64))
 
     def _photometric(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Saturation, contrast, per-channel gain and brightness folded into one 3x4 affine colour transform

@@ -139,6 +139,7 @@ class TrainOptions:
     max_steps: int | None = None  # stop after this many steps in total (tests, smoke runs)
     init_weights: str | None = None  # start from these weights (same model config) instead of random
     lr_by_time: bool = False  # with `minutes`: the LR schedule also advances with elapsed time / budget
+    keep_epoch_weights: bool = False  # weights_epochNNN.pt at every epoch end (early stopping on tracking figures)
 
 
 def _device(name: str) -> torch.device:
@@ -327,6 +328,8 @@ def train(cfg: Config, augment: AugmentConfig, opts: TrainOptions, say=print) ->
                 if val < best_val:
                     best_val = val
                     write_weights(out / "weights_best.pt", complete=False)
+            if epoch_end and opts.keep_epoch_weights:
+                write_weights(out / f"weights_epoch{step // steps_per_epoch:03d}.pt", complete=False)
             writer.writerow(row)
             csv_file.flush()
             line = (f"step {step}/{total_steps} epoch {step / steps_per_epoch:.2f}/{tc.epochs} "
@@ -389,6 +392,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init-weights", help="start from these weights (same model config), fresh schedule")
     p.add_argument("--lr-by-time", action="store_true",
                    help="with --minutes: decay the learning rate over the time budget as well as the planned steps")
+    p.add_argument("--keep-epoch-weights", action="store_true",
+                   help="also write weights_epochNNN.pt at every epoch end (to pick one by tracking figures)")
     p.add_argument("--log-seconds", type=float, default=20.0, help="seconds between progress lines / CSV rows")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set training.epochs=30 --set model.width=0.5")
@@ -423,7 +428,7 @@ def run_from_args(args: argparse.Namespace) -> int:
                         workers=args.workers, threads=args.threads, checkpoint_minutes=args.checkpoint_minutes,
                         val_pairs=args.val_pairs, amp=args.amp, max_steps=args.max_steps,
                         log_seconds=args.log_seconds, lr_by_time=args.lr_by_time,
-                        init_weights=args.init_weights)
+                        init_weights=args.init_weights, keep_epoch_weights=args.keep_epoch_weights)
     train(cfg, augment, opts, say=lambda s: print(s, flush=True))
     return 0
 
