@@ -157,3 +157,34 @@ def test_multi_scale_pairs_keep_template_and_search_at_one_scale(tmp_path):
         assert abs(wz - wx) <= 2, (wz, wx)  # same size in both crops, whatever the drawn extent
         assert torch.allclose(off, torch.zeros(2))
     assert len({w for w, _ in widths}) > 1  # the extent was drawn: sizes vary between pairs
+
+
+def test_patch_pairs_point_at_the_same_patch(tmp_path):
+    """A patch pair's label offset is where the exemplar's content is in the search crop."""
+    import cv2
+
+    from siam_tracker_ros.config import TrainingConfig
+    from siam_tracker_ros.training.datasets import Sequence
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for k in range(2):  # textured frames: every patch is unique
+        img = cv2.GaussianBlur(rng.integers(0, 255, (360, 480, 3), dtype=np.uint8), (0, 0), 2.0)
+        paths.append(str(tmp_path / f"{k:03d}.png"))
+        cv2.imwrite(paths[-1], img)
+    seq = Sequence("noise", paths, np.array([[100.0, 100.0, 50.0, 40.0]] * 2))
+    tc = TrainingConfig(negative_pair_prob=0.0, gray_prob=0.0, flip_prob=0.0, multi_scale_train=False)
+    aug = AugmentConfig(patch_pair_prob=1.0, patch_scale=0.0, stretch=0.0, max_shift=32.0, brightness=0,
+                        contrast=0, saturation=0, channel_gain=0, blur_prob=0)
+    ds = PairDataset([seq], 8, seed=5, training=tc, augment=aug)
+    centres = set()
+    for i in range(8):
+        z, x, off, pos = ds[i]
+        assert pos == 1.0
+        zc = np.ascontiguousarray(z.numpy().transpose(1, 2, 0)[48:79, 48:79])  # exemplar centre, 31 x 31
+        xs = np.ascontiguousarray(x.numpy().transpose(1, 2, 0))
+        _, _, _, (mx, my) = cv2.minMaxLoc(cv2.matchTemplate(xs, zc, cv2.TM_CCOEFF_NORMED))
+        found = np.array([mx + 15 - 127, my + 15 - 127], dtype=np.float32)
+        assert np.abs(found - off.numpy()).max() <= 1.0, (found, off)
+        centres.add(tuple(np.round(zc[15, 15]).tolist()))
+    assert len(centres) > 4  # a different random box each time, not the track's box
