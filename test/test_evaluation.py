@@ -18,6 +18,9 @@ def test_perfect_track():
     assert s.auc == pytest.approx(20 / 21)
     assert s.precision20 == 1.0 and s.mean_iou == pytest.approx(1.0)
     assert s.frames == 10
+    # fractional boxes too: (x + w) - x != w in floating point must not push an IoU over 1 (and past t = 1)
+    frac = np.array([[0.1 + 0.7 * i, 0.3, 13.37, 9.91] for i in range(50)])
+    assert m.score_sequence("f", frac.copy(), frac).auc == pytest.approx(20 / 21, abs=1e-12)
 
 
 def test_constant_offset():
@@ -97,3 +100,45 @@ def test_eval_cli_writes_json_and_png(tmp_path):
         assert len(o["success_curve"]) == 21
     img = cv2.imread(str(out_png))
     assert img is not None and img.shape[0] > 100
+
+
+@pytest.mark.skipif(not (DATA / "train").is_dir(), reason=f"real sequences not found at {DATA}/train "
+                                                            "(set SIAM_DATA_DIR)")
+def test_restarts_score_every_start_from_its_own_frame():
+    """--restarts: an oracle that returns the ground truth scores perfectly from every start; a tracker that freezes
+    its init box scores better from later starts only if it is scored from its own init frame, not from frame 0."""
+    from siam_tracker_ros.evaluation.runner import evaluate, summary_table
+    from siam_tracker_ros.training.datasets import load_sequences
+
+    names = ["vot-ball1", "scbt-Bowl"]
+    gts = {s.name: s.boxes for s in load_sequences(DATA / "train") if s.name in names}
+
+    class Oracle:
+        name = "oracle"
+
+        def init(self, frame, box):
+            self.seq, self.i = next((n, int(i)) for n, g in gts.items()
+                                    for i in np.flatnonzero(np.isclose(g, box).all(axis=1)))
+
+        def update(self, frame):
+            self.i += 1
+            return gts[self.seq][self.i]
+
+    class Frozen:
+        name = "frozen"
+
+        def init(self, frame, box):
+            self.box = np.array(box, float)
+
+        def update(self, frame):
+            return self.box
+
+    runs = evaluate(DATA / "train", [Oracle(), Frozen()], names, max_frames=30, warmup=False, restarts=3)
+    oracle = runs["oracle"]
+    assert [s.name for s in oracle.segments] == ["vot-ball1@10", "vot-ball1@20", "scbt-Bowl@10", "scbt-Bowl@20"]
+    assert all(s.frames == 30 - int(s.name.split("@")[1]) for s in oracle.segments)
+    assert oracle.overall_restarts().auc == pytest.approx(20 / 21) and oracle.overall_restarts().sequences == 6
+    frozen = runs["frozen"].segments
+    assert all(s.success[0] > 0 for s in frozen)  # the init frame of each start is scored (IoU 1 > 0)
+    assert "all starts" in summary_table(runs)
+    assert "restarts" in runs["frozen"].to_dict()

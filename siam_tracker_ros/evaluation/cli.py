@@ -32,6 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-siam", action="store_true", help="run only the peers")
     p.add_argument("--name", default="siam", help="label of our tracker in tables, JSON and plots")
     p.add_argument("--max-frames", type=int, help="only the first N frames of each sequence")
+    p.add_argument("--restarts", type=int, default=1, metavar="K",
+                   help="also start every tracker afresh at k/K of each sequence (k = 1..K-1) and report the figures "
+                        "over all starts next to the one-pass ones (steadier on few sequences)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override backend.device")
     p.add_argument("--json", dest="json_out", help="write all figures to this JSON file")
     p.add_argument("--boxes", action="store_true", help="include every predicted box in the JSON")
@@ -80,7 +83,10 @@ def run_from_args(args: argparse.Namespace) -> int:
         print("nothing to run: --no-siam and no --peers", file=sys.stderr)
         return 2
     say = (lambda s: None) if args.quiet else (lambda s: print(s, flush=True))
-    runs = evaluate(args.data_dir, trackers, names or None, args.max_frames, progress=say)
+    if args.restarts < 1:
+        print("--restarts must be >= 1", file=sys.stderr)
+        return 2
+    runs = evaluate(args.data_dir, trackers, names or None, args.max_frames, progress=say, restarts=args.restarts)
     print(summary_table(runs), flush=True)
     if args.json_out:
         Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)

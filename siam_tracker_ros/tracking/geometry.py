@@ -17,7 +17,9 @@ def iou(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
         inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
         union = pred[:, 2] * pred[:, 3] + gt[:, 2] * gt[:, 3] - inter
         out = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
-    return np.nan_to_num(out, nan=0.0)
+    # (x + w) - x is not always w in floating point: identical fractional boxes could give 1 + 1e-16, which would pass
+    # the success threshold t = 1 that no overlap may pass.
+    return np.clip(np.nan_to_num(out, nan=0.0), 0.0, 1.0)
 
 
 def center_error(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
