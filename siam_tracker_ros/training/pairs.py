@@ -29,8 +29,9 @@ pairs (both crops); horizontal flip of both crops (the shift is mirrored).
 
 Patch pairs (`patch_pair_prob`, off unless set): the exemplar is a random box of a random training frame and the
 search crop is cut around the same box of the same frame, resized by up to +-`patch_scale` before the usual
-augmentations. 54 tracks are few objects; a random box is a new "object" each time and teaches the generic matching
-of a patch against its own surroundings, the skill the tracker needs on objects it never saw.
+augmentations. 54 tracks are few objects; a random box is a new "object" each time, meant to teach the generic
+matching of a patch against its own surroundings. Measured at 30% of the pairs it did not help the held-out tracking
+figures (docs/training.md), hence off by default.
 
 Every pair is a pure function of (seed, pair index): training is reproducible and resumes exactly whatever the
 number of DataLoader workers.
@@ -73,7 +74,7 @@ class AugmentConfig:
     blur_sigma: tuple = (0.5, 2.0)
     image_cache: int = 96  # decoded frames kept per worker
     # Self-supervised "patch pairs": a random box of a random frame matched against itself under the augmentations
-    # plus an extra scale / aspect change. Many more distinct "objects" than the tracks have (see the module notes).
+    # plus an extra size change. Many more distinct "objects" than the tracks have (see the module notes).
     patch_pair_prob: float = 0.0
     patch_side: tuple = (0.08, 0.4)  # box side as a fraction of the frame's shorter side
     patch_scale: float = 0.15  # extra +- size change of the search patch's box
