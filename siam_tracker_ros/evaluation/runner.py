@@ -195,8 +195,8 @@ def evaluate(data_dir: str | Path, trackers: list[BoxTracker], sequences: Iterab
             parts.append(f"{t.name} AUC {score.auc:.3f} P@20 {score.precision20:.3f} {fps:.0f} fps")
             for k in range(1, restarts):
                 pred, frames, _ = track(t, seq, max_frames, first=k * n // restarts)
-                start = int(np.flatnonzero(~np.isnan(pred[:, 0]))[0]) if frames else n
                 if frames:
+                    start = n - frames  # track() runs from its init frame to the end
                     run.segments.append(score_sequence(f"{seq.name}@{start}", pred[start:], gt[start:]))
         if progress:
             progress(f"{seq.name} ({n} frames): " + "; ".join(parts))
