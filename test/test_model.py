@@ -93,6 +93,34 @@ def test_weights_round_trip_and_errors(tmp_path):
         load_weights(foreign)
 
 
+def test_ensemble_averages_its_members_and_exports(tmp_path):
+    torch.manual_seed(0)
+    ens = build_model(ModelConfig(width=0.25, members=3)).eval()
+    assert len(ens.members) == 3 and ens.kernel_channels == 3 * ens.members[0].kernel_channels
+    rng = np.random.default_rng(1)
+    z = torch.from_numpy(rng.uniform(0, 255, (1, 3, 127, 127)).astype(np.float32))
+    x = torch.from_numpy(rng.uniform(0, 255, (2, 3, 255, 255)).astype(np.float32))
+    with torch.no_grad():
+        kernel = ens.template(z).expand(2, -1, -1, -1)
+        alone = [m.search(x, m.template(z).expand(2, -1, -1, -1)) for m in ens.members]
+        together = ens.search(x, kernel)
+    assert not torch.allclose(alone[0], alone[1])  # independently initialised members
+    torch.testing.assert_close(together, torch.stack(alone).mean(0), rtol=1e-5, atol=1e-6)
+    # ONNX Runtime runs the whole ensemble as one network with a wider kernel
+    onnx = OnnxBackend(ens, onnx_dir=tmp_path / "onnx")
+    r = onnx.search(x.numpy(), onnx.template(z.numpy()).repeat(2, axis=0))
+    np.testing.assert_allclose(r, together.numpy(), rtol=1e-4, atol=1e-4 * float(together.abs().max()))
+    # weights files carry the member count; a single network's file is not an ensemble's
+    save_weights(ens, tmp_path / "ens.pt")
+    loaded = load_weights(tmp_path / "ens.pt", expected=ModelConfig(width=0.25, members=3))
+    for a, b in zip(ens.state_dict().values(), loaded.state_dict().values()):
+        assert torch.equal(a, b)
+    with pytest.raises(WeightsError, match="members=3 in the file, 1 expected"):
+        load_weights(tmp_path / "ens.pt", expected=ModelConfig(width=0.25))
+    with pytest.raises(ConfigError, match="model.members"):
+        ModelConfig(members=0).validate()
+
+
 def test_onnx_graph_that_does_not_match_is_named(tmp_path):
     small = build_model(ModelConfig(width=0.25)).eval()
     other = build_model(ModelConfig(width=0.5)).eval()

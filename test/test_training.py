@@ -127,6 +127,29 @@ def test_resume_is_exact(tmp_path):
         assert torch.allclose(wa[k].float(), wb[k].float(), atol=1e-6), k
 
 
+@needs_data
+def test_ensemble_members_train_as_they_would_alone(tmp_path):
+    """members=2: member 0 starts from the single network's seed and gets its own loss, so after two steps it holds
+    exactly the weights a single-network run reaches; member 1 starts elsewhere and ends elsewhere."""
+    from siam_tracker_ros.training.trainer import TrainOptions, train
+
+    torch.set_num_threads(1)
+    runs = {}
+    for members in (1, 2):
+        cfg = Config.from_dict({
+            "model": {"width": 0.125, "use_fusion": False, "use_gam": False, "members": members},
+            "training": {"data_dirs": [str(DATA / "train" / "vot-ball1")], "epochs": 1, "pairs_per_epoch": 4,
+                         "batch_size": 2}})
+        opts = TrainOptions(out=str(tmp_path / f"m{members}"), device="cpu", val_pairs=0, workers=0)
+        train(cfg, AugmentConfig(), opts, say=lambda *_: None)
+        runs[members] = torch.load(tmp_path / f"m{members}" / "weights.pt", weights_only=True)["state_dict"]
+    single, ens = runs[1], runs[2]
+    assert set(ens) == {f"members.{i}.{k}" for i in (0, 1) for k in single}
+    for k in single:
+        assert torch.allclose(ens[f"members.0.{k}"].float(), single[k].float(), atol=1e-6), k
+    assert not torch.allclose(ens["members.1.backbone.stem.0.0.weight"], single["backbone.stem.0.0.weight"])
+
+
 def _square_sequence(tmp_path):
     import cv2
 

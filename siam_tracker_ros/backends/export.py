@@ -13,14 +13,14 @@ from pathlib import Path
 
 import torch
 
-from ..model import SiamNet
+from ..model import TrackerNet
 from ..model.backbone import feature_size
 
 OPSET = 17
 
 
 class _TemplateGraph(torch.nn.Module):
-    def __init__(self, model: SiamNet):
+    def __init__(self, model: TrackerNet):
         super().__init__()
         self.model = model
 
@@ -29,7 +29,7 @@ class _TemplateGraph(torch.nn.Module):
 
 
 class _SearchGraph(torch.nn.Module):
-    def __init__(self, model: SiamNet):
+    def __init__(self, model: TrackerNet):
         super().__init__()
         self.model = model
 
@@ -49,7 +49,7 @@ def kernel_size_for(exemplar_size: int) -> int:
     return feature_size(exemplar_size)["conv5"]
 
 
-def model_fingerprint(model: SiamNet) -> str:
+def model_fingerprint(model: TrackerNet) -> str:
     """Hash of the weights and config: ties exported graphs and engines to the exact model."""
     h = hashlib.sha256(json.dumps(model.config.__dict__, sort_keys=True).encode())
     for key, value in sorted(model.state_dict().items()):
@@ -75,14 +75,14 @@ def _export(module: torch.nn.Module, args: tuple, path: Path, input_names: list[
     tmp.replace(path)
 
 
-def export_template(model: SiamNet, exemplar_size: int, out_dir: str | Path) -> Path:
+def export_template(model: TrackerNet, exemplar_size: int, out_dir: str | Path) -> Path:
     path = Path(out_dir) / template_graph_name(exemplar_size)
     z = torch.zeros(1, 3, exemplar_size, exemplar_size)
     _export(_TemplateGraph(model.float().eval()), (z,), path, ["z"])
     return path
 
 
-def export_search(model: SiamNet, instance_size: int, kernel_size: int, out_dir: str | Path) -> Path:
+def export_search(model: TrackerNet, instance_size: int, kernel_size: int, out_dir: str | Path) -> Path:
     path = Path(out_dir) / search_graph_name(instance_size, kernel_size)
     x = torch.zeros(3, 3, instance_size, instance_size)
     kernel = torch.zeros(3, model.kernel_channels, kernel_size, kernel_size)
@@ -90,7 +90,7 @@ def export_search(model: SiamNet, instance_size: int, kernel_size: int, out_dir:
     return path
 
 
-def write_manifest(model: SiamNet, out_dir: str | Path, fingerprint: str | None = None) -> Path:
+def write_manifest(model: TrackerNet, out_dir: str | Path, fingerprint: str | None = None) -> Path:
     path = Path(out_dir) / "manifest.json"
     path.write_text(json.dumps({"fingerprint": fingerprint or model_fingerprint(model),
                                 "model_config": dict(model.config.__dict__),
@@ -98,7 +98,7 @@ def write_manifest(model: SiamNet, out_dir: str | Path, fingerprint: str | None 
     return path
 
 
-def export_all(model: SiamNet, out_dir: str | Path, pairs: list[tuple[int, int]]) -> list[Path]:
+def export_all(model: TrackerNet, out_dir: str | Path, pairs: list[tuple[int, int]]) -> list[Path]:
     """Export template and search graphs for each (exemplar_size, instance_size) pair."""
     paths = []
     for z_size, x_size in pairs:

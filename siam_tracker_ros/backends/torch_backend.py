@@ -4,14 +4,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..model import SiamNet
+from ..model import TrackerNet
 from .base import Backend, BackendError
 
 
 class TorchBackend(Backend):
     name = "torch"
 
-    def __init__(self, model: SiamNet, device: str = "cpu", fp16: bool = True, num_threads: int = 0):
+    def __init__(self, model: TrackerNet, device: str = "cpu", fp16: bool = True, num_threads: int = 0):
         if device == "cuda" and not torch.cuda.is_available():
             raise BackendError("backend torch on cuda asked for, but PyTorch sees no CUDA device")
         if num_threads > 0 and device == "cpu":

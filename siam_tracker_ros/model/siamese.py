@@ -14,6 +14,8 @@ boundary (and is the one extra input of the exported search graph).
 """
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -109,5 +111,44 @@ class SiamNet(nn.Module):
         return self.search(x, self.template(z))
 
 
-def build_model(config: ModelConfig | None = None) -> SiamNet:
-    return SiamNet(config)
+class SiamEnsemble(nn.Module):
+    """`members` independently initialised SiamNets behind SiamNet's interface; their logits are averaged.
+
+    The kernel is the members' kernels concatenated along channels, so backends, export and the tracker see one
+    network with a wider kernel. Training gives each member its own loss (`member_logits`): the members learn as
+    they would alone, from different starting points, and averaging them cancels much of what each learned by chance.
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        single = dataclasses.replace(config, members=1)
+        self.members = nn.ModuleList(SiamNet(single) for _ in range(config.members))
+
+    @property
+    def kernel_channels(self) -> int:
+        return sum(m.kernel_channels for m in self.members)
+
+    def template(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.cat([m.template(z) for m in self.members], dim=1)
+
+    def _split(self, kernel: torch.Tensor) -> list[torch.Tensor]:
+        return list(torch.split(kernel, [m.kernel_channels for m in self.members], dim=1))
+
+    def search(self, x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+        responses = [m.search(x, k) for m, k in zip(self.members, self._split(kernel))]
+        return torch.stack(responses).mean(dim=0)
+
+    def member_logits(self, z: torch.Tensor, x: torch.Tensor) -> list[torch.Tensor]:
+        return [m(z, x) for m in self.members]
+
+    def forward(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return self.search(x, self.template(z))
+
+
+TrackerNet = SiamNet | SiamEnsemble
+
+
+def build_model(config: ModelConfig | None = None) -> TrackerNet:
+    config = config or ModelConfig()
+    return SiamEnsemble(config) if config.members > 1 else SiamNet(config)

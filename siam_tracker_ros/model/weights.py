@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from ..config import ConfigError, ModelConfig, model_config_from_dict
-from .siamese import SiamNet
+from .siamese import TrackerNet, build_model
 
 FORMAT_NAME = "siam_tracker_ros.weights"
 FORMAT_VERSION = 1
@@ -22,7 +22,7 @@ class WeightsError(RuntimeError):
     """A weights file is missing, corrupt, of another format, or for another model configuration."""
 
 
-def save_weights(model: SiamNet, path: str | Path, metadata: dict[str, Any] | None = None) -> None:
+def save_weights(model: TrackerNet, path: str | Path, metadata: dict[str, Any] | None = None) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -55,7 +55,7 @@ def read_weights(path: str | Path) -> dict[str, Any]:
     return payload
 
 
-def load_weights(path: str | Path, expected: ModelConfig | None = None) -> SiamNet:
+def load_weights(path: str | Path, expected: ModelConfig | None = None) -> TrackerNet:
     """Build the network the file describes and load its weights.
 
     With `expected`, a file for another model configuration is an error naming the differing fields.
@@ -70,7 +70,7 @@ def load_weights(path: str | Path, expected: ModelConfig | None = None) -> SiamN
                 if getattr(config, k) != getattr(expected, k)}
         raise WeightsError(f"weights file {path} is for another model configuration: "
                            + ", ".join(f"{k}={a!r} in the file, {b!r} expected" for k, (a, b) in diff.items()))
-    model = SiamNet(config)
+    model = build_model(config)
     try:
         model.load_state_dict(payload["state_dict"], strict=True)
     except (RuntimeError, KeyError) as err:

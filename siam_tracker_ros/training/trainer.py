@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from ..config import Config
-from ..model import build_model, save_weights
+from ..model import SiamEnsemble, build_model, save_weights
 from .datasets import load_many, split_sequences
 from .loss import pair_loss
 from .pairs import AugmentConfig, PairDataset, collate_to
@@ -298,11 +298,15 @@ def train(cfg: Config, augment: AugmentConfig, opts: TrainOptions, say=print) ->
             group["lr"] = lr
         z, x, off, pos = collate_to(batch, device, non_blocking=True)
         with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
-            logits = model(z, x)
-        loss = pair_loss(logits.float(), off, pos, 8, tc.radius)
+            # An ensemble's members each get their own loss (summed: each member's gradient is what it would be
+            # alone); the loss logged is their mean.
+            logits = model.member_logits(z, x) if isinstance(model, SiamEnsemble) else [model(z, x)]
+        member_losses = [pair_loss(m.float(), off, pos, 8, tc.radius) for m in logits]
+        loss_sum = torch.stack(member_losses).sum()
+        loss = loss_sum.detach() / len(member_losses)
         optimizer.zero_grad(set_to_none=True)
         if torch.isfinite(loss):
-            scaler.scale(loss).backward()
+            scaler.scale(loss_sum).backward()
             scaler.step(optimizer)
             scaler.update()
         else:
