@@ -1,4 +1,4 @@
-"""`siam-tracker` command: train, eval, export, track, bench, play, demo.
+"""`siam-tracker` command: train, eval, export, ensemble, track, bench, play, demo.
 
 Each sub-command lives next to the code it drives and registers itself through an `add_parser(subparsers)` function;
 this file only lists them. The parser's `func` gets the parsed arguments and returns an exit code.
@@ -15,6 +15,7 @@ SUBCOMMANDS = [
     ("siam_tracker_ros.training.cli", "add_train_parser"),
     ("siam_tracker_ros.evaluation.cli", "add_eval_parser"),
     ("siam_tracker_ros.tools_cli", "add_export_parser"),
+    ("siam_tracker_ros.tools_cli", "add_ensemble_parser"),
     ("siam_tracker_ros.tools_cli", "add_track_parser"),
     ("siam_tracker_ros.bench", "add_bench_parser"),
     ("siam_tracker_ros.ros.player", "add_play_parser"),

@@ -42,6 +42,22 @@ def run_export(args) -> int:
     return 0
 
 
+def add_ensemble_parser(sub) -> None:
+    p = sub.add_parser("ensemble", help="combine separately trained weights of one configuration into an ensemble")
+    p.add_argument("weights", nargs="+", help="two or more weights files (model.members = 1, same configuration)")
+    p.add_argument("--out", required=True, help="the ensemble's weights file")
+    p.set_defaults(func=run_ensemble)
+
+
+def run_ensemble(args) -> int:
+    from .model.weights import combine_weights, save_weights
+
+    model, metadata = combine_weights(args.weights)
+    save_weights(model, args.out, metadata=metadata)
+    print(f"{args.out}: {len(args.weights)} members, {sum(p.numel() for p in model.parameters())} parameters")
+    return 0
+
+
 def add_track_parser(sub) -> None:
     p = sub.add_parser("track", help="track one target through a folder of frames or a video file")
     _add_common(p)

@@ -93,30 +93,45 @@ def test_weights_round_trip_and_errors(tmp_path):
         load_weights(foreign)
 
 
-def test_ensemble_averages_its_members_and_exports(tmp_path):
-    torch.manual_seed(0)
-    ens = build_model(ModelConfig(width=0.25, members=3)).eval()
-    assert len(ens.members) == 3 and ens.kernel_channels == 3 * ens.members[0].kernel_channels
+def test_ensemble_of_trained_networks_averages_them_and_exports(tmp_path):
+    from siam_tracker_ros.model.weights import combine_weights
+
+    paths = []
+    for seed in range(3):  # three "runs" of one configuration
+        torch.manual_seed(seed)
+        paths.append(tmp_path / f"run{seed}.pt")
+        save_weights(build_model(ModelConfig(width=0.25)), paths[-1], metadata={"seed": seed})
+    ens, meta = combine_weights(paths)
+    assert ens.config.members == 3 and [m["seed"] for m in meta["members"]] == [0, 1, 2]
+    singles = [load_weights(p) for p in paths]
+    assert ens.kernel_channels == 3 * singles[0].kernel_channels
     rng = np.random.default_rng(1)
     z = torch.from_numpy(rng.uniform(0, 255, (1, 3, 127, 127)).astype(np.float32))
     x = torch.from_numpy(rng.uniform(0, 255, (2, 3, 255, 255)).astype(np.float32))
     with torch.no_grad():
-        kernel = ens.template(z).expand(2, -1, -1, -1)
-        alone = [m.search(x, m.template(z).expand(2, -1, -1, -1)) for m in ens.members]
-        together = ens.search(x, kernel)
-    assert not torch.allclose(alone[0], alone[1])  # independently initialised members
+        alone = [m.search(x, m.template(z).expand(2, -1, -1, -1)) for m in singles]
+        together = ens.search(x, ens.template(z).expand(2, -1, -1, -1))
+    assert not torch.allclose(alone[0], alone[1])
     torch.testing.assert_close(together, torch.stack(alone).mean(0), rtol=1e-5, atol=1e-6)
     # ONNX Runtime runs the whole ensemble as one network with a wider kernel
     onnx = OnnxBackend(ens, onnx_dir=tmp_path / "onnx")
     r = onnx.search(x.numpy(), onnx.template(z.numpy()).repeat(2, axis=0))
     np.testing.assert_allclose(r, together.numpy(), rtol=1e-4, atol=1e-4 * float(together.abs().max()))
-    # weights files carry the member count; a single network's file is not an ensemble's
-    save_weights(ens, tmp_path / "ens.pt")
+    # the weights file carries the member count
+    save_weights(ens, tmp_path / "ens.pt", metadata=meta)
     loaded = load_weights(tmp_path / "ens.pt", expected=ModelConfig(width=0.25, members=3))
     for a, b in zip(ens.state_dict().values(), loaded.state_dict().values()):
         assert torch.equal(a, b)
     with pytest.raises(WeightsError, match="members=3 in the file, 1 expected"):
         load_weights(tmp_path / "ens.pt", expected=ModelConfig(width=0.25))
+    # members must share one configuration, be single networks, and be at least two
+    save_weights(build_model(ModelConfig(width=0.5)), tmp_path / "wide.pt")
+    with pytest.raises(WeightsError, match="another model configuration"):
+        combine_weights([paths[0], tmp_path / "wide.pt"])
+    with pytest.raises(WeightsError, match="already an ensemble"):
+        combine_weights([tmp_path / "ens.pt", paths[0]])
+    with pytest.raises(WeightsError, match="at least two"):
+        combine_weights(paths[:1])
     with pytest.raises(ConfigError, match="model.members"):
         ModelConfig(members=0).validate()
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from siam_tracker_ros.config import Config, ModelConfig
-from siam_tracker_ros.training.loss import balanced_weights, make_labels, pair_loss
+from siam_tracker_ros.training.loss import balanced_weights, distillation_loss, make_labels, pair_loss
 from siam_tracker_ros.training.pairs import AugmentConfig, PairDataset, collate_to
 
 REPO = Path(__file__).resolve().parents[1]
@@ -127,27 +127,52 @@ def test_resume_is_exact(tmp_path):
         assert torch.allclose(wa[k].float(), wb[k].float(), atol=1e-6), k
 
 
+def test_distillation_loss_is_smallest_at_the_teacher():
+    torch.manual_seed(0)
+    off, pos = torch.tensor([[8.0, -8.0], [0.0, 0.0]]), torch.tensor([1.0, 0.0])
+    teacher = torch.randn(2, 1, 17, 17) * 3
+    at_teacher = distillation_loss(teacher.clone().requires_grad_(True), teacher, off, pos)
+    student = teacher.clone().requires_grad_(True)
+    distillation_loss(student, teacher, off, pos).backward()
+    assert student.grad.abs().max() < 1e-6  # the teacher's logits are the minimum
+    for noise in (0.3, 1.0):
+        assert distillation_loss(teacher + noise * torch.randn_like(teacher), teacher, off, pos) > at_teacher
+    # with a saturated teacher it is the label loss
+    labels = make_labels(off, pos, (17, 17))
+    logits = torch.randn(2, 1, 17, 17)
+    assert distillation_loss(logits, labels * 50.0, off, pos) == pytest.approx(float(pair_loss(logits, off, pos)),
+                                                                               rel=1e-5)
+
+
 @needs_data
-def test_ensemble_members_train_as_they_would_alone(tmp_path):
-    """members=2: member 0 starts from the single network's seed and gets its own loss, so after two steps it holds
-    exactly the weights a single-network run reaches; member 1 starts elsewhere and ends elsewhere."""
+def test_training_with_a_teacher_and_members_refused(tmp_path):
+    from siam_tracker_ros.model import build_model, save_weights
+    from siam_tracker_ros.model.weights import weights_metadata
     from siam_tracker_ros.training.trainer import TrainOptions, train
 
     torch.set_num_threads(1)
-    runs = {}
-    for members in (1, 2):
-        cfg = Config.from_dict({
-            "model": {"width": 0.125, "use_fusion": False, "use_gam": False, "members": members},
-            "training": {"data_dirs": [str(DATA / "train" / "vot-ball1")], "epochs": 1, "pairs_per_epoch": 4,
-                         "batch_size": 2}})
-        opts = TrainOptions(out=str(tmp_path / f"m{members}"), device="cpu", val_pairs=0, workers=0)
-        train(cfg, AugmentConfig(), opts, say=lambda *_: None)
-        runs[members] = torch.load(tmp_path / f"m{members}" / "weights.pt", weights_only=True)["state_dict"]
-    single, ens = runs[1], runs[2]
-    assert set(ens) == {f"members.{i}.{k}" for i in (0, 1) for k in single}
-    for k in single:
-        assert torch.allclose(ens[f"members.0.{k}"].float(), single[k].float(), atol=1e-6), k
-    assert not torch.allclose(ens["members.1.backbone.stem.0.0.weight"], single["backbone.stem.0.0.weight"])
+    model = {"width": 0.125, "use_fusion": False, "use_gam": False}
+    teacher = tmp_path / "teacher.pt"
+    save_weights(build_model(ModelConfig(**model, members=2)), teacher)
+    cfg = Config.from_dict({
+        "model": model,
+        "training": {"data_dirs": [str(DATA / "train" / "vot-ball1")], "epochs": 1, "pairs_per_epoch": 4,
+                     "batch_size": 2}})
+    opts = TrainOptions(out=str(tmp_path / "kd"), device="cpu", val_pairs=0, workers=0, teacher=str(teacher),
+                        distill_weight=0.7)
+    summary = train(cfg, AugmentConfig(), opts, say=lambda *_: None)
+    assert summary["complete"]
+    last = (tmp_path / "kd" / "train_log.csv").read_text().splitlines()[-1].split(",")
+    assert np.isfinite(float(last[2]))  # the mixed loss
+    meta = weights_metadata(tmp_path / "kd" / "weights.pt")
+    assert meta["teacher"] == str(teacher) and meta["distill_weight"] == 0.7
+    with pytest.raises(ValueError, match="distill-weight"):
+        train(cfg, AugmentConfig(), TrainOptions(out=str(tmp_path / "bad"), device="cpu", val_pairs=0, workers=0,
+                                                 teacher=str(teacher), distill_weight=1.5), say=lambda *_: None)
+    ens = Config.from_dict({**cfg.to_dict(), "model": {**model, "members": 2}})
+    with pytest.raises(ValueError, match="siam-tracker ensemble"):
+        train(ens, AugmentConfig(), TrainOptions(out=str(tmp_path / "ens"), device="cpu", val_pairs=0, workers=0),
+              say=lambda *_: None)
 
 
 def _square_sequence(tmp_path):

@@ -112,11 +112,11 @@ class SiamNet(nn.Module):
 
 
 class SiamEnsemble(nn.Module):
-    """`members` independently initialised SiamNets behind SiamNet's interface; their logits are averaged.
+    """`members` separately trained SiamNets of one configuration behind SiamNet's interface; logits averaged.
 
     The kernel is the members' kernels concatenated along channels, so backends, export and the tracker see one
-    network with a wider kernel. Training gives each member its own loss (`member_logits`): the members learn as
-    they would alone, from different starting points, and averaging them cancels much of what each learned by chance.
+    network with a wider kernel. Built from finished runs (`model.weights.combine_weights`, `siam-tracker
+    ensemble`): averaging networks trained from different seeds cancels part of what each learned by chance.
     """
 
     def __init__(self, config: ModelConfig):
@@ -138,9 +138,6 @@ class SiamEnsemble(nn.Module):
     def search(self, x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
         responses = [m.search(x, k) for m, k in zip(self.members, self._split(kernel))]
         return torch.stack(responses).mean(dim=0)
-
-    def member_logits(self, z: torch.Tensor, x: torch.Tensor) -> list[torch.Tensor]:
-        return [m(z, x) for m in self.members]
 
     def forward(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return self.search(x, self.template(z))

@@ -81,3 +81,21 @@ def load_weights(path: str | Path, expected: ModelConfig | None = None) -> Track
 
 def weights_metadata(path: str | Path) -> dict[str, Any]:
     return dict(read_weights(path).get("metadata", {}))
+
+
+def combine_weights(paths: list[str | Path]) -> tuple[TrackerNet, dict[str, Any]]:
+    """An ensemble of separately trained single networks of one configuration, and its metadata (the members')."""
+    if len(paths) < 2:
+        raise WeightsError("an ensemble needs at least two weights files")
+    nets = [load_weights(p) for p in paths]
+    first = nets[0].config
+    for path, net in zip(paths, nets):
+        if net.config.members != 1:
+            raise WeightsError(f"weights file {path} is already an ensemble ({net.config.members} members)")
+        if net.config != first:
+            raise WeightsError(f"weights file {path} is for another model configuration than {paths[0]}")
+    ensemble = build_model(dataclasses.replace(first, members=len(nets)))
+    for member, net in zip(ensemble.members, nets):
+        member.load_state_dict(net.state_dict())
+    ensemble.eval()
+    return ensemble, {"members": [{"file": str(p), **weights_metadata(p)} for p in paths]}

@@ -5,6 +5,9 @@ the cell under the target's centre. The target is wherever the pair sampler put 
 c = centre cell + offset / k. Response cell u covers search pixel (out - 1) / 2 + k * (u - (H - 1) / 2).
 A negative pair (template and search from different objects) is -1 everywhere.
 
+Distillation (optional, not in the paper): the same balanced logistic loss with a teacher network's probabilities as
+soft targets, mixed with the label loss.
+
 Loss (eq. 7-8) ell(y, v) = log(1 + exp(-y v)), averaged over the map with SiamFC's balancing: positives and
 negatives each carry half of a pair's weight (a negative pair puts all of it on its negatives), then the mean over
 the batch.
@@ -52,3 +55,13 @@ def pair_loss(logits: torch.Tensor, offsets: torch.Tensor, positive: torch.Tenso
               radius: float = 16.0) -> torch.Tensor:
     labels = make_labels(offsets, positive, (logits.shape[-2], logits.shape[-1]), stride, radius)
     return balanced_logistic_loss(logits, labels)
+
+
+def distillation_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, offsets: torch.Tensor,
+                      positive: torch.Tensor, stride: int = 8, radius: float = 16.0) -> torch.Tensor:
+    """Logistic loss against the teacher's probabilities sigmoid(teacher) instead of the +-1 labels, balanced like
+    the label loss (the labels only set the weights). Smallest where the student's logits equal the teacher's."""
+    labels = make_labels(offsets, positive, (logits.shape[-2], logits.shape[-1]), stride, radius)
+    target = torch.sigmoid(teacher_logits.float())
+    per_cell = F.binary_cross_entropy_with_logits(logits.float(), target, reduction="none")
+    return (per_cell * balanced_weights(labels)).sum(dim=(1, 2, 3)).mean()

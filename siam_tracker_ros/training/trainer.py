@@ -34,9 +34,9 @@ import numpy as np
 import torch
 
 from ..config import Config
-from ..model import SiamEnsemble, build_model, save_weights
+from ..model import build_model, save_weights
 from .datasets import load_many, split_sequences
-from .loss import pair_loss
+from .loss import distillation_loss, pair_loss
 from .pairs import AugmentConfig, PairDataset, collate_to
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -140,6 +140,8 @@ class TrainOptions:
     init_weights: str | None = None  # start from these weights (same model config) instead of random
     lr_by_time: bool = False  # with `minutes`: the LR schedule also advances with elapsed time / budget
     keep_epoch_weights: bool = False  # weights_epochNNN.pt at every epoch end (early stopping on tracking figures)
+    teacher: str | None = None  # weights (e.g. an ensemble) whose probabilities the student also learns
+    distill_weight: float = 0.5  # share of the teacher's loss in the total, with a teacher
 
 
 def _device(name: str) -> torch.device:
@@ -196,6 +198,11 @@ def train(cfg: Config, augment: AugmentConfig, opts: TrainOptions, say=print) ->
                                                  num_workers=min(workers, 4))
 
     # ---- model, optimizer, state
+    if cfg.model.members != 1:
+        # Measured: members trained side by side on one pair stream track worse than separately seeded runs
+        # (docs/training.md), so ensembles are built from finished runs.
+        raise ValueError(f"model.members = {cfg.model.members}: train single networks (model.members = 1) with "
+                         "different training.seed values and combine them with `siam-tracker ensemble`")
     torch.manual_seed(tc.seed)
     model = build_model(cfg.model)
     if opts.init_weights and not opts.resume:
@@ -205,6 +212,15 @@ def train(cfg: Config, augment: AugmentConfig, opts: TrainOptions, say=print) ->
         say(f"initialised from {opts.init_weights}")
     model = model.to(device)
     model.train()
+    teacher = None
+    if not 0.0 <= opts.distill_weight <= 1.0:
+        raise ValueError(f"--distill-weight {opts.distill_weight}: expected a share in [0, 1]")
+    if opts.teacher:
+        from ..model import load_weights
+        teacher = load_weights(opts.teacher).to(device).eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        say(f"distilling from {opts.teacher} (weight {opts.distill_weight})")
     optimizer = torch.optim.SGD(model.parameters(), lr=tc.lr_start, momentum=tc.momentum,
                                 weight_decay=tc.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
@@ -249,6 +265,7 @@ def train(cfg: Config, augment: AugmentConfig, opts: TrainOptions, say=print) ->
         "held_out_sequences": [s.name for s in val_seqs],
         "planned_steps": total_steps,
         "batch_size": tc.batch_size,
+        **({"teacher": opts.teacher, "distill_weight": opts.distill_weight} if opts.teacher else {}),
     }
 
     def checkpoint(reason: str) -> None:
@@ -298,15 +315,16 @@ def train(cfg: Config, augment: AugmentConfig, opts: TrainOptions, say=print) ->
             group["lr"] = lr
         z, x, off, pos = collate_to(batch, device, non_blocking=True)
         with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
-            # An ensemble's members each get their own loss (summed: each member's gradient is what it would be
-            # alone); the loss logged is their mean.
-            logits = model.member_logits(z, x) if isinstance(model, SiamEnsemble) else [model(z, x)]
-        member_losses = [pair_loss(m.float(), off, pos, 8, tc.radius) for m in logits]
-        loss_sum = torch.stack(member_losses).sum()
-        loss = loss_sum.detach() / len(member_losses)
+            logits = model(z, x)
+        loss = pair_loss(logits.float(), off, pos, 8, tc.radius)
+        if teacher is not None:
+            with torch.no_grad(), torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
+                teacher_logits = teacher(z, x)
+            a = opts.distill_weight
+            loss = (1.0 - a) * loss + a * distillation_loss(logits, teacher_logits, off, pos, 8, tc.radius)
         optimizer.zero_grad(set_to_none=True)
         if torch.isfinite(loss):
-            scaler.scale(loss_sum).backward()
+            scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
         else:
@@ -398,6 +416,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --minutes: decay the learning rate over the time budget as well as the planned steps")
     p.add_argument("--keep-epoch-weights", action="store_true",
                    help="also write weights_epochNNN.pt at every epoch end (to pick one by tracking figures)")
+    p.add_argument("--teacher", help="weights (e.g. an ensemble from `siam-tracker ensemble`) to distil from: "
+                                     "the loss mixes the labels' with one against the teacher's probabilities")
+    p.add_argument("--distill-weight", type=float, default=0.5, help="share of the teacher's loss (default 0.5)")
     p.add_argument("--log-seconds", type=float, default=20.0, help="seconds between progress lines / CSV rows")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set training.epochs=30 --set model.width=0.5")
@@ -432,7 +453,8 @@ def run_from_args(args: argparse.Namespace) -> int:
                         workers=args.workers, threads=args.threads, checkpoint_minutes=args.checkpoint_minutes,
                         val_pairs=args.val_pairs, amp=args.amp, max_steps=args.max_steps,
                         log_seconds=args.log_seconds, lr_by_time=args.lr_by_time,
-                        init_weights=args.init_weights, keep_epoch_weights=args.keep_epoch_weights)
+                        init_weights=args.init_weights, keep_epoch_weights=args.keep_epoch_weights,
+                        teacher=args.teacher, distill_weight=args.distill_weight)
     train(cfg, augment, opts, say=lambda s: print(s, flush=True))
     return 0
 
