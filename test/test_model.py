@@ -117,8 +117,12 @@ def test_ensemble_of_trained_networks_averages_them_and_exports(tmp_path):
     onnx = OnnxBackend(ens, onnx_dir=tmp_path / "onnx")
     r = onnx.search(x.numpy(), onnx.template(z.numpy()).repeat(2, axis=0))
     np.testing.assert_allclose(r, together.numpy(), rtol=1e-4, atol=1e-4 * float(together.abs().max()))
-    # the weights file carries the member count
+    # the weights file carries the member count; `siam-tracker ensemble` writes the same one
     save_weights(ens, tmp_path / "ens.pt", metadata=meta)
+    from siam_tracker_ros.cli import main
+    assert main(["ensemble", *map(str, paths), "--out", str(tmp_path / "cli.pt")]) == 0
+    for a, b in zip(ens.state_dict().values(), load_weights(tmp_path / "cli.pt").state_dict().values()):
+        assert torch.equal(a, b)
     loaded = load_weights(tmp_path / "ens.pt", expected=ModelConfig(width=0.25, members=3))
     for a, b in zip(ens.state_dict().values(), loaded.state_dict().values()):
         assert torch.equal(a, b)
