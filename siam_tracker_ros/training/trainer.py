@@ -168,6 +168,13 @@ def evaluate_loss(model, loader, device, radius: float, stride: int = 8) -> floa
 
 def train(cfg: Config, augment: AugmentConfig, opts: TrainOptions, say=print) -> dict:
     """Run (or resume) training into `opts.out`; returns a summary dict."""
+    if cfg.model.members != 1:
+        # Measured: members trained side by side on one pair stream track worse than separately seeded runs
+        # (docs/training.md), so ensembles are built from finished runs.
+        raise ValueError(f"model.members = {cfg.model.members}: train single networks (model.members = 1) with "
+                         "different training.seed values and combine them with `siam-tracker ensemble`")
+    if not 0.0 <= opts.distill_weight <= 1.0:
+        raise ValueError(f"--distill-weight {opts.distill_weight}: expected a share in [0, 1]")
     tc = cfg.training
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -198,11 +205,6 @@ def train(cfg: Config, augment: AugmentConfig, opts: TrainOptions, say=print) ->
                                                  num_workers=min(workers, 4))
 
     # ---- model, optimizer, state
-    if cfg.model.members != 1:
-        # Measured: members trained side by side on one pair stream track worse than separately seeded runs
-        # (docs/training.md), so ensembles are built from finished runs.
-        raise ValueError(f"model.members = {cfg.model.members}: train single networks (model.members = 1) with "
-                         "different training.seed values and combine them with `siam-tracker ensemble`")
     torch.manual_seed(tc.seed)
     model = build_model(cfg.model)
     if opts.init_weights and not opts.resume:
@@ -213,8 +215,6 @@ def train(cfg: Config, augment: AugmentConfig, opts: TrainOptions, say=print) ->
     model = model.to(device)
     model.train()
     teacher = None
-    if not 0.0 <= opts.distill_weight <= 1.0:
-        raise ValueError(f"--distill-weight {opts.distill_weight}: expected a share in [0, 1]")
     if opts.teacher:
         from ..model import load_weights
         teacher = load_weights(opts.teacher).to(device).eval()
