@@ -60,7 +60,10 @@ def load_weights(path: str | Path, expected: ModelConfig | None = None) -> Track
 
     With `expected`, a file for another model configuration is an error naming the differing fields.
     """
-    payload = read_weights(path)
+    return _model_from_payload(read_weights(path), path, expected)
+
+
+def _model_from_payload(payload: dict[str, Any], path: str | Path, expected: ModelConfig | None) -> TrackerNet:
     try:
         config = model_config_from_dict(payload["model_config"])
     except (ConfigError, KeyError, TypeError) as err:
@@ -87,7 +90,8 @@ def combine_weights(paths: list[str | Path]) -> tuple[TrackerNet, dict[str, Any]
     """An ensemble of separately trained single networks of one configuration, and its metadata (the members')."""
     if len(paths) < 2:
         raise WeightsError("an ensemble needs at least two weights files")
-    nets = [load_weights(p) for p in paths]
+    payloads = [read_weights(p) for p in paths]  # each file read once: network and metadata
+    nets = [_model_from_payload(payload, p, None) for payload, p in zip(payloads, paths)]
     first = nets[0].config
     for path, net in zip(paths, nets):
         if net.config.members != 1:
@@ -98,4 +102,5 @@ def combine_weights(paths: list[str | Path]) -> tuple[TrackerNet, dict[str, Any]
     for member, net in zip(ensemble.members, nets):
         member.load_state_dict(net.state_dict())
     ensemble.eval()
-    return ensemble, {"members": [{"file": str(p), **weights_metadata(p)} for p in paths]}
+    return ensemble, {"members": [{"file": str(p), **payload.get("metadata", {})}
+                                  for p, payload in zip(paths, payloads)]}

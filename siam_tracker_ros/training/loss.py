@@ -44,24 +44,30 @@ def balanced_weights(labels: torch.Tensor) -> torch.Tensor:
     return pos * w_pos + neg * w_neg
 
 
+def _balanced_mean(per_cell: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per-cell losses weighted by `balanced_weights(labels)`, summed per map, averaged over the batch."""
+    return (per_cell * balanced_weights(labels)).sum(dim=(1, 2, 3)).mean()
+
+
 def balanced_logistic_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean over the batch of the balanced, per-map-averaged logistic loss."""
-    logits = logits.float()
-    per_cell = F.softplus(-labels * logits)  # log(1 + exp(-y v)), numerically stable
-    return (per_cell * balanced_weights(labels)).sum(dim=(1, 2, 3)).mean()
+    return _balanced_mean(F.softplus(-labels * logits.float()), labels)  # log(1 + exp(-y v)), numerically stable
+
+
+def _labels_for(logits: torch.Tensor, offsets: torch.Tensor, positive: torch.Tensor, stride: int,
+                radius: float) -> torch.Tensor:
+    return make_labels(offsets, positive, (logits.shape[-2], logits.shape[-1]), stride, radius)
 
 
 def pair_loss(logits: torch.Tensor, offsets: torch.Tensor, positive: torch.Tensor, stride: int = 8,
               radius: float = 16.0) -> torch.Tensor:
-    labels = make_labels(offsets, positive, (logits.shape[-2], logits.shape[-1]), stride, radius)
-    return balanced_logistic_loss(logits, labels)
+    return balanced_logistic_loss(logits, _labels_for(logits, offsets, positive, stride, radius))
 
 
 def distillation_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, offsets: torch.Tensor,
                       positive: torch.Tensor, stride: int = 8, radius: float = 16.0) -> torch.Tensor:
     """Logistic loss against the teacher's probabilities sigmoid(teacher) instead of the +-1 labels, balanced like
     the label loss (the labels only set the weights). Smallest where the student's logits equal the teacher's."""
-    labels = make_labels(offsets, positive, (logits.shape[-2], logits.shape[-1]), stride, radius)
     target = torch.sigmoid(teacher_logits.float())
     per_cell = F.binary_cross_entropy_with_logits(logits.float(), target, reduction="none")
-    return (per_cell * balanced_weights(labels)).sum(dim=(1, 2, 3)).mean()
+    return _balanced_mean(per_cell, _labels_for(logits, offsets, positive, stride, radius))
