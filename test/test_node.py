@@ -314,7 +314,9 @@ def ros(sequence, weights, tmp_path_factory):
     log = tmp_path_factory.mktemp("node") / "tracker_node.log"
     proc = start_node(env, "-p", f"weights:={weights}", "-p", "backend:=torch", "-p", "device:=cpu",
                       "-p", "num_threads:=1", "-p", "reliable_qos:=true", "-p", "use_compressed:=true",
-                      log_path=log)
+                      # the tests publish bursts (frames to init on later) faster than a loaded CI machine may
+                      # spin the node's executor: a deeper history keeps them (the node still tracks only the newest)
+                      "-p", "qos_depth:=10", log_path=log)
     client = Client(domain)
     try:
         ok = client.init_client.wait_for_service(timeout_sec=60.0)
@@ -707,7 +709,7 @@ def test_parameters_file_matches_declared_parameters(ros):
     assert declared - set(from_file) <= {"use_sim_time", "start_type_description_service"}, declared - set(from_file)
     names = sorted(from_file)
     values = client.call(gp, GetParameters.Request(names=names)).values
-    overridden = {"weights", "backend", "device", "num_threads", "reliable_qos", "use_compressed"}
+    overridden = {"weights", "backend", "device", "num_threads", "reliable_qos", "use_compressed", "qos_depth"}
     for name, value in zip(names, values):
         if name not in overridden:
             assert parameter_value_to_python(value) == parameter_value_to_python(from_file[name].value), name

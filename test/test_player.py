@@ -148,7 +148,7 @@ def test_player_publishes_folder_frames_with_real_stamps(ros_domain_env, tmp_pat
 
 
 def test_player_builtin_sensor_qos_paused_and_count(ros_domain_env, tmp_path):
-    """Default (sensor-data) QoS to a best-effort subscriber; --hold-first publishes one frame and holds; --count."""
+    """Default (sensor-data) QoS to a best-effort subscriber; --hold-first publishes one frame and holds it; --count."""
     env = _source_env(ros_domain_env)
     sub = _subscribe(env, "sensor", 10, 45)
     try:
@@ -163,8 +163,9 @@ def test_player_builtin_sensor_qos_paused_and_count(ros_domain_env, tmp_path):
     assert len(got) >= 9
     assert all(g["w"] == 320 and g["h"] == 240 for g in got)
 
-    # hold-first: exactly one frame, then nothing while paused (--duration counts playing time only); Ctrl-C ends it
-    sub = _subscribe(env, "reliable", 5, 7)
+    # hold-first: one frame, then only that frame again (same stamp) while paused (--duration counts playing time
+    # only); Ctrl-C ends it
+    sub = _subscribe(env, "reliable", 4, 7)
     play = subprocess.Popen([sys.executable, "-m", "siam_tracker_ros.ros.player", "--builtin", "--builtin-frames",
                              "5", "--topic", "/test/image", "--reliable", "--wait-subscribers", "1", "--hold-first",
                              "--duration", "1"], env=env, cwd=neutral_cwd(), stdout=subprocess.PIPE,
@@ -175,7 +176,9 @@ def test_player_builtin_sensor_qos_paused_and_count(ros_domain_env, tmp_path):
     finally:
         stop(sub)
         play_out, _ = stop(play)
-    assert len(json.loads(out.strip().splitlines()[-1])) == 1
+    held = json.loads(out.strip().splitlines()[-1])
+    assert len(held) >= 2, "the held frame is sent again for late subscribers"
+    assert len({(g["sec"], g["nanosec"], g["crc"]) for g in held}) == 1, held
     assert play.returncode == 0 and "holding" in play_out, play_out
 
 

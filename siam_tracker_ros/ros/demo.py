@@ -495,13 +495,12 @@ def run_session(out_dir: Path, player_args: list[str], init_box_for_frame, *, ra
             stamps = read_stamps(stamps_path)
         init_seq, init_frame, init_stamp = stamps[0]
         box = init_box_for_frame(init_frame)
-        # 2. init on it (the node may not have received it yet when the line appears: retry briefly; a frame lost
-        #    on the way is replaced by the node's latest frame, which is the same one: the player holds)
-        res, tries = None, 0
+        # 2. init on it (the node may not have received it yet when the line appears: retry for a while; the player
+        #    sends the held frame again, for a node whose subscription matched only after it first went out)
+        res, give_up = None, time.monotonic() + 15.0
         while True:
-            tries += 1
             res = client.init_target(init_stamp, box)
-            if res.success or tries >= 20 or ("no frame" not in res.message and "no frames" not in res.message):
+            if res.success or time.monotonic() > give_up or "no frame" not in res.message:
                 break
             time.sleep(0.1)
         if not res.success and ("no frame" in res.message):

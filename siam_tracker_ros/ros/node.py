@@ -341,13 +341,12 @@ class TrackerNode(Node):
         self.get_logger().warning(f"skipping image: {err}", throttle_duration_sec=5.0)
 
     def _store(self, frame: _Frame) -> None:
-        now = time.monotonic()
-        with self.stats.lock:
-            self.stats.received += 1
-            self.stats.received_times.append(now)
         with self._cond:
             if frame.stamp_ns in self._buffer:
-                return  # the same frame again (raw and compressed both subscribed)
+                return  # the same frame again (raw and compressed both subscribed, or a publisher's resend)
+            with self.stats.lock:
+                self.stats.received += 1
+                self.stats.received_times.append(time.monotonic())
             if self._buffer:
                 newest = next(reversed(self._buffer))
                 if frame.stamp_ns < newest - TIME_JUMP_NS:

@@ -15,7 +15,8 @@ defaults; `--ros-args -p name:=value` overrides):
     loop      (bool)    start again at the end of a folder/video     (--loop)
     paused    (bool)    while true nothing is published; `ros2 param set /frame_player paused false` resumes.
                         `--hold-first` publishes the first frame and then sets it (the demo initialises the tracker
-                        on that frame, then resumes the stream).
+                        on that frame, then resumes the stream); while held, that frame is sent again (same
+                        stamp) every 0.5 s, for subscribers that matched too late to get it.
 
 The publisher QoS is the sensor-data profile (best effort, keep last 5) unless `--reliable`. Each published frame's
 stamp and source index can be recorded (`--stamps-out FILE`, CSV `seq,frame,sec,nanosec`; a line is written and
@@ -41,6 +42,7 @@ import numpy as np
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 DEFAULT_TOPIC = "/camera/image_raw"
 NODE_NAME = "frame_player"
+HELD_FRAME_RESEND_S = 0.5  # --hold-first: how often the held first frame is sent again
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -283,6 +285,7 @@ def _make_node_class():
             frame_index = 0
             next_t = None
             k = 0
+            held, held_sent = None, 0.0  # --hold-first: the first frame, sent again while held
             while not self.stop.is_set():
                 if limit is not None and self.published >= limit:
                     break
@@ -295,7 +298,13 @@ def _make_node_class():
                 if not self._resume.is_set():
                     self._resume.wait(0.1)
                     next_t = None  # restart the schedule after a pause
+                    if held is not None and time.monotonic() - held_sent >= HELD_FRAME_RESEND_S:
+                        # Best effort: a subscriber that matched this writer only after the first frame went out
+                        # never got it. The same message again (same stamp) is a no-op for one that did.
+                        self.pub.publish(held)
+                        held_sent = time.monotonic()
                     continue
+                held = None
                 img = self.source.read()
                 if img is None:
                     if self.get_parameter("loop").value and self.source.rewind():
@@ -332,6 +341,8 @@ def _make_node_class():
                 if self._stamps is not None:
                     self._stamps.write(f"{self.published},{frame_index},{header_stamp.sec},{header_stamp.nanosec}\n")
                 self.pub.publish(msg)
+                if self.args.hold_first and self.published == 0:
+                    held, held_sent = msg, time.monotonic()
                 self.published += 1
                 frame_index += 1
             if self._stamps is not None:
