@@ -26,6 +26,7 @@ from __future__ import annotations
 import fcntl
 import functools
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -34,6 +35,12 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# A non-interactive shell starts background jobs (`make test &`) with SIGINT ignored, and children inherit that, so
+# the Ctrl-C the tests stop their ROS children with would do nothing. A handled signal is reset to its default by
+# exec, so handling it here gives every child the usual Ctrl-C.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 # Fast DDS accepts domain ids 0..232 (port = 7400 + 250 * id + offsets); stay well inside, and avoid 0,
 # the default domain other ROS software on the machine may use.
 DOMAIN_MIN = 1
