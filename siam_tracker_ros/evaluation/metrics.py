@@ -45,15 +45,8 @@ def precision_curve(errors: np.ndarray) -> np.ndarray:
     return (errors[None, :] <= PRECISION_THRESHOLDS[:, None]).mean(axis=1)
 
 
-@dataclass
-class SequenceScore:
-    name: str
-    frames: int  # frames scored (ground truth present)
-    success: np.ndarray  # (21,)
-    precision: np.ndarray  # (51,)
-    mean_iou: float
-    fps: float = float("nan")
-    extra: dict = field(default_factory=dict)
+class _CurveSummary:
+    """The two OTB figures read off a success curve (`self.success`) and a precision curve (`self.precision`)."""
 
     @property
     def auc(self) -> float:
@@ -62,6 +55,17 @@ class SequenceScore:
     @property
     def precision20(self) -> float:
         return float(self.precision[int(PRECISION_AT)])
+
+
+@dataclass
+class SequenceScore(_CurveSummary):
+    name: str
+    frames: int  # frames scored (ground truth present)
+    success: np.ndarray  # (21,)
+    precision: np.ndarray  # (51,)
+    mean_iou: float
+    fps: float = float("nan")
+    extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {"name": self.name, "frames": self.frames, "auc": self.auc, "precision20": self.precision20,
@@ -83,20 +87,12 @@ def score_sequence(name: str, pred: np.ndarray, gt: np.ndarray, fps: float = flo
 
 
 @dataclass
-class OverallScore:
+class OverallScore(_CurveSummary):
     success: np.ndarray
     precision: np.ndarray
     sequences: int
     frames: int
     fps: float  # total frames / total tracking time
-
-    @property
-    def auc(self) -> float:
-        return float(self.success.mean())
-
-    @property
-    def precision20(self) -> float:
-        return float(self.precision[int(PRECISION_AT)])
 
     def to_dict(self) -> dict:
         return {"auc": self.auc, "precision20": self.precision20, "sequences": self.sequences,
