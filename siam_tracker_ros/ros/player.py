@@ -338,11 +338,10 @@ def _make_node_class():
                     # pause before publishing, so a client that sees the first frame can only un-pause after this
                     self.set_parameters([_param("paused", True)])
                     self.get_logger().info("publishing the first frame, then holding until parameter paused is false")
+                    held, held_sent = msg, time.monotonic()
                 if self._stamps is not None:
                     self._stamps.write(f"{self.published},{frame_index},{header_stamp.sec},{header_stamp.nanosec}\n")
                 self.pub.publish(msg)
-                if self.args.hold_first and self.published == 0:
-                    held, held_sent = msg, time.monotonic()
                 self.published += 1
                 frame_index += 1
             if self._stamps is not None:
