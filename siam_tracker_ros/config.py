@@ -26,6 +26,9 @@ class ModelConfig:
     """
 
     width: float = 0.5  # channel multiplier of the AlexNet backbone (1.0 = paper size)
+    # Explicit conv1..conv5 channel counts; empty = derived from `width`. Set for backbones initialised from the
+    # public SiamFC weights (model/pretrained.py), whose distilled widths are not multiples of 8.
+    channels: list = field(default_factory=list)
     use_se: bool = True  # squeeze-excitation subnetwork (second response map)
     use_fusion: bool = True  # multi-layer feature fusion of conv3/4/5 (eq. 1-2)
     use_gam: bool = True  # global attention module on the fused features (eq. 3-6)
@@ -41,6 +44,10 @@ class ModelConfig:
     def validate(self) -> None:
         _check(0.1 <= self.width <= 2.0, "model.width", self.width, "in [0.1, 2.0]")
         _check(self.fused_channels >= 8, "model.fused_channels", self.fused_channels, ">= 8")
+        _check(not self.channels or (len(self.channels) == 5 and all(
+            isinstance(c, int) and not isinstance(c, bool) and 2 <= c <= 1024 and c % 2 == 0
+            for c in self.channels)), "model.channels", self.channels,
+            "empty or five even integers in [2, 1024] (conv1..conv5)")
         _check(self.gam_reduction >= 1, "model.gam_reduction", self.gam_reduction, ">= 1")
         _check(self.se_reduction >= 1, "model.se_reduction", self.se_reduction, ">= 1")
         _check(self.response_scale > 0, "model.response_scale", self.response_scale, "> 0")
@@ -103,12 +110,14 @@ class BackendConfig:
     onnx_dir: str = ""  # where exported graphs are kept; empty = a cache dir next to the weights
     engine_cache_dir: str = ""  # TensorRT engines; empty = ~/.cache/siam_tracker_ros/engines
     max_targets: int = 4
+    model: str = "auto"  # shipped weights when none are named: auto (large on CUDA, small on CPU) | small | large
 
     def validate(self) -> None:
         _check(self.name in ("auto", "torch", "onnxruntime", "tensorrt"), "backend.name", self.name,
                "one of auto, torch, onnxruntime, tensorrt")
         _check(self.device in ("auto", "cpu", "cuda"), "backend.device", self.device, "one of auto, cpu, cuda")
         _check(self.num_threads >= 0, "backend.num_threads", self.num_threads, ">= 0")
+        _check(self.model in ("auto", "small", "large"), "backend.model", self.model, "one of auto, small, large")
         _check(self.max_targets >= 1, "backend.max_targets", self.max_targets, ">= 1")
 
 
@@ -131,6 +140,10 @@ class TrainingConfig:
     multi_scale_train: bool = True  # exemplar side drawn in [127, 255], search in [255, 383] (paper sec. 4.2)
     seed: int = 1234
     num_workers: int = 0
+    # Fine-tuning a pretrained backbone: its learning rate is lr * backbone_lr_scale, and with freeze_bn every
+    # BatchNorm keeps its statistics (what the backbone learned on a million frames is easy to lose on a few thousand).
+    backbone_lr_scale: float = 1.0
+    freeze_bn: bool = False
 
     def validate(self) -> None:
         _check(self.epochs >= 1, "training.epochs", self.epochs, ">= 1")
@@ -138,6 +151,7 @@ class TrainingConfig:
         _check(self.lr_start >= self.lr_end > 0, "training.lr_start", self.lr_start, ">= lr_end > 0")
         _check(0 <= self.negative_pair_prob <= 1, "training.negative_pair_prob", self.negative_pair_prob,
                "in [0, 1]")
+        _check(0 <= self.backbone_lr_scale <= 1, "training.backbone_lr_scale", self.backbone_lr_scale, "in [0, 1]")
 
 
 @dataclass

@@ -29,7 +29,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="only the held-out validation sequences (training.val_sequences of --config, default "
                         "config/train_default.yaml)")
     p.add_argument("--peers", default="", help="OpenCV trackers to run on the same frames, e.g. csrt,kcf")
-    p.add_argument("--no-siam", action="store_true", help="run only the peers")
+    p.add_argument("--siam", action="append", default=[], metavar="NAME=WEIGHTS[:KEY=VALUE...]",
+                   help="one more of our trackers in the same run (repeatable), e.g. "
+                        "'plain=runs/a.pt:tracking.window_influence=0.3'; all rows see the same frames")
+    p.add_argument("--no-siam", action="store_true", help="run only the peers and the --siam rows")
     p.add_argument("--name", default="siam", help="label of our tracker in tables, JSON and plots")
     p.add_argument("--max-frames", type=int, help="only the first N frames of each sequence")
     p.add_argument("--restarts", type=int, default=1, metavar="K",
@@ -60,23 +63,24 @@ def run_from_args(args: argparse.Namespace) -> int:
     if args.held_out:
         names = names or list(cfg.training.val_sequences)
     trackers = []
-    extra = {}
-    if not args.no_siam:
+    extra = {"config": cfg.to_dict(), "siam": {}}
+    rows = [] if args.no_siam else [(args.name, args.weights, cfg)]
+    for spec in args.siam:
+        name, sep, rest = spec.partition("=")
+        if not sep or not name:
+            print(f"--siam {spec!r}: expected NAME=WEIGHTS[:KEY=VALUE...]", file=sys.stderr)
+            return 2
+        weights, *overrides = rest.split(":")
+        row_cfg, _ = apply_overrides(cfg, augment, overrides)
+        if args.device:
+            row_cfg.backend.device = args.device
+        rows.append((name, weights or None, row_cfg))
+    for name, weights, row_cfg in rows:
         from ..tracking import SiamTracker
 
-        tracker = SiamTracker.from_config(cfg, weights=args.weights)
-        trackers.append(SiamAdapter(tracker, args.name))
-        extra["weights"] = args.weights
-        extra["config"] = cfg.to_dict()
-        if args.weights:
-            try:
-                from ..model.weights import weights_metadata
-
-                meta = weights_metadata(args.weights)
-                extra["weights_metadata"] = {k: meta.get(k) for k in ("steps", "pairs", "date", "complete",
-                                                                       "held_out_sequences", "best_val_loss")}
-            except Exception as err:  # the figures matter more than the metadata
-                extra["weights_metadata"] = {"error": str(err)}
+        trackers.append(SiamAdapter(SiamTracker.from_config(row_cfg, weights=weights), name))
+        extra["siam"][name] = {"weights": weights, "tracking": row_cfg.to_dict()["tracking"],
+                               "weights_metadata": _metadata(weights)}
     for peer in [p.strip() for p in args.peers.split(",") if p.strip()]:
         trackers.append(OpenCVAdapter(peer))
     if not trackers:
@@ -97,6 +101,19 @@ def run_from_args(args: argparse.Namespace) -> int:
         plot_runs(runs, args.plot, title=f"{args.data_dir}" + (f" ({len(names)} sequences)" if names else ""))
         say(f"plots written to {args.plot}")
     return 0
+
+
+def _metadata(weights: str | None) -> dict | None:
+    if not weights:
+        return None
+    try:
+        from ..model.weights import weights_metadata
+
+        meta = weights_metadata(weights)
+    except Exception as err:  # the figures matter more than the metadata
+        return {"error": str(err)}
+    return {k: meta.get(k) for k in ("origin", "steps", "pairs", "date", "complete", "held_out_sequences",
+                                     "best_val_loss")}
 
 
 def _json_default(obj):

@@ -1,4 +1,9 @@
-"""The two attention blocks of the paper: squeeze-excitation (sec. 3.1) and the global attention module (sec. 3.3)."""
+"""The two attention blocks of the paper: squeeze-excitation (sec. 3.1) and the global attention module (sec. 3.3).
+
+Each block has a learned blend `mix` (a scalar): U' = U * ((1 - mix) + mix * A). At mix = 1 (the initial value) this
+is exactly the paper's U' = U * A; a block added on top of a pretrained backbone starts at mix = 0, the identity, so
+it leaves the pretrained response untouched until fine-tuning has learned what the attention adds (model/pretrained.py).
+"""
 from __future__ import annotations
 
 import torch
@@ -18,9 +23,10 @@ class SqueezeExcitation(nn.Module):
             nn.Conv2d(hidden, channels, 1),
             nn.Sigmoid(),
         )
+        self.mix = nn.Parameter(torch.ones(()))
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
-        return u * self.gate(u)
+        return u * ((1.0 - self.mix) + self.mix * self.gate(u))
 
 
 class GlobalAttention(nn.Module):
@@ -48,6 +54,7 @@ class GlobalAttention(nn.Module):
         # features (and gradients) would start out vanishing.
         nn.init.constant_(self.w_expand.bias, 1.0)
         nn.init.constant_(self.v_collapse.bias, 1.0)
+        self.mix = nn.Parameter(torch.ones(()))
 
     def attention(self, u: torch.Tensor) -> torch.Tensor:
         g = self.w_expand(self.relu(self.w_reduce(self.pool(u))))  # (B, C, 1, 1)
@@ -55,4 +62,4 @@ class GlobalAttention(nn.Module):
         return torch.tanh((g + s) + g * s)
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
-        return u * self.attention(u)
+        return u * ((1.0 - self.mix) + self.mix * self.attention(u))

@@ -27,9 +27,9 @@ def _conv_bn_relu(cin: int, cout: int, kernel: int, stride: int = 1, groups: int
 
 
 class AlexNetBackbone(nn.Module):
-    def __init__(self, width: float = 1.0):
+    def __init__(self, width: float = 1.0, channels: tuple[int, ...] | None = None):
         super().__init__()
-        c1, c2, c3, c4, c5 = self.channels = scaled_channels(width)
+        c1, c2, c3, c4, c5 = self.channels = tuple(channels) if channels else scaled_channels(width)
         self.stem = nn.Sequential(
             _conv_bn_relu(3, c1, 11, stride=2),
             nn.MaxPool2d(3, 2),

@@ -62,10 +62,12 @@ class SiamNet(nn.Module):
     def __init__(self, config: ModelConfig | None = None):
         super().__init__()
         self.config = config = config or ModelConfig()
-        self.backbone = AlexNetBackbone(config.width)
+        self.backbone = AlexNetBackbone(config.width, config.channels or None)
         c3, c4, c5 = self.backbone.channels[2:]
         if config.use_fusion:
-            fused = max(8, int(round(config.fused_channels * config.width / 8.0)) * 8)
+            # With explicit channels (a pretrained backbone) f_final keeps conv5's width, so the fusion can start
+            # as the identity on conv5 (model/pretrained.py).
+            fused = c5 if config.channels else max(8, int(round(config.fused_channels * config.width / 8.0)) * 8)
             self.fusion = MultiLayerFeatureFusion((c3, c4, c5), fused)
             main_channels = fused
         else:

@@ -58,8 +58,17 @@ def read_weights(path: str | Path) -> dict[str, Any]:
 def load_weights(path: str | Path, expected: ModelConfig | None = None) -> TrackerNet:
     """Build the network the file describes and load its weights.
 
-    With `expected`, a file for another model configuration is an error naming the differing fields.
+    With `expected`, a file for another model configuration is an error naming the differing fields. A public
+    SiamFC `.npz` (../shared/pretrained) gives the untouched pretrained network (plain SiamFC, model/pretrained.py):
+    the reference the project's own weights are measured against.
     """
+    if str(path).endswith(".npz"):
+        from .pretrained import build_from_pretrained
+
+        model = build_from_pretrained(path)
+        if expected is not None and model.config != expected:
+            raise WeightsError(f"pretrained file {path} is a plain SiamFC network, not the expected configuration")
+        return model
     return _model_from_payload(read_weights(path), path, expected)
 
 

@@ -224,16 +224,18 @@ class SiamTracker:
             self._windows[size] = w = (w / w.sum()).astype(np.float32)
         return w
 
-    def _upsample(self, prob: np.ndarray) -> np.ndarray:
-        size = prob.shape[0] * self.cfg.response_upsample
-        return cv2.resize(prob.astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
+    def _upsample(self, logits: np.ndarray) -> np.ndarray:
+        # Logits, not probabilities: a confident network's peak logits (8-12 for the pretrained SiamFC weights)
+        # saturate the sigmoid into a flat plateau on which the peak's position is lost.
+        size = logits.shape[0] * self.cfg.response_upsample
+        return cv2.resize(logits.astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
 
     def _fused_maps(self, tid: str, logits, scale: int) -> tuple[np.ndarray, float]:
-        """Upsampled probability map of one scale (multi-scale test: the input sizes' maps fused), peak logit."""
+        """Upsampled logit map of one scale (multi-scale test: the input sizes' maps fused), peak logit."""
         z0, x0 = self.pairs[0]
         first = logits[(tid, z0, x0, scale)]
         peak = float(first.max())  # the confidence is measured on the first (reference) input size
-        up = self._upsample(_sigmoid(first))
+        up = self._upsample(first)
         if len(self.pairs) == 1:
             return up, peak
         # Other input sizes see the exemplar at z / z0 times the resolution: resample their maps onto the first grid.
@@ -242,7 +244,7 @@ class SiamTracker:
         c = (size - 1) / 2.0
         for z_size, x_size in self.pairs[1:]:
             r = logits[(tid, z_size, x_size, scale)]
-            other = self._upsample(_sigmoid(r))
+            other = self._upsample(r)
             s = z0 / z_size
             oc = (other.shape[0] - 1) / 2.0
             m = np.array([[s, 0, c - s * oc], [0, s, c - s * oc]], dtype=np.float64)
@@ -267,12 +269,11 @@ class SiamTracker:
         maps, peaks, scores = [], [], []
         for i in range(len(self.scale_factors)):
             up, peak = self._fused_maps(tid, logits, i)
-            # SiamFC multiplies each off-centre scale's peak score by the penalty. Our maps are probabilities, which
-            # saturate near 1: there the penalty would always win and the box size would freeze. Penalise the odds
-            # p / (1 - p) instead (the logistic model's own scale, unbounded like SiamFC's raw scores).
-            p = float(np.clip(up.max(), 1e-6, 1.0 - 1e-6))
-            odds = p / (1.0 - p)
-            scores.append(odds * (cfg.scale_penalty if i != len(self.scale_factors) // 2 else 1.0))
+            # SiamFC multiplies each off-centre scale's peak score by the penalty. The score here is the peak logit
+            # above the target's own background level (`floor`): independent of the network's logit offset, and
+            # equal to SiamFC's raw score for a network without one.
+            penalty = cfg.scale_penalty if i != len(self.scale_factors) // 2 else 1.0
+            scores.append((float(up.max()) - t.floor) * penalty)
             maps.append(up)
             peaks.append(peak)
         best = int(np.argmax(scores))
@@ -299,7 +300,7 @@ class SiamTracker:
         r = logits[key]
         region = regions[key]
         confidence = self._confidence(t, float(r.max()))
-        up = self._upsample(_sigmoid(r))
+        up = self._upsample(r)
         response_region = (t.cx, t.cy, up.shape[0] * cfg.total_stride / cfg.response_upsample * region
                            / self.lost_instance_size)
         if confidence >= cfg.found_threshold:
@@ -327,7 +328,7 @@ class SiamTracker:
     @staticmethod
     def _result(tid, t: _Target, confidence, up, response_region) -> TrackResult:
         box = np.array([t.cx - t.w / 2.0, t.cy - t.h / 2.0, t.w, t.h])
-        return TrackResult(tid, box, confidence, t.lost, up.astype(np.float32), response_region)
+        return TrackResult(tid, box, confidence, t.lost, _sigmoid(up).astype(np.float32), response_region)
 
     def reset_timings(self) -> None:
         for k in self.timings:

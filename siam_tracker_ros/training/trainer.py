@@ -35,6 +35,7 @@ import torch
 
 from ..config import Config
 from ..model import build_model, save_weights
+from ..model.pretrained import freeze_batchnorm
 from .datasets import load_many, split_sequences
 from .loss import distillation_loss, pair_loss
 from .pairs import AugmentConfig, PairDataset, collate_to
@@ -144,6 +145,15 @@ class TrainOptions:
     distill_weight: float = 0.5  # share of the teacher's loss in the total, with a teacher
 
 
+def _load_teacher(path: str):
+    """A teacher network: a weights file, or a public SiamFC .npz as it is (the untouched pretrained network)."""
+    if str(path).endswith(".npz"):
+        from ..model.pretrained import build_from_pretrained
+        return build_from_pretrained(path)
+    from ..model import load_weights
+    return load_weights(path)
+
+
 def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -206,22 +216,35 @@ def train(cfg: Config, augment: AugmentConfig, opts: TrainOptions, say=print) ->
 
     # ---- model, optimizer, state
     torch.manual_seed(tc.seed)
-    model = build_model(cfg.model)
-    if opts.init_weights and not opts.resume:
-        # Fine-tune: start from existing weights of the same architecture, with a fresh schedule.
-        from ..model import load_weights
-        model.load_state_dict(load_weights(opts.init_weights, expected=cfg.model).state_dict())
-        say(f"initialised from {opts.init_weights}")
+    if opts.init_weights and str(opts.init_weights).endswith(".npz"):
+        # A public SiamFC backbone (model/pretrained.py): the model config takes the file's channels, and the
+        # fusion's BatchNorm statistics are measured on training search crops. Also when resuming, so that the
+        # checkpoint's model config matches.
+        from ..model.pretrained import build_from_pretrained
+
+        calibration = torch.stack([torch.as_tensor(train_set[i][1]) for i in range(64)]).float()
+        model = build_from_pretrained(opts.init_weights, cfg.model, calibration)
+        cfg = dataclasses.replace(cfg, model=model.config)
+        say(f"initialised from the pretrained backbone {opts.init_weights} (channels {model.config.channels})")
+    else:
+        model = build_model(cfg.model)
+        if opts.init_weights and not opts.resume:
+            # Fine-tune: start from existing weights of the same architecture, with a fresh schedule.
+            from ..model import load_weights
+            model.load_state_dict(load_weights(opts.init_weights, expected=cfg.model).state_dict())
+            say(f"initialised from {opts.init_weights}")
     model = model.to(device)
     model.train()
     teacher = None
     if opts.teacher:
-        from ..model import load_weights
-        teacher = load_weights(opts.teacher).to(device).eval()
+        teacher = _load_teacher(opts.teacher).to(device).eval()
         for p in teacher.parameters():
             p.requires_grad_(False)
         say(f"distilling from {opts.teacher} (weight {opts.distill_weight})")
-    optimizer = torch.optim.SGD(model.parameters(), lr=tc.lr_start, momentum=tc.momentum,
+    backbone = [p for n, p in model.named_parameters() if n.startswith("backbone.")]
+    rest = [p for n, p in model.named_parameters() if not n.startswith("backbone.")]
+    groups = [{"params": backbone, "lr_scale": tc.backbone_lr_scale}, {"params": rest, "lr_scale": 1.0}]
+    optimizer = torch.optim.SGD([g for g in groups if g["params"]], lr=tc.lr_start, momentum=tc.momentum,
                                 weight_decay=tc.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     step, pairs_seen, elapsed_before, best_val, val_history = 0, 0, 0.0, float("inf"), []
@@ -312,7 +335,9 @@ def train(cfg: Config, augment: AugmentConfig, opts: TrainOptions, say=print) ->
         else:
             lr = lr_at(step, total_steps, tc.lr_start, tc.lr_end)
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group["lr_scale"]
+        if tc.freeze_bn:
+            freeze_batchnorm(model)  # after every evaluate_loss, which puts the model back in train mode
         z, x, off, pos = collate_to(batch, device, non_blocking=True)
         with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
             logits = model(z, x)
@@ -411,7 +436,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--amp", dest="amp", action="store_true", default=None, help="mixed precision (CUDA; default)")
     p.add_argument("--no-amp", dest="amp", action="store_false")
     p.add_argument("--max-steps", type=int, help="stop after this many steps in total (smoke runs)")
-    p.add_argument("--init-weights", help="start from these weights (same model config), fresh schedule")
+    p.add_argument("--init-weights", help="start from these weights (same model config), fresh schedule; or a "
+                                          "public SiamFC AlexNet .npz (../shared/pretrained): its backbone, with "
+                                          "the configured paper modules added as the identity")
     p.add_argument("--lr-by-time", action="store_true",
                    help="with --minutes: decay the learning rate over the time budget as well as the planned steps")
     p.add_argument("--keep-epoch-weights", action="store_true",
