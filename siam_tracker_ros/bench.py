@@ -22,14 +22,15 @@ PAPER_MODEL = {"width": 1.0, "use_se": True, "use_fusion": True, "use_gam": True
 
 def add_bench_parser(sub) -> None:
     p = sub.add_parser("bench", help="time every backend per stage, 1 and 4 targets, against OpenCV CSRT")
-    p.add_argument("--weights", help="weights of the default model (default: the shipped weights)")
+    p.add_argument("--weights", help="also time this weights file (a .pt, or a pretrained .npz), as model 'custom'")
     p.add_argument("--data", help="a sequence folder (frames + groundtruth.txt); default: one from ../shared/data, "
                                   "else the built-in synthetic sequence")
     p.add_argument("--frames", type=int, default=60, help="frames timed per run (default 60)")
     p.add_argument("--backends", default="auto-all", help="comma list of torch, onnxruntime, torch-cuda, "
                                                           "onnxruntime-cuda, tensorrt (default: all available)")
-    p.add_argument("--models", default="default,paper", help="default (shipped weights) and/or paper (width 1.0, "
-                                                            "all modules; random weights: speed only)")
+    p.add_argument("--models", default="small,large", help="comma list of the shipped models (small, large) and/or "
+                                                          "paper (width 1.0, all modules, random weights: speed "
+                                                          "only); default: both shipped models")
     p.add_argument("--threads", type=int, default=0, help="CPU threads per backend (0 = library default)")
     p.add_argument("--no-csrt", action="store_true")
     p.add_argument("--json", help="write all figures here")
@@ -190,20 +191,24 @@ def run_bench(args) -> int:
         return 0
     from .backends import default_weights_path
 
-    weights = args.weights or str(default_weights_path())
+    models = {}
+    for m in (m for m in args.models.split(",") if m):
+        models[m] = None if m == "paper" else str(default_weights_path(m))
+    if args.weights:
+        models["custom"] = args.weights
+    for m, weights in list(models.items()):
+        if weights is not None and not Path(weights).is_file():
+            print(f"bench: weights file {weights} of model {m} does not exist: skipped", file=sys.stderr)
+            del models[m]
     frames, boxes, source = load_frames(args.data, args.frames)
     backends = available_backends() if args.backends == "auto-all" else args.backends.split(",")
-    models = [m for m in args.models.split(",") if m]
-    if "default" in models and not Path(weights).is_file():
-        print(f"bench: weights file {weights} does not exist; timing the paper model only", file=sys.stderr)
-        models = [m for m in models if m != "default"]
     report = {"frames": len(frames), "frame_size": list(FRAME_SIZE), "source": source, "cpu_count": os.cpu_count(),
               "threads": args.threads, "runs": []}
     print(f"siam-tracker bench: {len(frames)} frames of {source} at {FRAME_SIZE[0]}x{FRAME_SIZE[1]}, "
           f"{os.cpu_count()} CPUs")
-    for model in models:
+    for model, weights in models.items():
         for backend in backends:
-            spec = {"model": model, "backend": backend, "weights": weights if model == "default" else None,
+            spec = {"model": model, "backend": backend, "weights": weights,
                     "data": args.data, "frames": args.frames, "threads": args.threads}
             proc = subprocess.run([sys.executable, "-m", "siam_tracker_ros.cli", "bench", "--worker",
                                    json.dumps(spec)], capture_output=True, text=True)

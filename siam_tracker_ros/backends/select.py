@@ -14,18 +14,26 @@ from .base import Backend, BackendError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_WEIGHTS_NAME = "siam_default.pt"
+# The two shipped models (weights/*.json are their cards): the small network is the CPU default, the full-width one
+# the GPU default; BackendConfig.model picks by hand.
+WEIGHTS_NAMES = {"small": "siam_small.pt", "large": "siam_large.pt"}
 
 
-def default_weights_path() -> Path:
-    """The shipped weights: $SIAM_TRACKER_WEIGHTS, the source tree's weights/, or the ament share folder."""
+def default_weights_path(model: str = "auto", cuda: bool | None = None) -> Path:
+    """The shipped weights: $SIAM_TRACKER_WEIGHTS, else `model` (small | large; auto: large on a CUDA machine, small
+    otherwise) from the source tree's weights/ or the ament share folder."""
     env = os.environ.get("SIAM_TRACKER_WEIGHTS")
     if env:
         return Path(env)
-    candidates = [Path(__file__).resolve().parents[2] / "weights" / DEFAULT_WEIGHTS_NAME]
+    if model == "auto":
+        model = "large" if (cuda_available() if cuda is None else cuda) else "small"
+    if model not in WEIGHTS_NAMES:
+        raise BackendError(f"model {model!r}: expected auto, small or large")
+    name = WEIGHTS_NAMES[model]
+    candidates = [Path(__file__).resolve().parents[2] / "weights" / name]
     for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
         if prefix:
-            candidates.append(Path(prefix) / "share" / "siam_tracker_ros" / "weights" / DEFAULT_WEIGHTS_NAME)
+            candidates.append(Path(prefix) / "share" / "siam_tracker_ros" / "weights" / name)
     for path in candidates:
         if path.is_file():
             return path
@@ -45,9 +53,9 @@ def create_backend(config: BackendConfig, weights: str | Path | None = None,
     """The backend named by `config` (or the best for `auto`), loaded with `weights` (default: shipped weights)."""
     from ..model import load_weights
 
-    if model is None:
-        model = load_weights(weights or default_weights_path(), expected_model)
     want_cuda = config.device == "cuda" or (config.device == "auto" and cuda_available())
+    if model is None:
+        model = load_weights(weights or default_weights_path(config.model, want_cuda), expected_model)
     if config.name != "auto":
         return _make(config.name, config, model, "cuda" if want_cuda else "cpu")
     candidates = []
