@@ -295,25 +295,34 @@ class Record:
 
 @dataclass
 class Recorder:
-    """Collects Detection2D messages (thread-safe)."""
+    """Collects Detection2D messages and the targets' typed states (tracked_objects/state); thread-safe."""
 
     records: list = field(default_factory=list)
+    lost: dict = field(default_factory=dict)  # (stamp ns, target id) -> lost, from TrackedTargetArray
     lock: threading.Lock = field(default_factory=threading.Lock)
     last_receipt: float = 0.0  # time.monotonic() of the last message
 
     def callback(self, msg) -> None:
         receipt = time.time_ns()
-        from .messages import bbox_to_box, confidence, is_lost
+        from .messages import bbox_to_box, confidence
 
-        rec = Record(stamp_to_ns(msg.header.stamp), receipt, msg.id, bbox_to_box(msg.bbox), confidence(msg),
-                     is_lost(msg))
+        rec = Record(stamp_to_ns(msg.header.stamp), receipt, msg.id, bbox_to_box(msg.bbox), confidence(msg), False)
         with self.lock:
             self.records.append(rec)
             self.last_receipt = time.monotonic()
 
+    def state_callback(self, msg) -> None:
+        from .messages import is_lost
+
+        stamp = stamp_to_ns(msg.header.stamp)
+        with self.lock:
+            for t in msg.targets:
+                self.lost[(stamp, t.id)] = is_lost(t)
+
     def snapshot(self) -> list:
         with self.lock:
-            return list(self.records)
+            return [Record(r.stamp_ns, r.receipt_ns, r.target_id, r.box, r.score,
+                           self.lost.get((r.stamp_ns, r.target_id), r.lost)) for r in self.records]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -343,6 +352,8 @@ class Client:
         self.recorder = Recorder()
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=200, reliability=ReliabilityPolicy.RELIABLE)
         self.node.create_subscription(Detection2D, "tracked_object", self.recorder.callback, qos)
+        from siam_tracker_ros.msg import TrackedTargetArray
+        self.node.create_subscription(TrackedTargetArray, "tracked_objects/state", self.recorder.state_callback, qos)
         self.diagnostics: dict = {}  # key -> value of the tracker node's latest main status
         self.diagnostics_time = 0.0  # time.monotonic() of its arrival
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
