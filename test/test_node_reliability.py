@@ -330,6 +330,8 @@ def test_fuzz_500_random_images_then_tracks_a_real_sequence(rel, sequence, weigh
     stamp = client.publish(frames[0])
     assert client.init(gt[0], stamp=stamp).success
     client.publish_and_track(frames[1])
+    # The ring buffer keeps what it is allowed to (here 32 MiB of the accepted frames); the rest must not grow.
+    assert client.set_param("frame_buffer_max_bytes", 32 * 1024 * 1024).successful
     mem0 = proc_memory(proc.pid)
     diag0 = client.latest_diag()
     rng = np.random.default_rng(2026)
@@ -352,7 +354,9 @@ def test_fuzz_500_random_images_then_tracks_a_real_sequence(rel, sequence, weigh
     print(f"node memory before / after the fuzz: RSS {mem0['VmRSS'] / 1e6:.0f} / {mem1['VmRSS'] / 1e6:.0f} MB, "
           f"peak {mem0['VmHWM'] / 1e6:.0f} / {mem1['VmHWM'] / 1e6:.0f} MB; {refusals} images refused")
     assert mem1["VmHWM"] - mem0["VmHWM"] < 150e6, (mem0, mem1)
-    assert mem1["VmRSS"] - mem0["VmRSS"] < 100e6, (mem0, mem1)
+    assert mem1["VmRSS"] - mem0["VmRSS"] < 120e6, (mem0, mem1)
+    assert int(diag["frame_buffer_bytes"]) <= 32 * 1024 * 1024
+    assert client.set_param("frame_buffer_max_bytes", 536870912).successful
 
     # ... and it still tracks a real sequence like the offline tracker.
     assert client.stop("").success
