@@ -44,19 +44,24 @@ class ModelConfig:
     members: int = 1
 
     def validate(self) -> None:
-        # Every size is bounded: a weights file's config is validated before the network is built, so a small file
-        # cannot ask for a model of many GB (load_weights builds the model only after this check).
-        _check(_is_number(self.width) and 0.1 <= self.width <= 2.0, "model.width", self.width, "in [0.1, 2.0]")
-        _check(_is_int(self.fused_channels) and 8 <= self.fused_channels <= MAX_FUSED_CHANNELS,
-               "model.fused_channels", self.fused_channels, f"an integer in [8, {MAX_FUSED_CHANNELS}]")
-        _check(_is_int(self.gam_reduction) and 1 <= self.gam_reduction <= 64, "model.gam_reduction",
-               self.gam_reduction, "an integer in [1, 64]")
-        _check(_is_int(self.se_reduction) and 1 <= self.se_reduction <= 64, "model.se_reduction", self.se_reduction,
-               "an integer in [1, 64]")
-        _check(_is_number(self.response_scale) and 0 < self.response_scale <= 1e3, "model.response_scale",
-               self.response_scale, "in (0, 1000]")
-        _check(_is_int(self.members) and 1 <= self.members <= 16, "model.members", self.members,
+        _check(0.1 <= self.width <= 2.0, "model.width", self.width, "in [0.1, 2.0]")
+        _check(self.fused_channels >= 8, "model.fused_channels", self.fused_channels, ">= 8")
+        _check(self.gam_reduction >= 1, "model.gam_reduction", self.gam_reduction, ">= 1")
+        _check(self.se_reduction >= 1, "model.se_reduction", self.se_reduction, ">= 1")
+        _check(self.response_scale > 0, "model.response_scale", self.response_scale, "> 0")
+        _check(isinstance(self.members, int) and 1 <= self.members <= 16, "model.members", self.members,
                "in [1, 16]")
+        # Every size is bounded too: a weights file's config is validated before the network is built, so a small
+        # file cannot ask for a model of many GB (load_weights builds the model only after this check).
+        _check(_is_int(self.fused_channels) and self.fused_channels <= MAX_FUSED_CHANNELS, "model.fused_channels",
+               self.fused_channels, f"an integer in [8, {MAX_FUSED_CHANNELS}]")
+        _check(_is_int(self.gam_reduction) and self.gam_reduction <= 64, "model.gam_reduction", self.gam_reduction,
+               "an integer in [1, 64]")
+        _check(_is_int(self.se_reduction) and self.se_reduction <= 64, "model.se_reduction", self.se_reduction,
+               "an integer in [1, 64]")
+        _check(_is_number(self.response_scale) and self.response_scale <= 1e3, "model.response_scale",
+               self.response_scale, "in (0, 1000]")
+        _check(not isinstance(self.members, bool), "model.members", self.members, "an integer in [1, 16]")
 
 
 @dataclass
@@ -136,9 +141,11 @@ class BackendConfig:
         _check(self.name in ("auto", "torch", "onnxruntime", "tensorrt"), "backend.name", self.name,
                "one of auto, torch, onnxruntime, tensorrt")
         _check(self.device in ("auto", "cpu", "cuda"), "backend.device", self.device, "one of auto, cpu, cuda")
-        _check(_is_int(self.num_threads) and 0 <= self.num_threads <= 256, "backend.num_threads", self.num_threads,
+        _check(self.num_threads >= 0, "backend.num_threads", self.num_threads, ">= 0")
+        _check(self.max_targets >= 1, "backend.max_targets", self.max_targets, ">= 1")
+        _check(_is_int(self.num_threads) and self.num_threads <= 256, "backend.num_threads", self.num_threads,
                "an integer in [0, 256]")
-        _check(_is_int(self.max_targets) and 1 <= self.max_targets <= 64, "backend.max_targets", self.max_targets,
+        _check(_is_int(self.max_targets) and self.max_targets <= 64, "backend.max_targets", self.max_targets,
                "an integer in [1, 64]")
 
 
