@@ -7,7 +7,6 @@ network (the tracker's output is compared with the offline tracker, not with the
 """
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
