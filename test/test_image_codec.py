@@ -229,3 +229,19 @@ def test_pixel_and_byte_limits():
         compressed_to_bgr(png, max_pixels=100)
     with pytest.raises(ImageTooLarge, match="max_image_bytes"):
         compressed_to_bgr(png, max_bytes=10)
+
+
+def test_compressed_header_sizes_are_checked_before_decoding():
+    from siam_tracker_ros.ros.image_codec import ImageTooLarge, compressed_size
+
+    img = _bgr()
+    for ext in (".png", ".jpg"):
+        data = cv2.imencode(ext, img)[1].tobytes()
+        assert compressed_size(np.frombuffer(data, np.uint8)) == (W, H), ext
+    # a 100-byte PNG claiming 100000 x 100000 pixels: refused from its header, never decoded
+    png = bytearray(cv2.imencode(".png", img)[1].tobytes())
+    png[16:24] = (100000).to_bytes(4, "big") + (100000).to_bytes(4, "big")
+    bomb = SimpleNamespace(format="png", data=bytes(png))
+    with pytest.raises(ImageTooLarge, match="declares 100000x100000"):
+        compressed_to_bgr(bomb, max_pixels=image_codec.DEFAULT_MAX_PIXELS)
+    assert compressed_size(np.frombuffer(b"GIF89a....", np.uint8)) is None

@@ -38,7 +38,7 @@ def rel(sequence, weights, tmp_path_factory):  # noqa: F811
     log = tmp_path_factory.mktemp("node") / "tracker_node.log"
     proc = start_node(env, "-p", f"weights:={weights}", "-p", "backend:=torch", "-p", "device:=cpu",
                       "-p", "num_threads:=1", "-p", "reliable_qos:=true", "-p", "qos_depth:=10",
-                      "-p", "frame_buffer_seconds:=20.0", log_path=log)
+                      "-p", "use_compressed:=true", "-p", "frame_buffer_seconds:=20.0", log_path=log)
     client = Client(domain)
     try:
         if not client.init_client.wait_for_service(timeout_sec=60.0):
@@ -155,6 +155,21 @@ def test_images_over_the_pixel_and_byte_limits(rel, sequence):  # noqa: F811
     stamp = client.publish(frames[0])
     assert client.init(gt[0], stamp=stamp).success
     client.publish_and_track(frames[1])
+
+
+def test_compressed_image_declaring_a_huge_size_is_refused_before_decoding(rel, sequence):  # noqa: F811
+    """A small PNG whose header claims 100000 x 100000 pixels (use_compressed)."""
+    import cv2
+
+    client, _, _ = rel
+    frames, _ = sequence
+    png = bytearray(cv2.imencode(".png", frames[0][:64, :64])[1].tobytes())
+    png[16:24] = (100000).to_bytes(4, "big") + (100000).to_bytes(4, "big")
+    n0 = refused(client, "image_too_large")
+    client.publish_compressed(frames[0], fmt="png", data=bytes(png))
+    diag = wait_refused(client, "image_too_large", n0, "the PNG bomb refused")
+    assert "declares 100000x100000" in diag["last_conversion_error"]
+    alive(rel)
 
 
 def test_ring_buffer_is_bounded_in_bytes(rel, sequence):  # noqa: F811

@@ -190,14 +190,47 @@ def imgmsg_to_bgr(msg, use_cv_bridge: bool | None = None, max_pixels: int | None
         raise ImageConversionError(f"cannot convert {msg.encoding} image {msg.width}x{msg.height}: {err}") from None
 
 
+def compressed_size(buf) -> tuple[int, int] | None:
+    """(width, height) a PNG or JPEG declares in its header, without decoding it; None for other formats or when
+    the header cannot be read."""
+    data = bytes(buf[:65536])
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24 and data[12:16] == b"IHDR":
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data[:2] == b"\xff\xd8":  # JPEG: walk the segments up to the frame header (SOFn)
+        i = 2
+        while i + 9 <= len(data):
+            if data[i] != 0xFF:
+                return None
+            marker = data[i + 1]
+            if marker == 0xFF:  # fill byte
+                i += 1
+                continue
+            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # no length
+                i += 2
+                continue
+            length = int.from_bytes(data[i + 2:i + 4], "big")
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+                return int.from_bytes(data[i + 7:i + 9], "big"), int.from_bytes(data[i + 5:i + 7], "big")
+            i += 2 + length
+    return None
+
+
 def compressed_to_bgr(msg, max_pixels: int | None = None, max_bytes: int | None = None) -> np.ndarray:
-    """(H, W, 3) uint8 BGR from a sensor_msgs/CompressedImage (JPEG, PNG, ... whatever cv2.imdecode reads)."""
+    """(H, W, 3) uint8 BGR from a sensor_msgs/CompressedImage (JPEG, PNG, ... whatever cv2.imdecode reads).
+
+    A PNG or JPEG whose header declares more than max_pixels pixels is refused before decoding (a small file can
+    declare a huge image); other formats are checked after decoding (OpenCV refuses more than 2^30 pixels itself).
+    """
     buf = _as_bytes(msg.data)
     if buf.size == 0:
         raise ImageConversionError("compressed image has no data")
     if max_bytes is not None and buf.size > max_bytes:
         raise ImageTooLarge(f"compressed image of {buf.size} bytes is over the limit of {max_bytes} bytes "
                             f"(parameter max_image_bytes)")
+    declared = compressed_size(buf) if max_pixels is not None else None
+    if declared is not None and declared[0] * declared[1] > max_pixels:
+        raise ImageTooLarge(f"compressed image declares {declared[0]}x{declared[1]} pixels, over the limit of "
+                            f"{max_pixels} (parameter max_image_pixels)")
     img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     if img is None:
         raise ImageConversionError(

@@ -55,7 +55,7 @@ from siam_tracker_ros.srv import InitTarget, StopTarget
 from . import messages
 from .heatmap import render_heatmap
 from .image_codec import (DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageConversionError, ImageTooLarge, check_layout,
-                          compressed_to_bgr, converter_name, imgmsg_to_bgr)
+                          compressed_size, compressed_to_bgr, converter_name, imgmsg_to_bgr)
 
 NODE_NAME = "tracker_node"
 DEFAULT_TARGET = "default"
@@ -419,6 +419,10 @@ class TrackerNode(Node):
             if len(msg.data) > self._max_bytes:
                 raise ImageTooLarge(f"compressed image of {len(msg.data)} bytes is over the limit of "
                                     f"{self._max_bytes} bytes (parameter max_image_bytes)")
+            declared = compressed_size(msg.data)  # PNG / JPEG header: refused now rather than when decoded
+            if declared is not None and declared[0] * declared[1] > self._max_pixels:
+                raise ImageTooLarge(f"compressed image declares {declared[0]}x{declared[1]} pixels, over the limit "
+                                    f"of {self._max_pixels} (parameter max_image_pixels)")
             self._store(_Frame(self._frame_key(msg.header), msg.header, msg, compressed=True,
                                nbytes=len(msg.data), limits=(self._max_pixels, self._max_bytes)))
         except Exception as err:
