@@ -1,4 +1,4 @@
-"""`siam-tracker` command: train, eval, export, ensemble, track, bench, play, demo.
+"""`siam-tracker` command: train, eval, export, ensemble, track, bench, play, demo, latency, load.
 
 Each sub-command lives next to the code it drives and registers itself through an `add_parser(subparsers)` function;
 this file only lists them. The parser's `func` gets the parsed arguments and returns an exit code.
@@ -21,6 +21,7 @@ SUBCOMMANDS = [
     ("siam_tracker_ros.ros.player", "add_play_parser"),
     ("siam_tracker_ros.ros.demo", "add_demo_parser"),
     ("siam_tracker_ros.ros.latency", "add_latency_parser"),
+    ("siam_tracker_ros.ros.latency", "add_load_parser"),
 ]
 
 

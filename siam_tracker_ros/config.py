@@ -6,6 +6,7 @@ config file never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -13,6 +14,10 @@ from typing import Any, Mapping
 
 class ConfigError(ValueError):
     """A configuration value is unknown, of the wrong type or out of range."""
+
+
+MAX_FUSED_CHANNELS = 2048  # f_final width at width 1.0 (the paper uses 256)
+MAX_INPUT_SIZE = 1023  # largest exemplar / search input side in pixels
 
 
 @dataclass
@@ -53,6 +58,17 @@ class ModelConfig:
         _check(self.response_scale > 0, "model.response_scale", self.response_scale, "> 0")
         _check(isinstance(self.members, int) and 1 <= self.members <= 16, "model.members", self.members,
                "in [1, 16]")
+        # Every size is bounded too: a weights file's config is validated before the network is built, so a small
+        # file cannot ask for a model of many GB (load_weights builds the model only after this check).
+        _check(_is_int(self.fused_channels) and self.fused_channels <= MAX_FUSED_CHANNELS, "model.fused_channels",
+               self.fused_channels, f"an integer in [8, {MAX_FUSED_CHANNELS}]")
+        _check(_is_int(self.gam_reduction) and self.gam_reduction <= 64, "model.gam_reduction", self.gam_reduction,
+               "an integer in [1, 64]")
+        _check(_is_int(self.se_reduction) and self.se_reduction <= 64, "model.se_reduction", self.se_reduction,
+               "an integer in [1, 64]")
+        _check(_is_number(self.response_scale) and self.response_scale <= 1e3, "model.response_scale",
+               self.response_scale, "in (0, 1000]")
+        _check(not isinstance(self.members, bool), "model.members", self.members, "an integer in [1, 16]")
 
 
 @dataclass
@@ -80,25 +96,42 @@ class TrackingConfig:
     lost_search_max: float = 3.0  # ... up to this factor
 
     def validate(self) -> None:
-        _check(self.exemplar_size >= 63, "tracking.exemplar_size", self.exemplar_size, ">= 63")
-        _check(self.instance_size > self.exemplar_size, "tracking.instance_size", self.instance_size,
-               "> exemplar_size")
-        _check(0.0 <= self.context <= 2.0, "tracking.context", self.context, "in [0, 2]")
-        _check(self.num_scales >= 1 and self.num_scales % 2 == 1, "tracking.num_scales", self.num_scales,
-               "an odd number >= 1")
-        _check(self.scale_step >= 1.0, "tracking.scale_step", self.scale_step, ">= 1")
-        _check(0.0 < self.scale_penalty <= 1.0, "tracking.scale_penalty", self.scale_penalty, "in (0, 1]")
-        _check(0.0 <= self.scale_lr <= 1.0, "tracking.scale_lr", self.scale_lr, "in [0, 1]")
-        _check(0.0 <= self.window_influence <= 1.0, "tracking.window_influence", self.window_influence,
+        # Types and ranges: every value the tracker sizes arrays or loops with is bounded, and NaN / inf fail.
+        _check(_is_int(self.exemplar_size) and 63 <= self.exemplar_size <= MAX_INPUT_SIZE, "tracking.exemplar_size",
+               self.exemplar_size, f"an integer in [63, {MAX_INPUT_SIZE}]")
+        _check(_is_int(self.instance_size) and self.exemplar_size < self.instance_size <= MAX_INPUT_SIZE,
+               "tracking.instance_size", self.instance_size, f"an integer > exemplar_size and <= {MAX_INPUT_SIZE}")
+        _check(_is_number(self.context) and 0.0 <= self.context <= 2.0, "tracking.context", self.context, "in [0, 2]")
+        _check(_is_int(self.num_scales) and 1 <= self.num_scales <= 15 and self.num_scales % 2 == 1,
+               "tracking.num_scales", self.num_scales, "an odd integer in [1, 15]")
+        _check(_is_number(self.scale_step) and 1.0 <= self.scale_step <= 2.0, "tracking.scale_step", self.scale_step,
+               "in [1, 2]")
+        _check(_is_number(self.scale_penalty) and 0.0 < self.scale_penalty <= 1.0, "tracking.scale_penalty",
+               self.scale_penalty, "in (0, 1]")
+        _check(_is_number(self.scale_lr) and 0.0 <= self.scale_lr <= 1.0, "tracking.scale_lr", self.scale_lr,
                "in [0, 1]")
-        _check(self.response_upsample >= 1, "tracking.response_upsample", self.response_upsample, ">= 1")
-        _check(0.0 <= self.lost_threshold <= self.found_threshold <= 1.0, "tracking.lost_threshold",
+        _check(_is_number(self.window_influence) and 0.0 <= self.window_influence <= 1.0,
+               "tracking.window_influence", self.window_influence, "in [0, 1]")
+        _check(_is_int(self.response_upsample) and 1 <= self.response_upsample <= 32, "tracking.response_upsample",
+               self.response_upsample, "an integer in [1, 32]")
+        _check(_is_int(self.total_stride) and 1 <= self.total_stride <= 64, "tracking.total_stride",
+               self.total_stride, "an integer in [1, 64]")
+        _check(_is_number(self.min_size) and 1.0 <= self.min_size <= 1000.0, "tracking.min_size", self.min_size,
+               "in [1, 1000] pixels")
+        _check(isinstance(self.multi_scale_test, bool), "tracking.multi_scale_test", self.multi_scale_test,
+               "true or false")
+        _check(_is_number(self.lost_threshold) and _is_number(self.found_threshold)
+               and 0.0 <= self.lost_threshold <= self.found_threshold <= 1.0, "tracking.lost_threshold",
                self.lost_threshold, "<= found_threshold, both in [0, 1]")
-        _check(self.lost_search_growth >= 1.0, "tracking.lost_search_growth", self.lost_search_growth, ">= 1")
-        _check(self.lost_search_max >= 1.0, "tracking.lost_search_max", self.lost_search_max, ">= 1")
-        for pair in self.test_sizes:
-            _check(len(pair) == 2 and pair[1] > pair[0], "tracking.test_sizes", self.test_sizes,
-                   "a list of [exemplar, instance] pairs")
+        _check(_is_number(self.lost_search_growth) and 1.0 <= self.lost_search_growth <= 10.0,
+               "tracking.lost_search_growth", self.lost_search_growth, "in [1, 10]")
+        _check(_is_number(self.lost_search_max) and 1.0 <= self.lost_search_max <= 10.0, "tracking.lost_search_max",
+               self.lost_search_max, "in [1, 10]")
+        pairs_ok = isinstance(self.test_sizes, (list, tuple)) and 1 <= len(self.test_sizes) <= 8 and all(
+            isinstance(p, (list, tuple)) and len(p) == 2 and all(_is_int(v) for v in p)
+            and 63 <= p[0] < p[1] <= MAX_INPUT_SIZE for p in self.test_sizes)
+        _check(pairs_ok, "tracking.test_sizes", self.test_sizes,
+               f"a list of 1 to 8 [exemplar, instance] integer pairs, 63 <= exemplar < instance <= {MAX_INPUT_SIZE}")
 
 
 @dataclass
@@ -119,6 +152,10 @@ class BackendConfig:
         _check(self.num_threads >= 0, "backend.num_threads", self.num_threads, ">= 0")
         _check(self.model in ("auto", "small", "large"), "backend.model", self.model, "one of auto, small, large")
         _check(self.max_targets >= 1, "backend.max_targets", self.max_targets, ">= 1")
+        _check(_is_int(self.num_threads) and self.num_threads <= 256, "backend.num_threads", self.num_threads,
+               "an integer in [0, 256]")
+        _check(_is_int(self.max_targets) and self.max_targets <= 64, "backend.max_targets", self.max_targets,
+               "an integer in [1, 64]")
 
 
 @dataclass
@@ -246,6 +283,15 @@ def _coerce(value, default, key):
             raise ConfigError(f"{key} must be a list, not {value!r}")
         return value
     return value
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    """A finite int or float (not a bool): NaN and infinities are out of every range."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _check(ok: bool, key: str, value, expected: str) -> None:

@@ -73,6 +73,25 @@ def test_latency_report_windows():
     assert "median first 10 s" in latency.format_report("t", rep)
 
 
+def test_load_report_latency_of_the_last_target_and_memory():
+    t0 = 10**18
+    stamps = [(i, i, t0 + i * 33_333_333) for i in range(30 * 20)]  # 20 s at 30 Hz
+    records = []
+    for _, _, s in stamps[1::3]:
+        for k, tid in enumerate(("default", "t1", "t2", "t3")):
+            records.append(demo.Record(s, s + (40 + 5 * k) * 1_000_000, tid, (0, 0, 1, 1), 1.0, False))
+    records = [r for r in records if not (r.target_id == "t3" and r.stamp_ns == stamps[1][2])]  # one incomplete
+    memory = [(t * 0.5, 500e6 + (10e6 if t * 0.5 >= 10 else 0)) for t in range(40)]
+    rep = latency.load_report(stamps, records, stamps[0][2], ["default", "t1", "t2", "t3"], memory)
+    assert rep["frames_published"] == 599 and rep["frames_answered"] == 199
+    assert rep["latency"]["p50_ms"] == pytest.approx(55.0) and rep["latency"]["max_ms"] == pytest.approx(55.0)
+    assert rep["rss_mb"]["start"] == pytest.approx(500) and rep["rss_mb"]["at_10s"] == pytest.approx(510)
+    assert rep["rss_mb"]["change_10s_to_end_pct"] == pytest.approx(0.0) and len(rep["windows"]) == 2
+    text = latency.format_load_report("t", rep)
+    assert "p95 55.0 ms" in text and "start 500 MB" in text
+    assert latency.spread_boxes(3, (640, 480))[0] == (128.0, 88.0, 64.0, 64.0)
+
+
 def test_helpers(tmp_path):
     assert demo.parse_box("1,2,3,4") == (1.0, 2.0, 3.0, 4.0)
     with pytest.raises(Exception):

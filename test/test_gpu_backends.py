@@ -11,13 +11,15 @@ import torch
 from siam_tracker_ros.backends import BackendError, create_backend
 from siam_tracker_ros.backends.export import export_search, export_template
 from siam_tracker_ros.backends.tensorrt_backend import (check_onnx_for_tensorrt, engine_cache_key, engine_file_name,
-                                                        rebuild_reason)
-from siam_tracker_ros.config import BackendConfig, ModelConfig
+                                                        export_code_version, max_batch_for, rebuild_reason)
+from siam_tracker_ros.config import BackendConfig, ModelConfig, TrackingConfig
 from siam_tracker_ros.model import build_model
+from siam_tracker_ros.tracking.tracker import max_search_batch, search_calls
 
 
 def key(**changes):
-    k = engine_cache_key("abc123", "search_x255_k6.onnx", "fp16", 13, "10.13.0", "NVIDIA H100 80GB HBM3")
+    k = engine_cache_key("abc123", "search_x255_k6.onnx", "fp16", {"x": (3, 255, 255), "kernel": (64, 6, 6)}, 12,
+                         "10.13.0", "NVIDIA H100 80GB HBM3", (9, 0), opset=17, export_version="e1")
     k.update(changes)
     return k
 
@@ -30,7 +32,8 @@ def test_importing_the_backends_does_not_import_tensorrt():
 def test_engine_file_name_changes_with_every_part_of_the_key():
     base = engine_file_name(key())
     for field, value in [("model", "def456"), ("precision", "fp32"), ("max_batch", 4), ("tensorrt", "10.14.1"),
-                         ("gpu", "Orin"), ("graph", "search_x383_k6.onnx")]:
+                         ("gpu", "Orin"), ("graph", "search_x383_k6.onnx"), ("opset", 18), ("export_code", "e2"),
+                         ("compute_capability", "8.7"), ("inputs", {"x": [3, 383, 383], "kernel": [64, 6, 6]})]:
         assert engine_file_name(key(**{field: value})) != base, field
     assert engine_file_name(key()) == base
 
@@ -84,3 +87,67 @@ def test_gpu_backends_without_a_gpu_give_clear_errors():
     # auto falls back to the CPU backends and says what it skipped.
     backend = create_backend(BackendConfig(name="auto"), model=model)
     assert backend.name == "onnxruntime" and backend.device == "cpu"
+
+
+def test_cache_key_holds_everything_that_changes_an_engine():
+    k = key()
+    assert k["compute_capability"] == "9.0" and k["opset"] == 17 and k["export_code"] == "e1"
+    assert k["inputs"] == {"kernel": [64, 6, 6], "x": [3, 255, 255]} and k["max_batch"] == 12
+    # by default the export code version is the hash of export.py and the model package: stable, 16 hex digits
+    default = engine_cache_key("abc", "g.onnx", "fp32", {"z": (3, 127, 127)}, 1, "10.0", "gpu", (8, 6))
+    assert default["export_code"] == export_code_version() and len(export_code_version()) == 16
+    assert default["opset"] == 17
+
+
+@pytest.mark.parametrize("num_scales,max_targets", [(3, 4), (3, 5), (5, 5), (1, 1)])
+def test_batch_limit_covers_every_search_call(num_scales, max_targets):
+    """max_targets 5 with 3 scales sends 15 crops in one call: the engines' batch limit must cover it."""
+    cfg = TrackingConfig(num_scales=num_scales)
+    calls = search_calls(cfg, max_targets)
+    limit = max_search_batch(cfg, max_targets)
+    assert limit == max(b for _, _, b in calls) == num_scales * max_targets == max_batch_for(max_targets, num_scales)
+    batches = {b for _, x, b in calls if x == 255}
+    assert batches == {num_scales * k for k in range(1, max_targets + 1)}  # every tracked-target count
+    assert {b for _, x, b in calls if x == 383} == set(range(1, max_targets + 1))  # lost-mode search, every count
+
+
+def test_batch_sizes_with_the_multi_scale_test():
+    cfg = TrackingConfig(multi_scale_test=True, test_sizes=[[127, 255], [127, 383]])
+    calls = search_calls(cfg, 2)
+    # (127, 383) is both a scale set and the lost-mode size: its batches mix tracked and lost crops
+    assert {b for _, x, b in calls if x == 383} == {1, 2, 3, 4, 6}
+    assert max_search_batch(cfg, 2) == 6
+
+
+def test_half_precision_graphs_for_strongly_typed_engines(tmp_path):
+    """fp16 engines are built from fp16 graphs (a strongly typed network keeps the graph's types)."""
+    import copy
+
+    import onnx
+
+    model = build_model(ModelConfig(width=0.25)).eval()
+    half = copy.deepcopy(model)
+    for path in (export_template(half, 127, tmp_path, half=True), export_search(half, 255, 6, tmp_path, half=True)):
+        graph = onnx.load(str(path)).graph
+        types = {v.type.tensor_type.elem_type for v in list(graph.input) + list(graph.output)}
+        assert types == {onnx.TensorProto.FLOAT16}, path.name
+        assert check_onnx_for_tensorrt(path) == [], path.name
+    assert next(model.parameters()).dtype == torch.float32  # the caller's network is untouched
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU and TensorRT (tools/gpu_check.py)")
+def test_tensorrt_engine_against_torch(tmp_path):
+    pytest.importorskip("tensorrt", reason="TensorRT is not installed")
+    import numpy as np
+
+    from siam_tracker_ros.tracking import SiamTracker
+
+    model = build_model(ModelConfig(width=0.25)).eval()
+    cfg = BackendConfig(name="tensorrt", device="cuda", fp16=False, max_targets=2, engine_cache_dir=str(tmp_path))
+    backend = create_backend(cfg, model=model, max_batch=max_search_batch(TrackingConfig(), 2))
+    tracker = SiamTracker(backend, TrackingConfig())
+    calls = tracker.warm_up(2)
+    assert ("search", 383, 2) in calls and ("search", 255, 6) in calls
+    ref = create_backend(BackendConfig(name="torch", device="cpu"), model=model)
+    z = np.random.default_rng(0).uniform(0, 255, (1, 3, 127, 127)).astype(np.float32)
+    np.testing.assert_allclose(backend.template(z), ref.template(z), rtol=1e-2, atol=1e-2)

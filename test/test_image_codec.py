@@ -174,3 +174,74 @@ def test_bgr_to_imgmsg_round_trip():
         msg = image_codec.bgr_to_imgmsg(bgr, header, encoding=encoding)
         assert msg.header.frame_id == "cam" and msg.header.stamp.sec == 12
         np.testing.assert_array_equal(imgmsg_to_bgr(msg, use_cv_bridge=False), _expected(bgr, encoding))
+
+
+# ---------------------------------------------------------------------------------------------------- limits
+def _peak_alloc(fn):
+    """Peak bytes allocated (tracemalloc, numpy included) while fn() runs; fn's exception is swallowed."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+    except ImageConversionError:
+        pass
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+@pytest.mark.parametrize("step", [300_000_000, 2 ** 32 - 1])
+def test_huge_declared_step_allocates_nothing(step):
+    """A 24-byte message declaring a 300 MB (or 4 GB) row is refused without allocating it."""
+    msg = SimpleNamespace(height=1, width=8, encoding="bgr8", is_bigendian=False, step=step, data=bytes(24))
+    with pytest.raises(ImageConversionError, match="step"):
+        imgmsg_to_bgr(msg, use_cv_bridge=False)
+    assert _peak_alloc(lambda: imgmsg_to_bgr(msg, use_cv_bridge=False)) < 1_000_000
+
+
+def test_padding_is_bounded_and_the_last_row_needs_no_copy_of_it():
+    row = 8 * 3
+    ok = SimpleNamespace(height=2, width=8, encoding="bgr8", is_bigendian=False,
+                         step=row + image_codec.MAX_ROW_PADDING, data=bytes(row + image_codec.MAX_ROW_PADDING + row))
+    assert imgmsg_to_bgr(ok, use_cv_bridge=False).shape == (2, 8, 3)
+    bad = SimpleNamespace(**{**vars(ok), "step": row + image_codec.MAX_ROW_PADDING + 1})
+    with pytest.raises(ImageConversionError, match="row padding"):
+        check_layout(bad)
+
+
+def test_pixel_and_byte_limits():
+    from siam_tracker_ros.ros.image_codec import ImageTooLarge
+
+    msg = _msg(_bgr(), "bgr8")
+    check_layout(msg, max_pixels=H * W, max_bytes=H * W * 3)
+    with pytest.raises(ImageTooLarge, match="max_image_pixels"):
+        check_layout(msg, max_pixels=H * W - 1)
+    with pytest.raises(ImageTooLarge, match="max_image_bytes"):
+        check_layout(msg, max_bytes=H * W * 3 - 1)
+    huge = SimpleNamespace(height=2 ** 31, width=2 ** 31, encoding="mono8", is_bigendian=False, step=2 ** 31,
+                           data=bytes(10))
+    with pytest.raises(ImageTooLarge):
+        check_layout(huge, max_pixels=image_codec.DEFAULT_MAX_PIXELS)
+    png = SimpleNamespace(format="png", data=cv2.imencode(".png", _bgr())[1].tobytes())
+    with pytest.raises(ImageTooLarge, match="max_image_pixels"):
+        compressed_to_bgr(png, max_pixels=100)
+    with pytest.raises(ImageTooLarge, match="max_image_bytes"):
+        compressed_to_bgr(png, max_bytes=10)
+
+
+def test_compressed_header_sizes_are_checked_before_decoding():
+    from siam_tracker_ros.ros.image_codec import ImageTooLarge, compressed_size
+
+    img = _bgr()
+    for ext in (".png", ".jpg"):
+        data = cv2.imencode(ext, img)[1].tobytes()
+        assert compressed_size(np.frombuffer(data, np.uint8)) == (W, H), ext
+    # a 100-byte PNG claiming 100000 x 100000 pixels: refused from its header, never decoded
+    png = bytearray(cv2.imencode(".png", img)[1].tobytes())
+    png[16:24] = (100000).to_bytes(4, "big") + (100000).to_bytes(4, "big")
+    bomb = SimpleNamespace(format="png", data=bytes(png))
+    with pytest.raises(ImageTooLarge, match="declares 100000x100000"):
+        compressed_to_bgr(bomb, max_pixels=image_codec.DEFAULT_MAX_PIXELS)
+    assert compressed_size(np.frombuffer(b"GIF89a....", np.uint8)) is None

@@ -154,13 +154,16 @@ class Client:
         rclpy.init(context=self.context, domain_id=domain_id)
         self.node = rclpy.create_node("tracker_node_test", context=self.context)
         self.lock = threading.Condition()
-        self.dets, self.arrays, self.heatmaps, self.diags = [], [], [], []
+        self.dets, self.arrays, self.heatmaps, self.diags, self.states = [], [], [], [], []
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.image_pub = self.node.create_publisher(Image, TOPIC, reliable)
         from sensor_msgs.msg import CompressedImage
         self.compressed_pub = self.node.create_publisher(CompressedImage, TOPIC + "/compressed", reliable)
         self.node.create_subscription(Detection2D, "/tracked_object", lambda m: self._add(self.dets, m), 100)
         self.node.create_subscription(Detection2DArray, "/tracked_objects", lambda m: self._add(self.arrays, m), 100)
+        from siam_tracker_ros.msg import TrackedTargetArray
+        self.node.create_subscription(TrackedTargetArray, "/tracked_objects/state",
+                                      lambda m: self._add(self.states, m), 100)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: self._add(self.diags, m), 10)
         # Deep queues: the burst test sends 100 requests at once.
         service_qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
@@ -233,6 +236,15 @@ class Client:
         msg.data = data if data is not None else cv2.imencode("." + fmt, frame)[1].tobytes()
         self.compressed_pub.publish(msg)
         return msg.header.stamp
+
+    def state_for(self, stamp, target_id="default", timeout=20.0):
+        """The TrackedTarget the tracker published on tracked_objects/state for `target_id` on the frame `stamp`."""
+        def find():
+            for a in reversed(self.states):
+                if a.header.stamp == stamp:
+                    return next((t for t in a.targets if t.id == target_id), None)
+            return None
+        return self.wait_for(find, timeout, f"the state of {target_id} on frame {stamp.sec}.{stamp.nanosec:09d}")
 
     def array_for(self, stamp, timeout=20.0, ids=None):
         """The Detection2DArray the tracker published for the frame with `stamp` (and, optionally, these ids)."""
@@ -385,7 +397,7 @@ def test_stream_matches_offline_tracker(ros, sequence, weights):
     for d in singles:
         assert d.results[0].hypothesis.class_id == "target"
         assert 0.0 <= d.results[0].hypothesis.score <= 1.0
-        assert d.results[1].hypothesis.class_id in (messages.STATE_TRACKED, messages.STATE_LOST)
+        assert len(d.results) == 1  # the state is not a second "class" hypothesis
         assert d.bbox.center.theta == 0.0
 
     # The offline tracker on the same frames with the same weights.
@@ -396,7 +408,10 @@ def test_stream_matches_offline_tracker(ros, sequence, weights):
     assert np.mean(ious) >= 0.98, ious
     scores = [d.results[0].hypothesis.score for d in singles]
     np.testing.assert_allclose(scores, [r.confidence for r in offline], atol=0.02)
-    assert [messages.is_lost(d) for d in singles] == [r.lost for r in offline]
+    states = [client.state_for(stamp) for stamp in stamps]  # typed state on tracked_objects/state
+    assert [messages.is_lost(st) for st in states] == [r.lost for r in offline]
+    np.testing.assert_allclose([st.confidence for st in states], scores, atol=1e-6)
+    assert all(st.header.frame_id == "camera" and st.id == "default" for st in states)
 
     diag = client.latest_diag()
     assert int(diag["processed"]) >= NUM_FRAMES - 1
@@ -472,9 +487,12 @@ def test_lost_state_is_machine_readable_within_one_frame(ros, sequence, weights)
     assert client.init(gt[0], stamp=stamp).success
     states, scores = [], []
     for i, f in enumerate(seq):
-        _, arr = client.publish_and_track(f)
+        stamp, arr = client.publish_and_track(f)
         det = arr.detections[0]
-        states.append(messages.is_lost(det))
+        st = client.state_for(stamp)
+        states.append(messages.is_lost(st))
+        assert (st.lost_frames >= 1) if messages.is_lost(st) else (st.lost_frames == 0)
+        assert len(det.results) == 1 and det.results[0].hypothesis.class_id == "target"
         scores.append(messages.confidence(det))
         if i == 2:
             diag = client.latest_diag()
@@ -675,8 +693,13 @@ def test_burst_of_service_calls_while_streaming(ros, sequence):
         elapsed = time.monotonic() - t0
         results = [(kind, f.result()) for kind, f in futures]
         assert all(not r.success for kind, r in results if kind in ("init", "stop"))
-        assert all(r.success for kind, r in results if kind == "valid"), \
-            [r.message for kind, r in results if kind == "valid" and not r.success]
+        valid = [r for kind, r in results if kind == "valid"]
+        # A re-init of an id supersedes its older, not yet installed init: those answer so at once; the last
+        # request of each id is installed.
+        assert all(r.success or "superseded by a newer init_target" in r.message for r in valid), \
+            [r.message for r in valid if not r.success]
+        for tid in ("burst0", "burst1"):
+            assert [r for r in valid if r.target_id == tid][-1].success, tid
         print(f"100 service calls answered in {elapsed:.1f} s while streaming")
         # The stream is still being tracked: detections keep coming for the default target.
         n = len(client.arrays)

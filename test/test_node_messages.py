@@ -1,4 +1,4 @@
-"""The Detection2D layout and lost-state convention of the node's output (siam_tracker_ros.ros.messages)."""
+"""The Detection2D layout and the typed tracking state of the node's output (siam_tracker_ros.ros.messages)."""
 from types import SimpleNamespace
 
 import numpy as np
@@ -7,6 +7,15 @@ import pytest
 pytest.importorskip("vision_msgs.msg", reason="vision_msgs (ROS 2) is not importable: source .ros/env.sh")
 
 from siam_tracker_ros.ros import messages  # noqa: E402
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _interfaces():
+    """The package's generated msg types live in the colcon install: make them importable here."""
+    from test_node import _use_installed_srv
+
+    _use_installed_srv()
+    pytest.importorskip("siam_tracker_ros.msg", reason="siam_tracker_ros msg types not built: run make bootstrap")
 
 
 def _header():
@@ -19,6 +28,7 @@ def _header():
 
 @pytest.mark.parametrize("lost", [False, True])
 def test_detection_layout(lost):
+    """One hypothesis: the configured class with the tracker's confidence; the state is never a class."""
     r = SimpleNamespace(target_id="t1", box=np.array([10.0, 20.0, 30.0, 40.0]), confidence=0.25 if lost else 0.8,
                         lost=lost)
     det = messages.detection_from_result(_header(), r, "person")
@@ -26,23 +36,41 @@ def test_detection_layout(lost):
     assert det.id == "t1"
     assert (det.bbox.center.position.x, det.bbox.center.position.y) == (25.0, 40.0)
     assert (det.bbox.size_x, det.bbox.size_y, det.bbox.center.theta) == (30.0, 40.0, 0.0)
+    assert len(det.results) == 1
     assert det.results[0].hypothesis.class_id == "person"
     assert det.results[0].hypothesis.score == pytest.approx(r.confidence)
-    assert det.results[1].hypothesis.class_id == ("lost" if lost else "tracked")
-    assert messages.is_lost(det) is lost
     assert messages.confidence(det) == pytest.approx(r.confidence)
+    # a consumer taking the best hypothesis reads the class, whatever the state
+    assert max(det.results, key=lambda h: h.hypothesis.score).hypothesis.class_id == "person"
+
+
+@pytest.mark.parametrize("lost", [False, True])
+def test_tracking_state_message(lost):
+    from siam_tracker_ros.msg import TrackedTarget
+
+    st = messages.make_target_state(_header(), "t1", (10.0, 20.0, 30.0, 40.0), 0.25 if lost else 0.8, lost,
+                                    3 if lost else 0)
+    assert st.state == (TrackedTarget.LOST if lost else TrackedTarget.TRACKED)
+    assert messages.is_lost(st) is lost and messages.state_name(st) == ("lost" if lost else "tracked")
+    assert st.id == "t1" and st.header.stamp.sec == 5 and st.lost_frames == (3 if lost else 0)
+    assert st.confidence == pytest.approx(0.25 if lost else 0.8)
+    assert (st.bbox.center.position.x, st.bbox.size_y) == (25.0, 40.0)
+    arr = messages.make_state_array(_header(), [st])
+    assert arr.targets[0].id == "t1" and arr.header.frame_id == "cam"
 
 
 def test_score_is_clipped_and_finite():
-    det = messages.make_detection(_header(), "a", (0, 0, 4, 4), float("nan"), False, "x")
+    det = messages.make_detection(_header(), "a", (0, 0, 4, 4), float("nan"), "x")
     assert det.results[0].hypothesis.score == 0.0
-    det = messages.make_detection(_header(), "a", (0, 0, 4, 4), 1.7, False, "x")
+    det = messages.make_detection(_header(), "a", (0, 0, 4, 4), 1.7, "x")
     assert det.results[0].hypothesis.score == 1.0
+    st = messages.make_target_state(_header(), "a", (0, 0, 4, 4), float("inf"), False, 0)
+    assert st.confidence == 0.0
 
 
 def test_bbox_round_trip_and_array():
     box = (1.5, 2.5, 10.0, 20.0)
     assert messages.bbox_to_box(messages.box_to_bbox(box)) == box
-    dets = [messages.make_detection(_header(), i, box, 0.5, False, "x") for i in ("a", "b")]
+    dets = [messages.make_detection(_header(), i, box, 0.5, "x") for i in ("a", "b")]
     arr = messages.make_detection_array(_header(), dets)
     assert [d.id for d in arr.detections] == ["a", "b"] and arr.header.frame_id == "cam"

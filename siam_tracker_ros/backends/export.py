@@ -75,18 +75,23 @@ def _export(module: torch.nn.Module, args: tuple, path: Path, input_names: list[
     tmp.replace(path)
 
 
-def export_template(model: TrackerNet, exemplar_size: int, out_dir: str | Path) -> Path:
+def export_template(model: TrackerNet, exemplar_size: int, out_dir: str | Path, half: bool = False) -> Path:
+    """The template graph; half: in float16 (inputs, weights, output), converting `model` in place."""
     path = Path(out_dir) / template_graph_name(exemplar_size)
-    z = torch.zeros(1, 3, exemplar_size, exemplar_size)
-    _export(_TemplateGraph(model.float().eval()), (z,), path, ["z"])
+    dtype = torch.float16 if half else torch.float32
+    z = torch.zeros(1, 3, exemplar_size, exemplar_size, dtype=dtype)
+    _export(_TemplateGraph(model.to(dtype).eval()), (z,), path, ["z"])
     return path
 
 
-def export_search(model: TrackerNet, instance_size: int, kernel_size: int, out_dir: str | Path) -> Path:
+def export_search(model: TrackerNet, instance_size: int, kernel_size: int, out_dir: str | Path,
+                  half: bool = False) -> Path:
+    """The search graph; half: in float16 (inputs, weights, output), converting `model` in place."""
     path = Path(out_dir) / search_graph_name(instance_size, kernel_size)
-    x = torch.zeros(3, 3, instance_size, instance_size)
-    kernel = torch.zeros(3, model.kernel_channels, kernel_size, kernel_size)
-    _export(_SearchGraph(model.float().eval()), (x, kernel), path, ["x", "kernel"])
+    dtype = torch.float16 if half else torch.float32
+    x = torch.zeros(3, 3, instance_size, instance_size, dtype=dtype)
+    kernel = torch.zeros(3, model.kernel_channels, kernel_size, kernel_size, dtype=dtype)
+    _export(_SearchGraph(model.to(dtype).eval()), (x, kernel), path, ["x", "kernel"])
     return path
 
 

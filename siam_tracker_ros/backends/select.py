@@ -49,15 +49,19 @@ def cuda_available() -> bool:
 
 
 def create_backend(config: BackendConfig, weights: str | Path | None = None,
-                   expected_model: ModelConfig | None = None, model=None) -> Backend:
-    """The backend named by `config` (or the best for `auto`), loaded with `weights` (default: shipped weights)."""
+                   expected_model: ModelConfig | None = None, model=None, max_batch: int | None = None) -> Backend:
+    """The backend named by `config` (or the best for `auto`), loaded with `weights` (default: shipped weights).
+
+    max_batch: the largest search batch the tracker will send (tracking.tracker.max_search_batch); backends with a
+    fixed batch range (TensorRT) are built for it. None: 3 scales x config.max_targets.
+    """
     from ..model import load_weights
 
     want_cuda = config.device == "cuda" or (config.device == "auto" and cuda_available())
     if model is None:
         model = load_weights(weights or default_weights_path(config.model, want_cuda), expected_model)
     if config.name != "auto":
-        return _make(config.name, config, model, "cuda" if want_cuda else "cpu")
+        return _make(config.name, config, model, "cuda" if want_cuda else "cpu", max_batch)
     candidates = []
     if want_cuda:
         candidates += [("tensorrt", "cuda"), ("onnxruntime", "cuda"), ("torch", "cuda")]
@@ -66,7 +70,7 @@ def create_backend(config: BackendConfig, weights: str | Path | None = None,
     errors = []
     for name, device in candidates:
         try:
-            backend = _make(name, config, model, device)
+            backend = _make(name, config, model, device, max_batch)
         except BackendError as err:
             errors.append(f"{name}/{device}: {err}")
             continue
@@ -76,7 +80,7 @@ def create_backend(config: BackendConfig, weights: str | Path | None = None,
     raise BackendError("no backend is available: " + "; ".join(errors))
 
 
-def _make(name: str, config: BackendConfig, model, device: str) -> Backend:
+def _make(name: str, config: BackendConfig, model, device: str, max_batch: int | None = None) -> Backend:
     if name == "torch":
         from .torch_backend import TorchBackend
         return TorchBackend(model, device=device, fp16=config.fp16, num_threads=config.num_threads)
@@ -90,5 +94,5 @@ def _make(name: str, config: BackendConfig, model, device: str) -> Backend:
             from .tensorrt_backend import TensorRTBackend
         except ImportError as err:
             raise BackendError(f"TensorRT backend unavailable: {err}") from None
-        return TensorRTBackend(model, config)
+        return TensorRTBackend(model, config, max_batch=max_batch)
     raise BackendError(f"unknown backend {name!r}")

@@ -1,18 +1,26 @@
-"""TensorRT backend: engines built from the two ONNX graphs, cached per model, precision, shapes, TensorRT and GPU.
+"""TensorRT backend: engines built from the two ONNX graphs, cached per everything that changes an engine.
 
-Cross-correlation is exported as unfold + batched matrix product (model/siamese.py), so the search engine needs no
-convolution with runtime weights (which TensorRT only supports from 8.5 on): any TensorRT 8.6+ builds it, the batch
-stays dynamic, and the GEMM runs on tensor cores in FP16.
+Follows the TensorRT 10 Python API: networks are created strongly typed (`1 << NetworkDefinitionCreationFlag.
+STRONGLY_TYPED`; explicit batch is the only mode in TensorRT 10), so the precision is the ONNX graph's own: for fp16
+the graphs are exported from a half-precision copy of the network instead of setting the deprecated
+`BuilderFlag.FP16`. Device buffers take the engine's tensor types (`engine.get_tensor_dtype`), and an execution
+context that TensorRT could not create (`create_execution_context()` returns None, e.g. out of GPU memory) is an error.
 
-Engines are tied to the TensorRT version and the GPU they were built on. Each cached engine has a JSON sidecar with its
-cache key; an engine whose key differs, or that TensorRT refuses to deserialize (corrupt, built by another version or
-for another GPU: "Version tag does not match"), is rebuilt with a log line that says why and how long it took.
-Device buffers are allocated once, at the profile's largest batch, and reused every frame.
+Cross-correlation is exported as shifted slices or unfold + batched matrix product (model/siamese.py), so the search
+engine needs no convolution with runtime weights: the batch stays dynamic. The optimisation profile covers batch 1 to
+`max_batch`, which the tracker sizes from its scales and the node's max_targets (tracking.tracker.max_search_batch).
+
+Engines are tied to the model, the export code, the TensorRT version and the GPU. Each cached engine has a JSON sidecar
+with its cache key (engine_cache_key: weights hash, export code version, ONNX opset, precision, input shapes and batch
+range, TensorRT version, GPU name and compute capability); an engine whose key differs, or that TensorRT refuses to
+deserialize (corrupt, or built by another version or for another GPU), is rebuilt with a log line that says why and
+how long it took. Device buffers are allocated once, at the profile's largest batch, and reused every frame.
 
 Only `tensorrt` and `torch` (for CUDA memory and streams) are imported, lazily, when the backend is created.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -24,9 +32,12 @@ from pathlib import Path
 import numpy as np
 
 from .base import Backend, BackendError
-from .export import export_search, export_template, model_fingerprint, search_graph_name, template_graph_name
+from .export import (OPSET, export_search, export_template, model_fingerprint, search_graph_name,
+                     template_graph_name)
 
 log = logging.getLogger(__name__)
+
+DEFAULT_NUM_SCALES = 3  # TrackingConfig's default, for callers that do not pass max_batch
 
 # ONNX operators our exported graphs use, all supported by TensorRT's ONNX parser (8.6 and newer).
 TENSORRT_OPS = {
@@ -42,11 +53,36 @@ def default_engine_dir() -> Path:
     return Path(base) / "siam_tracker_ros" / "engines"
 
 
-def engine_cache_key(fingerprint: str, graph: str, precision: str, max_batch: int, trt_version: str,
-                     gpu_name: str) -> dict:
-    """Everything an engine depends on. Two engines are interchangeable only if their keys are equal."""
-    return {"model": fingerprint, "graph": graph, "precision": precision, "max_batch": int(max_batch),
-            "tensorrt": trt_version, "gpu": gpu_name}
+def export_code_version() -> str:
+    """Hash of the code that turns the network into ONNX graphs (export.py and the model package): an engine built
+    from graphs of an older export or model code is rebuilt."""
+    here = Path(__file__).resolve().parent
+    files = [here / "export.py"] + sorted((here.parent / "model").glob("*.py"))
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def max_batch_for(max_targets: int, num_scales: int = DEFAULT_NUM_SCALES) -> int:
+    """The largest search batch of `max_targets` tracked targets: one crop per scale each."""
+    return int(num_scales) * int(max_targets)
+
+
+def engine_cache_key(fingerprint: str, graph: str, precision: str, input_shapes: dict, max_batch: int,
+                     trt_version: str, gpu_name: str, compute_capability, opset: int = OPSET,
+                     export_version: str | None = None) -> dict:
+    """Everything an engine depends on. Two engines are interchangeable only if their keys are equal.
+
+    input_shapes: input name -> shape without the batch dimension; max_batch: the profile's largest batch.
+    """
+    return {"model": fingerprint, "graph": graph, "precision": precision,
+            "inputs": {k: [int(v) for v in shape] for k, shape in sorted(input_shapes.items())},
+            "max_batch": int(max_batch), "opset": int(opset),
+            "export_code": export_version if export_version is not None else export_code_version(),
+            "tensorrt": trt_version, "gpu": gpu_name,
+            "compute_capability": ".".join(str(int(v)) for v in compute_capability)}
 
 
 def engine_file_name(key: dict) -> str:
@@ -111,23 +147,38 @@ class TensorRTBackend(Backend):
         self.model = model
         self.precision = "fp16" if config.fp16 else "fp32"
         self.name = f"tensorrt-{self.precision}"
-        self.max_batch = max_batch or 3 * config.max_targets + 1
+        self.max_batch = int(max_batch or max_batch_for(config.max_targets))
         self.engine_dir = Path(config.engine_cache_dir) if config.engine_cache_dir else default_engine_dir()
         self.engine_dir.mkdir(parents=True, exist_ok=True)
         self.fingerprint = model_fingerprint(model)
+        self.export_version = export_code_version()
         self.gpu_name = torch.cuda.get_device_name(0)
+        self.compute_capability = tuple(torch.cuda.get_device_capability(0))
         self.logger = trt.Logger(trt.Logger.WARNING)
         self.runtime = trt.Runtime(self.logger)
+        if self.runtime is None:
+            raise BackendError("TensorRT could not create a runtime")
         self.stream = torch.cuda.Stream()
+        self._export_model = None  # the network in the engine's precision, made on the first build
         self._engines: dict[str, "_Engine"] = {}
 
     # --------------------------------------------------------------------------------------------- engines
+    def _graph_model(self):
+        """The network the graphs are exported from: a half-precision copy for fp16 (strongly typed networks take
+        their precision from the graph), the network itself for fp32."""
+        if self._export_model is None:
+            self._export_model = copy.deepcopy(self.model).half().eval() if self.precision == "fp16" else \
+                self.model.float().eval()
+        return self._export_model
+
     def _engine(self, graph: str, export, input_shapes: dict[str, tuple]) -> "_Engine":
         engine = self._engines.get(graph)
         if engine is not None:
             return engine
-        key = engine_cache_key(self.fingerprint, graph, self.precision, self.max_batch, self.trt.__version__,
-                               self.gpu_name)
+        key = engine_cache_key(self.fingerprint, graph, self.precision,
+                               {k: tuple(v[1:]) for k, v in input_shapes.items()}, self.max_batch,
+                               self.trt.__version__, self.gpu_name, self.compute_capability,
+                               export_version=self.export_version)
         path = self.engine_dir / engine_file_name(key)
         reason = rebuild_reason(path, key)
         cuda_engine = None
@@ -153,23 +204,24 @@ class TensorRTBackend(Backend):
 
     def _build(self, export, input_shapes: dict[str, tuple]) -> bytes:
         trt = self.trt
+        builder = trt.Builder(self.logger)
+        # TensorRT 10: networks are always explicit batch (EXPLICIT_BATCH is deprecated and ignored); strongly typed
+        # networks keep the graph's types, so fp16 comes from the fp16 graph, not from BuilderFlag.FP16.
+        flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+        network = builder.create_network(flags)
+        parser = trt.OnnxParser(network, self.logger)
         with tempfile.TemporaryDirectory() as tmp:
             onnx_path = export(Path(tmp))
-            builder = trt.Builder(self.logger)
-            network = builder.create_network(0)
-            parser = trt.OnnxParser(network, self.logger)
             if not parser.parse(onnx_path.read_bytes()):
                 errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
                 raise BackendError(f"TensorRT cannot parse {onnx_path.name}: {errors}")
         config = builder.create_builder_config()
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, 1 << 30)
-        if self.precision == "fp16":
-            config.set_flag(trt.BuilderFlag.FP16)
         profile = builder.create_optimization_profile()
         for name, shape in input_shapes.items():
             rest = tuple(shape[1:])
-            opt = 3 if name != "z" else 1
-            profile.set_shape(name, (1,) + rest, (min(opt, self.max_batch),) + rest, (self.max_batch,) + rest)
+            opt = min(DEFAULT_NUM_SCALES if name != "z" else 1, self.max_batch)
+            profile.set_shape(name, (1,) + rest, (opt,) + rest, (self.max_batch,) + rest)
         config.add_optimization_profile(profile)
         plan = builder.build_serialized_network(network, config)
         if plan is None:
@@ -180,19 +232,34 @@ class TensorRTBackend(Backend):
     def template(self, z: np.ndarray) -> np.ndarray:
         self.check_inputs(z)
         size = z.shape[2]
-        engine = self._engine(template_graph_name(size), lambda d: export_template(self.model, size, d),
+        engine = self._engine(template_graph_name(size),
+                              lambda d: export_template(self._graph_model(), size, d, half=self.precision == "fp16"),
                               {"z": (1, 3, size, size)})
         return engine.run({"z": z})
 
     def search(self, x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
         self.check_inputs(x, kernel)
         if x.shape[0] > self.max_batch:
-            raise BackendError(f"{x.shape[0]} search crops exceed the engine's batch limit {self.max_batch}; "
-                               "raise backend.max_targets")
+            raise BackendError(f"{x.shape[0]} search crops exceed the engines' batch limit {self.max_batch} "
+                               "(num_scales x max_targets at start-up)")
         size, k = x.shape[2], kernel.shape[2]
-        engine = self._engine(search_graph_name(size, k), lambda d: export_search(self.model, size, k, d),
+        engine = self._engine(search_graph_name(size, k),
+                              lambda d: export_search(self._graph_model(), size, k, d,
+                                                      half=self.precision == "fp16"),
                               {"x": (1, 3, size, size), "kernel": (1,) + kernel.shape[1:]})
         return engine.run({"x": x, "kernel": kernel})
+
+
+def torch_dtype_for(trt, torch, trt_dtype):
+    """The torch dtype of a TensorRT tensor type (via trt.nptype); BackendError for types this backend cannot feed."""
+    try:
+        np_dtype = np.dtype(trt.nptype(trt_dtype))
+    except TypeError:
+        raise BackendError(f"TensorRT tensor type {trt_dtype} has no numpy equivalent") from None
+    table = {np.dtype(np.float32): torch.float32, np.dtype(np.float16): torch.float16}
+    if np_dtype not in table:
+        raise BackendError(f"engine tensor type {np_dtype} is not supported (float32 or float16 expected)")
+    return table[np_dtype]
 
 
 class _Engine:
@@ -202,19 +269,28 @@ class _Engine:
         trt, torch = backend.trt, backend.torch
         self.backend, self.engine = backend, engine
         self.context = engine.create_execution_context()
-        self.inputs = list(input_shapes)
+        if self.context is None:
+            raise BackendError("TensorRT could not create an execution context (out of GPU memory?)")
+        self.inputs = [n for n in input_shapes]
+        self.output = None
         self.buffers = {}
         for i in range(engine.num_io_tensors):
             name = engine.get_tensor_name(i)
             if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
+                if name not in input_shapes:
+                    raise BackendError(f"engine input {name!r} is not one of {', '.join(input_shapes)}")
                 shape = (backend.max_batch,) + tuple(input_shapes[name][1:])
-                self.context.set_input_shape(name, shape)
+                if not self.context.set_input_shape(name, shape):
+                    raise BackendError(f"engine refused input {name!r} of shape {shape}")
             else:
                 self.output = name
-        # Output shape at the largest batch, known once the inputs are set.
+        if self.output is None:
+            raise BackendError("engine has no output tensor")
+        # Output shape at the largest batch, known once the inputs are set; each buffer in the engine's own type.
         for name in self.inputs + [self.output]:
             shape = tuple(self.context.get_tensor_shape(name))
-            self.buffers[name] = torch.empty(shape, dtype=torch.float32, device="cuda")
+            dtype = torch_dtype_for(trt, torch, engine.get_tensor_dtype(name))
+            self.buffers[name] = torch.empty(shape, dtype=dtype, device="cuda")
             self.context.set_tensor_address(name, self.buffers[name].data_ptr())
 
     def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
@@ -223,10 +299,11 @@ class _Engine:
         batch = next(iter(feeds.values())).shape[0]
         with torch.cuda.stream(stream):
             for name, array in feeds.items():
-                self.buffers[name][:batch].copy_(torch.from_numpy(np.ascontiguousarray(array, np.float32)),
-                                                 non_blocking=False)
-                self.context.set_input_shape(name, (batch,) + tuple(array.shape[1:]))
+                buf = self.buffers[name]
+                buf[:batch].copy_(torch.from_numpy(np.ascontiguousarray(array)).to(buf.dtype), non_blocking=False)
+                if not self.context.set_input_shape(name, (batch,) + tuple(array.shape[1:])):
+                    raise BackendError(f"engine refused input {name!r} of batch {batch}")
             if not self.context.execute_async_v3(stream.cuda_stream):
                 raise BackendError("TensorRT execution failed")
-            out = self.buffers[self.output][:batch].cpu().numpy()
+            out = self.buffers[self.output][:batch].float().cpu().numpy()
         return out

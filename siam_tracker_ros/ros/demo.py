@@ -295,25 +295,34 @@ class Record:
 
 @dataclass
 class Recorder:
-    """Collects Detection2D messages (thread-safe)."""
+    """Collects Detection2D messages and the targets' typed states (tracked_objects/state); thread-safe."""
 
     records: list = field(default_factory=list)
+    lost: dict = field(default_factory=dict)  # (stamp ns, target id) -> lost, from TrackedTargetArray
     lock: threading.Lock = field(default_factory=threading.Lock)
     last_receipt: float = 0.0  # time.monotonic() of the last message
 
     def callback(self, msg) -> None:
         receipt = time.time_ns()
-        from .messages import bbox_to_box, confidence, is_lost
+        from .messages import bbox_to_box, confidence
 
-        rec = Record(stamp_to_ns(msg.header.stamp), receipt, msg.id, bbox_to_box(msg.bbox), confidence(msg),
-                     is_lost(msg))
+        rec = Record(stamp_to_ns(msg.header.stamp), receipt, msg.id, bbox_to_box(msg.bbox), confidence(msg), False)
         with self.lock:
             self.records.append(rec)
             self.last_receipt = time.monotonic()
 
+    def state_callback(self, msg) -> None:
+        from .messages import is_lost
+
+        stamp = stamp_to_ns(msg.header.stamp)
+        with self.lock:
+            for t in msg.targets:
+                self.lost[(stamp, t.id)] = is_lost(t)
+
     def snapshot(self) -> list:
         with self.lock:
-            return list(self.records)
+            return [Record(r.stamp_ns, r.receipt_ns, r.target_id, r.box, r.score,
+                           self.lost.get((r.stamp_ns, r.target_id), r.lost)) for r in self.records]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -343,6 +352,8 @@ class Client:
         self.recorder = Recorder()
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=200, reliability=ReliabilityPolicy.RELIABLE)
         self.node.create_subscription(Detection2D, "tracked_object", self.recorder.callback, qos)
+        from siam_tracker_ros.msg import TrackedTargetArray
+        self.node.create_subscription(TrackedTargetArray, "tracked_objects/state", self.recorder.state_callback, qos)
         self.diagnostics: dict = {}  # key -> value of the tracker node's latest main status
         self.diagnostics_time = 0.0  # time.monotonic() of its arrival
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
@@ -440,13 +451,52 @@ class SessionResult:
     player_log: str
     node_diagnostics: dict = field(default_factory=dict)  # the node's last /diagnostics values (counters)
     load_average: tuple = ()  # 1-minute load average of this machine at the start and at the end
+    memory: list = field(default_factory=list)  # [(seconds since the stream started, node RSS bytes)]
+    targets: list = field(default_factory=list)  # ids initialised on the first frame
+
+
+def process_rss(pid: int) -> int | None:
+    """Resident memory of a process in bytes (Linux /proc), None when unknown."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+class _MemorySampler(threading.Thread):
+    """Samples a process's RSS every `period` s (from start() until stop())."""
+
+    def __init__(self, pid: int, period: float = 0.5):
+        super().__init__(name="rss_sampler", daemon=True)
+        self.pid, self.period, self.samples = pid, period, []
+        self._halt = threading.Event()
+        self.t0 = time.monotonic()
+
+    def run(self):
+        while not self._halt.is_set():
+            rss = process_rss(self.pid)
+            if rss is not None:
+                self.samples.append((time.monotonic() - self.t0, rss))
+            self._halt.wait(self.period)
+
+    def stop(self) -> list:
+        self._halt.set()
+        self.join(timeout=2.0)
+        return list(self.samples)
 
 
 def run_session(out_dir: Path, player_args: list[str], init_box_for_frame, *, rate: float, weights=None,
                 backend=None, params_file=None, node_params=None, domain_id=None, node_timeout: float = 90.0,
-                stream_timeout: float | None = None, log=None) -> SessionResult:
+                stream_timeout: float | None = None, log=None, extra_targets=(),
+                sample_memory: bool = False) -> SessionResult:
     """Start the node and the player (held on its first frame), init on that frame with `init_box_for_frame(index)`,
-    stream, record; stop everything (also on errors and Ctrl-C)."""
+    stream, record; stop everything (also on errors and Ctrl-C).
+
+    extra_targets: [(target id, box)] initialised on the same first frame as well; sample_memory: record the node's
+    RSS every 0.5 s from the start of the stream (SessionResult.memory)."""
     if log is None:
         def log(text):
             print(text, flush=True)
@@ -509,9 +559,20 @@ def run_session(out_dir: Path, player_args: list[str], init_box_for_frame, *, ra
             raise DemoError(f"init_target refused: {res.message}\nnode log:\n{node.tail()}")
         log(f"init_target on frame {init_frame} (stamp {init_stamp / 1e9:.3f}), box "
             f"{', '.join(f'{v:.0f}' for v in box)}: {res.message or 'ok'}")
+        targets = ["default"]
+        for tid, extra_box in extra_targets:
+            extra = client.init_target(init_stamp, extra_box, target_id=tid)
+            if not extra.success:
+                raise DemoError(f"init_target {tid} refused: {extra.message}\nnode log:\n{node.tail()}")
+            targets.append(tid)
+            log(f"init_target {tid}: {extra.message}")
         # 3. stream
+        sampler = _MemorySampler(node.proc.pid) if sample_memory else None
         client.set_player_paused(False)
         t_stream = time.monotonic()
+        if sampler is not None:
+            sampler.t0 = t_stream
+            sampler.start()
         limit = stream_timeout
         while player.running():
             if not node.running():
@@ -521,6 +582,7 @@ def run_session(out_dir: Path, player_args: list[str], init_box_for_frame, *, ra
                 raise DemoError(f"the stream did not end within {limit:.0f} s; player log:\n{player.tail()}")
             time.sleep(0.05)
         stream_seconds = time.monotonic() - t_stream
+        memory = sampler.stop() if sampler is not None else []
         if player.proc.returncode not in (0, None):
             raise DemoError(f"the frame player failed (code {player.proc.returncode}); its log:\n{player.tail()}")
         # 4. the node's answers to the last frames: until every frame is answered or 2 s of silence (max 15 s)
@@ -539,7 +601,7 @@ def run_session(out_dir: Path, player_args: list[str], init_box_for_frame, *, ra
             time.sleep(0.05)
         return SessionResult(stamps, client.recorder.snapshot(), init_seq, init_frame, res.message, stream_seconds,
                              str(node.log_path), str(player.log_path), dict(client.diagnostics),
-                             (load_start, os.getloadavg()[0]))
+                             (load_start, os.getloadavg()[0]), memory, targets)
     finally:
         for child in (player, node):
             if child is not None:

@@ -10,6 +10,11 @@ encoding cv_bridge does not know, such as yuv422_yuy2 in older releases) by this
     bayer_rggb8 bayer_bggr8 bayer_gbrg8 bayer_grbg8, and the aliases 8UC1 8UC3 8UC4 16UC1
 
 16-bit images are scaled to 8 bits (value * 255 / 65535), as cv_bridge does for a bgr8 target.
+
+Sizes are checked before anything is allocated: `check_layout` refuses more than `max_pixels` pixels or `max_bytes`
+bytes (declared `step * height`, or the data actually sent) with `ImageTooLarge`, and a `step` more than
+MAX_ROW_PADDING bytes longer than a row; the converter never pads the data to `step * height` (a 24-byte message
+declaring step 3e8 must not cost 300 MB), so what it allocates is bounded by the bytes actually received.
 The module only needs numpy and OpenCV; the message classes are imported lazily (`bgr_to_imgmsg`), so the converter
 works (and is tested) with any object that has the sensor_msgs/Image fields.
 """
@@ -23,6 +28,15 @@ import numpy as np
 
 class ImageConversionError(ValueError):
     """An image message that cannot be converted: unsupported encoding or malformed layout."""
+
+
+class ImageTooLarge(ImageConversionError):
+    """An image over the configured pixel or byte limit."""
+
+
+MAX_ROW_PADDING = 4096  # bytes a row's `step` may exceed width x bytes per pixel (drivers align rows to <= 4 KiB)
+DEFAULT_MAX_PIXELS = 7680 * 4320  # 8K UHD
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -85,12 +99,18 @@ def _encoding_of(msg) -> _Encoding:
     return enc
 
 
-def check_layout(msg) -> _Encoding:
-    """Validate width/height/step/data length against the encoding; the encoding's description, or the error."""
+def check_layout(msg, max_pixels: int | None = None, max_bytes: int | None = None) -> _Encoding:
+    """Validate width/height/step/data length against the encoding and the limits; the encoding, or the error.
+
+    max_pixels / max_bytes: None = no limit. Nothing here allocates: only the declared sizes and len(data) are used.
+    """
     enc = _encoding_of(msg)
     width, height, step = int(msg.width), int(msg.height), int(msg.step)
     if width <= 0 or height <= 0:
         raise ImageConversionError(f"image of {width}x{height} pixels is empty")
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageTooLarge(f"image of {width}x{height} = {width * height} pixels is over the limit of {max_pixels} "
+                            f"(parameter max_image_pixels)")
     if enc.packed and width % 2:
         raise ImageConversionError(f"{msg.encoding} image width {width} must be even (2 pixels share U and V)")
     row = width * enc.channels * enc.depth
@@ -98,7 +118,14 @@ def check_layout(msg) -> _Encoding:
         raise ImageConversionError(
             f"image step {step} is smaller than width {width} x {enc.channels * enc.depth} bytes per pixel "
             f"({row}) for encoding {msg.encoding}")
+    if step > row + MAX_ROW_PADDING:
+        raise ImageConversionError(
+            f"image step {step} does not fit width {width} x {enc.channels * enc.depth} bytes per pixel ({row}) for "
+            f"encoding {msg.encoding}: at most {MAX_ROW_PADDING} bytes of row padding are accepted")
     size = len(msg.data)
+    if max_bytes is not None and (step * height > max_bytes or size > max_bytes):
+        raise ImageTooLarge(f"image of {max(step * height, size)} bytes (step {step} x height {height}, data {size}) "
+                            f"is over the limit of {max_bytes} bytes (parameter max_image_bytes)")
     # The last row need not carry its padding, but every pixel must be there.
     need = step * (height - 1) + row
     if size < need:
@@ -121,9 +148,10 @@ def _builtin_to_bgr(msg, enc: _Encoding) -> np.ndarray:
     width, height, step = int(msg.width), int(msg.height), int(msg.step)
     buf = _as_bytes(msg.data)
     row = width * enc.channels * enc.depth
-    if buf.size < step * height:  # last row without its padding: pad so the strided view is valid
-        buf = np.concatenate([buf, np.zeros(step * height - buf.size, np.uint8)])
-    rows = np.lib.stride_tricks.as_strided(buf, shape=(height, row), strides=(step, 1))
+    need = step * (height - 1) + row  # the last row may come without its padding: no copy, no padding needed
+    if buf.size < need:
+        raise ImageConversionError(f"image data has {buf.size} bytes, {need} needed: the message is truncated")
+    rows = np.lib.stride_tricks.as_strided(buf[:need], shape=(height, row), strides=(step, 1), writeable=False)
     if enc.depth == 1:
         img = np.ascontiguousarray(rows).reshape(height, width, enc.channels)
     else:
@@ -138,12 +166,15 @@ def _builtin_to_bgr(msg, enc: _Encoding) -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
-def imgmsg_to_bgr(msg, use_cv_bridge: bool | None = None) -> np.ndarray:
+def imgmsg_to_bgr(msg, use_cv_bridge: bool | None = None, max_pixels: int | None = None,
+                  max_bytes: int | None = None) -> np.ndarray:
     """(H, W, 3) uint8 BGR array from a sensor_msgs/Image; `ImageConversionError` when it cannot be converted.
 
     use_cv_bridge: None = cv_bridge when installed; False = always the built-in converter.
+    max_pixels / max_bytes: limits checked before converting (None: none; the conversion allocates at most about
+    the received data's size plus the BGR result either way).
     """
-    enc = check_layout(msg)
+    enc = check_layout(msg, max_pixels, max_bytes)
     if use_cv_bridge is None:
         use_cv_bridge = HAVE_CV_BRIDGE
     if use_cv_bridge and _BRIDGE is not None:  # pragma: no cover - depends on the ROS install
@@ -159,15 +190,54 @@ def imgmsg_to_bgr(msg, use_cv_bridge: bool | None = None) -> np.ndarray:
         raise ImageConversionError(f"cannot convert {msg.encoding} image {msg.width}x{msg.height}: {err}") from None
 
 
-def compressed_to_bgr(msg) -> np.ndarray:
-    """(H, W, 3) uint8 BGR from a sensor_msgs/CompressedImage (JPEG, PNG, ... whatever cv2.imdecode reads)."""
+def compressed_size(buf) -> tuple[int, int] | None:
+    """(width, height) a PNG or JPEG declares in its header, without decoding it; None for other formats or when
+    the header cannot be read."""
+    data = bytes(buf[:65536])
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24 and data[12:16] == b"IHDR":
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data[:2] == b"\xff\xd8":  # JPEG: walk the segments up to the frame header (SOFn)
+        i = 2
+        while i + 9 <= len(data):
+            if data[i] != 0xFF:
+                return None
+            marker = data[i + 1]
+            if marker == 0xFF:  # fill byte
+                i += 1
+                continue
+            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # no length
+                i += 2
+                continue
+            length = int.from_bytes(data[i + 2:i + 4], "big")
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+                return int.from_bytes(data[i + 7:i + 9], "big"), int.from_bytes(data[i + 5:i + 7], "big")
+            i += 2 + length
+    return None
+
+
+def compressed_to_bgr(msg, max_pixels: int | None = None, max_bytes: int | None = None) -> np.ndarray:
+    """(H, W, 3) uint8 BGR from a sensor_msgs/CompressedImage (JPEG, PNG, ... whatever cv2.imdecode reads).
+
+    A PNG or JPEG whose header declares more than max_pixels pixels is refused before decoding (a small file can
+    declare a huge image); other formats are checked after decoding (OpenCV refuses more than 2^30 pixels itself).
+    """
     buf = _as_bytes(msg.data)
     if buf.size == 0:
         raise ImageConversionError("compressed image has no data")
+    if max_bytes is not None and buf.size > max_bytes:
+        raise ImageTooLarge(f"compressed image of {buf.size} bytes is over the limit of {max_bytes} bytes "
+                            f"(parameter max_image_bytes)")
+    declared = compressed_size(buf) if max_pixels is not None else None
+    if declared is not None and declared[0] * declared[1] > max_pixels:
+        raise ImageTooLarge(f"compressed image declares {declared[0]}x{declared[1]} pixels, over the limit of "
+                            f"{max_pixels} (parameter max_image_pixels)")
     img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     if img is None:
         raise ImageConversionError(
             f"cannot decode compressed image (format {msg.format!r}, {buf.size} bytes): corrupt or unsupported")
+    if max_pixels is not None and img.shape[0] * img.shape[1] > max_pixels:
+        raise ImageTooLarge(f"compressed image decodes to {img.shape[1]}x{img.shape[0]} pixels, over the limit of "
+                            f"{max_pixels} (parameter max_image_pixels)")
     return img
 
 

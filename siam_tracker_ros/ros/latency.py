@@ -1,4 +1,4 @@
-"""`siam-tracker latency`: is the node's latency bounded under a live camera-rate stream?
+"""`siam-tracker latency` / `siam-tracker load`: is the node's latency bounded under a live camera-rate stream?
 
     siam-tracker latency                      # 60 s of 640x480 at 30 Hz (the built-in sequence, looped)
     siam-tracker latency --frames ../shared/data/train/vot-bag --seconds 120 --json out/latency.json
@@ -10,6 +10,14 @@ Detection2D the client records the latency from the image stamp (the player's cl
 Printed: median / p95 / max latency; the median of the first 10 s and of the last 10 s and the latency per 5 s
 window (bounded = no growth between them); frames published, answered and dropped (the node drops frames to stay
 current when it is slower than the camera: drops, not a growing queue, are the expected answer to overload).
+
+    siam-tracker load                         # 4 targets at 30 Hz for 60 s
+    siam-tracker load --targets 4 --seconds 60 --json out/load.json
+
+The load run is the same stream with `--targets` targets initialised on the first frame (the ground-truth box and
+boxes spread over the image); a frame's latency is from its stamp to the receipt of the last of its targets'
+Detection2D. It also samples the node's resident memory (RSS) every 0.5 s and prints it at the start of the stream,
+at 10 s and at the end, with the change from 10 s to the end (flat = within 10 %).
 """
 from __future__ import annotations
 
@@ -37,6 +45,145 @@ def add_latency_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", default="out/latency", help="folder for the logs and stamps (default out/latency)")
     p.set_defaults(func=run_latency)
     return p
+
+
+def add_load_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("load", help="several targets at camera rate through the tracker node: latency and "
+                                           "memory over time", description="several targets at camera rate through "
+                                                                            "the tracker node")
+    add_common_arguments(p)
+    p.add_argument("--targets", type=int, default=4, help="targets tracked at once (default 4, at most the node's "
+                                                          "max_targets)")
+    p.add_argument("--seconds", type=float, default=60.0, help="length of the stream (default 60)")
+    p.add_argument("--size", default="640x480", help="frame size WxH published (default 640x480)")
+    p.add_argument("--window", type=float, default=10.0, help="seconds per window of the table over time")
+    p.add_argument("--json", metavar="OUT", help="write the figures to this JSON file")
+    p.add_argument("--out", default="out/load", help="folder for the logs and stamps (default out/load)")
+    p.set_defaults(func=run_load)
+    return p
+
+
+def spread_boxes(n: int, size: tuple[int, int], side: int = 64) -> list[tuple]:
+    """n boxes of side x side pixels spread over a W x H image (a 3 x 3 grid, centre last)."""
+    w, h = size
+    cells = [(c, r) for r in (1, 3, 2) for c in (1, 3, 2)]
+    return [(w * c / 4 - side / 2, h * r / 4 - side / 2, float(side), float(side)) for c, r in cells[:n]]
+
+
+def load_report(stamps, records, init_stamp: int, targets: list[str], memory: list, window_s: float = 10.0,
+                edge_s: float = 10.0, node_diagnostics: dict | None = None, load_average=()) -> dict:
+    """Figures of a multi-target run: per frame, latency = stamp -> receipt of the last target's Detection2D."""
+    by_frame: dict[int, dict] = {}
+    for r in records:
+        by_frame.setdefault(r.stamp_ns, {}).setdefault(r.target_id, r.receipt_ns)
+    streamed = [s for _, _, s in stamps if s != init_stamp]
+    if not streamed:
+        raise DemoError("no frames were streamed")
+    answered = [s for s in streamed if set(targets) <= set(by_frame.get(s, {}))]
+    t0 = streamed[0]
+    duration = (streamed[-1] - t0) / 1e9
+    lat_ns = np.array([max(by_frame[s][t] for t in targets) - s for s in answered], dtype=np.float64)
+    t_rel = np.array([(s - t0) / 1e9 for s in answered])
+    overall = percentiles_ms(lat_ns)
+    windows = []
+    for k in range(max(1, int(np.ceil(duration / window_s - 1e-3)))):
+        lo, hi = k * window_s, (k + 1) * window_s
+        sel = lat_ns[(t_rel >= lo) & (t_rel < hi)] / 1e6
+        mem = [m for t, m in memory if lo <= t < hi]
+        windows.append({"from_s": lo, "to_s": min(hi, duration), "answered": int(sel.size),
+                        "p50_ms": float(np.median(sel)) if sel.size else None,
+                        "p95_ms": float(np.percentile(sel, 95)) if sel.size else None,
+                        "max_ms": float(sel.max()) if sel.size else None,
+                        "rss_mb": float(np.median(mem)) / 1e6 if mem else None})
+
+    def rss_at(t):  # the sample nearest to t seconds
+        return min(memory, key=lambda m: abs(m[0] - t))[1] / 1e6 if memory else None
+
+    mem_start, mem_10, mem_end = rss_at(0.0), rss_at(edge_s), (memory[-1][1] / 1e6 if memory else None)
+    return {
+        "seconds": duration, "targets": list(targets), "frames_published": len(streamed),
+        "frames_answered": len(answered), "frames_dropped": len(streamed) - len(answered),
+        "publish_rate_hz": (len(streamed) - 1) / duration if duration > 0 else None,
+        "processing_rate_hz": len(answered) / duration if duration > 0 else None,
+        "latency": overall,
+        "rss_mb": {"start": mem_start, "at_10s": mem_10, "end": mem_end,
+                   "peak": max(m for _, m in memory) / 1e6 if memory else None,
+                   "change_10s_to_end_pct": 100.0 * (mem_end - mem_10) / mem_10 if memory else None},
+        "windows": windows,
+        "node": node_counters(node_diagnostics or {}, len(stamps)),
+        "load_average": list(load_average),
+    }
+
+
+def format_load_report(title: str, rep: dict) -> str:
+    def f(v, fmt="{:.1f}"):
+        return "n/a" if v is None else fmt.format(v)
+
+    lat, mem = rep["latency"], rep["rss_mb"]
+    lines = [title,
+             f"  stream                 {rep['seconds']:.1f} s, {rep['frames_published']} frames published "
+             f"({f(rep['publish_rate_hz'])} Hz), {len(rep['targets'])} targets ({', '.join(rep['targets'])})",
+             f"  answered / dropped     {rep['frames_answered']} / {rep['frames_dropped']} (a frame is answered when "
+             f"every target's Detection2D came); {f(rep['processing_rate_hz'])} frames/s",
+             f"  latency stamp->last detection of the frame: p50 {f(lat['p50_ms'])} ms, p95 {f(lat['p95_ms'])} ms, "
+             f"max {f(lat['max_ms'])} ms",
+             f"  node memory (RSS)      start {f(mem['start'], '{:.0f}')} MB, at 10 s {f(mem['at_10s'], '{:.0f}')} MB, "
+             f"end {f(mem['end'], '{:.0f}')} MB (10 s -> end {f(mem['change_10s_to_end_pct'], '{:+.1f}')} %), "
+             f"peak {f(mem['peak'], '{:.0f}')} MB",
+             f"  node (/diagnostics)    {format_node_line(rep.get('node', {}))}"]
+    if len(rep.get("load_average", ())) == 2:
+        lines.append(f"  machine load average   {rep['load_average'][0]:.1f} at start, {rep['load_average'][1]:.1f} "
+                     f"at end ({os.cpu_count()} CPUs)")
+    lines.append("  over time (window: answered, p50 / p95 / max ms, RSS MB):")
+    for w in rep["windows"]:
+        lines.append(f"    {w['from_s']:5.0f}-{w['to_s']:3.0f} s  {w['answered']:4d}  {f(w['p50_ms']):>7} "
+                     f"{f(w['p95_ms']):>7} {f(w['max_ms']):>7}  {f(w['rss_mb'], '{:.0f}'):>5}")
+    return "\n".join(lines)
+
+
+def run_load(args) -> int:
+    out = Path(args.out)
+
+    def start():
+        desc, gt, init_box, source = load_sequence_info(args)
+        if init_box is None and gt is None:
+            raise DemoError("no ground truth for this sequence: give --init-box X,Y,W,H")
+        if args.targets < 1:
+            raise DemoError("--targets must be at least 1")
+        size = tuple(int(v) for v in args.size.lower().split("x"))
+        if gt is not None and init_box is None and args.frames:
+            import cv2
+
+            first = sorted(p for p in Path(args.frames).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+            h0, w0 = cv2.imread(str(first[0])).shape[:2]
+            gt = gt * np.array([size[0] / w0, size[1] / h0, size[0] / w0, size[1] / h0])
+        extra = [(f"t{k}", box) for k, box in enumerate(spread_boxes(args.targets - 1, size), start=1)]
+        player_args = list(source) + ["--loop", "--size", args.size, "--duration", f"{args.seconds:g}"]
+        print(f"siam-tracker load: {desc} as {args.size} at {args.rate:g} Hz for {args.seconds:g} s, "
+              f"{args.targets} targets")
+        with sigterm_as_interrupt():
+            session = run_session(out, player_args, init_box_source(init_box, gt), rate=args.rate,
+                                  weights=args.weights, backend=args.backend,
+                                  params_file=args.params_file or find_params_file(), node_params=args.param,
+                                  domain_id=args.domain_id, node_timeout=args.node_timeout,
+                                  stream_timeout=args.seconds + 60.0, extra_targets=extra, sample_memory=True)
+        rep = load_report(session.stamps, session.records, session.stamps[0][2], session.targets, session.memory,
+                          window_s=args.window, node_diagnostics=session.node_diagnostics,
+                          load_average=session.load_average)
+        return desc, session, rep
+
+    started, code = run_reporting_errors("load", start)
+    if code is not None:
+        return code
+    desc, session, rep = started
+    rep.update(sequence=desc, size=args.size, rate_hz=args.rate, weights=args.weights, backend=args.backend,
+               node_log=session.node_log)
+    print(format_load_report(f"siam-tracker load: {desc}, {args.size} at {args.rate:g} Hz", rep))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(rep, indent=1))
+        print(f"  figures written to {args.json}")
+    return 0 if rep["frames_answered"] > 0 else 1
 
 
 def latency_report(stamps, records, init_stamp: int, window_s: float = 5.0, edge_s: float = 10.0,
@@ -160,5 +307,9 @@ def run_latency(args) -> int:
 
 if __name__ == "__main__":
     _parser = argparse.ArgumentParser(prog="python -m siam_tracker_ros.ros.latency")
-    add_latency_parser(_parser.add_subparsers(dest="command"))
-    sys.exit(run_latency(_parser.parse_args(["latency"] + sys.argv[1:])))
+    _sub = _parser.add_subparsers(dest="command")
+    add_latency_parser(_sub)
+    add_load_parser(_sub)
+    _args = _parser.parse_args(sys.argv[1:] if sys.argv[1:2] in (["latency"], ["load"]) else
+                               ["latency"] + sys.argv[1:])
+    sys.exit(_args.func(_args))

@@ -1,4 +1,4 @@
-"""vision_msgs output of the tracker node, and the lost-state convention in one place.
+"""vision_msgs output of the tracker node and its typed tracking state, in one place.
 
 Every `vision_msgs/Detection2D` the node publishes (alone on `tracked_object`, or inside the `Detection2DArray` on
 `tracked_objects`) carries:
@@ -7,13 +7,14 @@ Every `vision_msgs/Detection2D` the node publishes (alone on `tracked_object`, o
     id                        the target id ("default" unless init_target named one)
     bbox.center.position.x/y  box centre in image pixels; bbox.center.theta = 0
     bbox.size_x / size_y      box width / height in pixels
-    results[0].hypothesis     class_id = the node's `class_id` parameter, score = tracker confidence in [0, 1]
-    results[1].hypothesis     class_id = "tracked" or "lost" (STATE_TRACKED / STATE_LOST), score = 1.0
+    results                   ONE hypothesis: class_id = the node's `class_id` parameter, score = the tracker's
+                              confidence in [0, 1] (its pose is unused, zero)
 
-So the lost state is in every message, machine-readable without thresholds: `results[1].hypothesis.class_id == "lost"`
-(`is_lost(det)`). While lost the box is the last confident one (frozen) and the tracker searches a wider area around
-it; the state returns to "tracked" on the first frame the target is re-acquired. The poses of the hypotheses are
-unused (zero).
+The tracking state is not a class: it goes, typed, to `siam_tracker_ros/TrackedTargetArray` on
+`tracked_objects/state` (one `TrackedTarget` per target and processed frame: header, id, state TRACKED / LOST,
+confidence, box, lost_frames), published with the same header as the Detection2DArray of that frame. `is_lost(msg)`
+reads it. While lost the box is the last confident one (frozen) and the tracker searches a wider area around it; the
+state returns to TRACKED on the first frame the target is re-acquired.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import math
 
 from vision_msgs.msg import BoundingBox2D, Detection2D, Detection2DArray, ObjectHypothesisWithPose
 
-STATE_TRACKED = "tracked"
+STATE_TRACKED = "tracked"  # names of the states in /diagnostics
 STATE_LOST = "lost"
 
 
@@ -50,22 +51,23 @@ def _hypothesis(class_id: str, score: float) -> ObjectHypothesisWithPose:
     return hyp
 
 
-def make_detection(header, target_id: str, box, confidence: float, lost: bool, class_id: str) -> Detection2D:
+def _score(confidence) -> float:
+    score = float(confidence)
+    return min(max(score, 0.0), 1.0) if math.isfinite(score) else 0.0
+
+
+def make_detection(header, target_id: str, box, confidence: float, class_id: str) -> Detection2D:
     det = Detection2D()
     det.header = header
     det.id = target_id
     det.bbox = box_to_bbox(box)
-    score = float(confidence)
-    if not math.isfinite(score):
-        score = 0.0
-    det.results = [_hypothesis(class_id, min(max(score, 0.0), 1.0)),
-                   _hypothesis(STATE_LOST if lost else STATE_TRACKED, 1.0)]
+    det.results = [_hypothesis(class_id, _score(confidence))]
     return det
 
 
 def detection_from_result(header, result, class_id: str) -> Detection2D:
     """Detection2D of a tracker TrackResult."""
-    return make_detection(header, result.target_id, result.box, result.confidence, result.lost, class_id)
+    return make_detection(header, result.target_id, result.box, result.confidence, class_id)
 
 
 def make_detection_array(header, detections) -> Detection2DArray:
@@ -75,10 +77,41 @@ def make_detection_array(header, detections) -> Detection2DArray:
     return arr
 
 
-def is_lost(det: Detection2D) -> bool:
-    """True when the node reported the target lost in this detection."""
-    return len(det.results) > 1 and det.results[1].hypothesis.class_id == STATE_LOST
+def make_target_state(header, target_id: str, box, confidence: float, lost: bool, lost_frames: int):
+    """siam_tracker_ros/TrackedTarget of one target on one frame."""
+    from siam_tracker_ros.msg import TrackedTarget
+
+    msg = TrackedTarget()
+    msg.header = header
+    msg.id = target_id
+    msg.state = TrackedTarget.LOST if lost else TrackedTarget.TRACKED
+    msg.confidence = _score(confidence)
+    msg.bbox = box_to_bbox(box)
+    msg.lost_frames = max(0, min(int(lost_frames), 2 ** 32 - 1))
+    return msg
 
 
-def confidence(det: Detection2D) -> float:
-    return float(det.results[0].hypothesis.score) if det.results else 0.0
+def make_state_array(header, states):
+    from siam_tracker_ros.msg import TrackedTargetArray
+
+    arr = TrackedTargetArray()
+    arr.header = header
+    arr.targets = list(states)
+    return arr
+
+
+def is_lost(msg) -> bool:
+    """True when the node reported the target lost: a siam_tracker_ros/TrackedTarget (tracked_objects/state)."""
+    return int(msg.state) == int(type(msg).LOST)
+
+
+def state_name(msg) -> str:
+    """"tracked" or "lost" for a TrackedTarget."""
+    return STATE_LOST if is_lost(msg) else STATE_TRACKED
+
+
+def confidence(det) -> float:
+    """The tracker's confidence of a Detection2D (its single hypothesis' score) or of a TrackedTarget."""
+    if hasattr(det, "results"):
+        return float(det.results[0].hypothesis.score) if det.results else 0.0
+    return float(det.confidence)

@@ -4,25 +4,36 @@ Run: `ros2 run siam_tracker_ros tracker_node --ros-args -r image:=/camera/image_
 (or `python -m siam_tracker_ros.ros.node ...`). The README's "ROS API" section documents topics, services, parameters
 and the lost-state convention; this docstring is about how the node is built.
 
-Threads. The image callbacks only check the message layout and put it into a one-slot mailbox (plus a ring buffer of
-the last `frame_buffer_seconds`, for init-by-stamp); a frame still in the mailbox when a newer one arrives is dropped
-and counted. One worker thread owns the tracker (it is not thread-safe): it runs queued jobs (init/stop requests,
-before any frame) and then the newest frame. Services, images and the diagnostics timer are in separate callback
-groups of a MultiThreadedExecutor, so a service call is answered while a frame is being processed.
+Threads. The image callbacks only check the message layout and limits and put it into a one-slot mailbox (plus a ring
+buffer of the last `frame_buffer_seconds`, bounded in frames and bytes, for init-by-stamp); a frame still in the
+mailbox when a newer one arrives is dropped and counted. One worker thread owns the tracker (it is not thread-safe):
+it warms up every graph first, then runs queued jobs (init/stop requests, before any frame) and the newest frame.
+Services, images and the diagnostics timer are in separate callback groups of a MultiThreadedExecutor.
+
+Requests. The service callbacks are coroutines (reentrant group): a refused request is answered at once; an accepted
+one becomes a job for the worker and its callback awaits an rclpy Future that the worker (or the job's timer) sets,
+so the executor keeps taking requests meanwhile and none waits in the DDS queue. At most `max_queued_requests` jobs
+wait: one more is answered "busy" at once. A job not done within `init_timeout` is answered "timed out" and
+cancelled: the worker checks, under the job's lock, that it is still wanted before it installs a target (an init
+claims its job before `adopt`, a timer that finds it claimed leaves it alone). A new init_target for an id cancels
+that id's queued init and aborts its running catch-up.
 
 Init on a past frame. `init_target` names the frame the box was drawn on by its stamp. The worker initializes the
 target on that buffered frame and, when the other targets have already been tracked past it, tracks the new target
 alone through the buffered frames up to the last processed one (a second tracker on the same backend), so that all
 targets then continue together from the newest frame.
 
-Failure policy. Bad input never stops the node: malformed images are logged (throttled), counted in diagnostics and
-skipped; bad requests get success=false and a reason. If the tracker cannot be created at start-up (missing or
-incompatible weights file, unusable backend, bad config file), the node stays up: it logs the error naming the file,
-reports it as an ERROR on /diagnostics and answers every init_target with success=false and that reason.
+Failure policy. Bad input never stops the node: malformed or oversized images are logged (throttled), counted in
+diagnostics and skipped; bad requests get success=false and a reason, counted per kind (`refused_*`). If the tracker
+cannot be created or warmed up at start-up (missing or incompatible weights file, a weights file asking for a model
+out of range, unusable backend, bad config file or parameter of any type or range), the node stays up: it logs the
+error naming the file, reports it as an ERROR on /diagnostics and answers every init_target with success=false and
+that reason.
 """
 from __future__ import annotations
 
 import collections
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -32,24 +43,29 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 
+from siam_tracker_ros.msg import TrackedTargetArray
 from siam_tracker_ros.srv import InitTarget, StopTarget
 
 from . import messages
 from .heatmap import render_heatmap
-from .image_codec import ImageConversionError, check_layout, compressed_to_bgr, converter_name, imgmsg_to_bgr
+from .image_codec import (DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageConversionError, ImageTooLarge, check_layout,
+                          compressed_size, compressed_to_bgr, converter_name, imgmsg_to_bgr)
 
 NODE_NAME = "tracker_node"
 DEFAULT_TARGET = "default"
-INIT_TIMEOUT_S = 30.0
 LATENCY_SAMPLES = 300
 TIME_JUMP_NS = 1_000_000_000  # an image stamp this far behind the newest one means the clock was reset
 SERVICE_QUEUE_DEPTH = 100
+TARGET_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:/-]+")
+# Kinds of refusal counted in /diagnostics (refused_<kind>) and logged (throttled).
+REFUSALS = ("image_too_large", "image_invalid", "box", "target_id", "busy", "timeout", "superseded", "max_targets",
+            "frame")
 
 
 # ---------------------------------------------------------------------------------------------------- parameters
@@ -74,7 +90,9 @@ PARAMS: tuple[Param, ...] = (
           choices=("auto", "cpu", "cuda")),
     Param("num_threads", 0, "CPU threads of the backend; 0 = the library default.", read_only=True, range=(0, 256)),
     Param("fp16", True, "Half precision on CUDA (ignored on CPU).", read_only=True),
-    Param("max_targets", 4, "Most targets tracked at once; init_target for one more fails.", range=(1, 64)),
+    Param("max_targets", 4, "Most targets tracked at once; init_target for one more fails. Every graph and batch size "
+          "is built for it at start-up: it can be lowered at run time, raised only up to its start-up value.",
+          range=(1, 64)),
     Param("lost_threshold", 0.35, "Confidence below which a target is reported lost (must be <= "
           "found_threshold).", range=(0.0, 1.0)),
     Param("found_threshold", 0.5, "Confidence above which a lost target is re-acquired.", range=(0.0, 1.0)),
@@ -88,6 +106,20 @@ PARAMS: tuple[Param, ...] = (
     Param("frame_buffer_seconds", 2.0, "How far back init_target may name a frame by its stamp (ring buffer of "
           "received frames).", range=(0.0, 30.0)),
     Param("frame_buffer_max_frames", 120, "Most frames kept in the ring buffer (bounds memory).", range=(1, 2000)),
+    Param("frame_buffer_max_bytes", 512 * 1024 * 1024, "Most bytes of image data kept in the ring buffer (the oldest "
+          "frames go first; the newest frame is always kept).", range=(1024 * 1024, 16 * 1024 ** 3)),
+    Param("max_image_pixels", DEFAULT_MAX_PIXELS, "Largest image accepted, in pixels (width x height); larger ones "
+          "are refused and counted (refused_image_too_large).", range=(64, 1_000_000_000)),
+    Param("max_image_bytes", DEFAULT_MAX_BYTES, "Largest image accepted, in bytes (declared step x height and data "
+          "sent); larger ones are refused and counted.", range=(1024, 4 * 1024 ** 3)),
+    Param("box_margin", 0.5, "How far an init_target box may reach past the image, as a fraction of the image width "
+          "/ height.", range=(0.0, 1.0)),
+    Param("max_target_id_length", 64, "Longest target_id accepted (characters A-Z a-z 0-9 _ . : / -).",
+          range=(1, 256)),
+    Param("max_queued_requests", 10, "Most init/stop requests waiting for the tracker; one more is answered at once "
+          "with success=false (busy).", range=(1, 100)),
+    Param("init_timeout", 30.0, "Seconds a request may wait for the tracker; then it is answered 'timed out' and "
+          "cancelled (a timed-out init never installs its target).", range=(0.1, 300.0)),
     Param("class_id", "target", "results[0].hypothesis.class_id of the published detections."),
     Param("publish_heatmap", True, "Publish tracked_object/heatmap while it has subscribers (computed only then)."),
     Param("heatmap_alpha", 0.5, "Opacity of the coloured response map in the heatmap image.", range=(0.0, 1.0)),
@@ -124,9 +156,13 @@ class _Frame:
     header: object
     msg: object
     compressed: bool
+    nbytes: int = 0  # image data held (for the ring buffer's byte bound)
+    limits: tuple = (None, None)  # (max pixels, max bytes) at arrival
 
     def decode(self) -> np.ndarray:
-        return compressed_to_bgr(self.msg) if self.compressed else imgmsg_to_bgr(self.msg)
+        if self.compressed:
+            return compressed_to_bgr(self.msg, *self.limits)
+        return imgmsg_to_bgr(self.msg, max_pixels=self.limits[0], max_bytes=self.limits[1])
 
     @property
     def shape(self):
@@ -136,12 +172,20 @@ class _Frame:
 
 @dataclass
 class _Job:
+    """One init/stop request for the worker. `lock` orders the three ways it can end: the worker claims it (then it
+    completes), its timer expires, or a newer init of the same id supersedes it (both cancel it if not claimed)."""
+
     kind: str  # "init" | "stop"
     target_id: str
     box: tuple | None = None
     frame: _Frame | None = None
+    future: object = None  # rclpy Future the service coroutine awaits; result (success, message)
     done: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    timer: object = None
+    claimed: bool = False  # the worker is committing its result: no longer cancellable
     cancelled: bool = False
+    finished: bool = False  # answered
     success: bool = False
     message: str = ""
 
@@ -163,22 +207,34 @@ class _Stats:
         self.proc_times = collections.deque(maxlen=LATENCY_SAMPLES)  # tracker.update + publish, seconds
         self.processed_times = collections.deque(maxlen=1000)  # monotonic times of processed frames
         self.received_times = collections.deque(maxlen=1000)
+        self.refused = {kind: 0 for kind in REFUSALS}
+        self.last_refusal = ""
 
 
 # ---------------------------------------------------------------------------------------------------- node
 class TrackerNode(Node):
     def __init__(self, node_name: str = NODE_NAME, **kwargs):
         super().__init__(node_name, **kwargs)
+        self.tracker = None
+        self.tracker_error = ""
+        param_errors = []
         for p in PARAMS:
-            self.declare_parameter(p.name, p.default, _descriptor(p))
+            try:
+                self.declare_parameter(p.name, p.default, _descriptor(p))
+            except Exception as err:  # an override of the wrong type or out of range: the default, and an ERROR
+                param_errors.append(f"parameter {p.name}: {err}")
+                self.declare_parameter(p.name, p.default, _descriptor(p), ignore_override=True)
         self._read_params()
+        self._start_max_targets = self._max_targets  # what the graphs are built for
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self.stats = _Stats()
         self._cond = threading.Condition()
         self._mailbox: _Frame | None = None
         self._buffer: "collections.OrderedDict[int, _Frame]" = collections.OrderedDict()
+        self._buffer_bytes = 0
         self._jobs: collections.deque[_Job] = collections.deque()
+        self._running_job: _Job | None = None
         self._stop = False
         # Stamp of the newest frame the targets have been brought to; frames not newer are stale and skipped.
         self._last_processed_ns: int | None = None
@@ -186,15 +242,19 @@ class TrackerNode(Node):
         self._ready = False
 
         # Tracker (may fail: the node then stays up and says why).
-        self.tracker = None
-        self.tracker_error = ""
         self.backend_name = "none"
         self.weights_path = ""
-        self._create_tracker()
+        if param_errors:
+            self.tracker_error = "tracker unavailable: " + "; ".join(param_errors)
+            self.get_logger().error(f"{self.tracker_error}. The node stays up; init_target will fail until it is "
+                                    f"restarted with usable parameters.")
+        else:
+            self._create_tracker()
 
         # Interfaces.
         self._image_group = MutuallyExclusiveCallbackGroup()
-        self._service_group = MutuallyExclusiveCallbackGroup()
+        # Reentrant: the service callbacks are coroutines that wait for the worker without holding a thread.
+        self._service_group = ReentrantCallbackGroup()
         self._timer_group = MutuallyExclusiveCallbackGroup()
         if self.get_parameter("reliable_qos").value:
             image_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self._qos_depth,
@@ -213,6 +273,7 @@ class TrackerNode(Node):
                 callback_group=self._image_group)
         self.det_pub = self.create_publisher(messages.Detection2D, "tracked_object", 10)
         self.array_pub = self.create_publisher(messages.Detection2DArray, "tracked_objects", 10)
+        self.state_pub = self.create_publisher(TrackedTargetArray, "tracked_objects/state", 10)
         self.heatmap_pub = self.create_publisher(Image, "tracked_object/heatmap", 2)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         # A deep request queue: a burst of calls (several clients, a GUI) must not lose requests while one init runs.
@@ -241,6 +302,13 @@ class TrackerNode(Node):
         self._max_targets = int(g("max_targets"))
         self._buffer_ns = int(float(g("frame_buffer_seconds")) * 1e9)
         self._buffer_max = int(g("frame_buffer_max_frames"))
+        self._buffer_max_bytes = int(g("frame_buffer_max_bytes"))
+        self._max_pixels = int(g("max_image_pixels"))
+        self._max_bytes = int(g("max_image_bytes"))
+        self._box_margin = float(g("box_margin"))
+        self._max_id_length = int(g("max_target_id_length"))
+        self._max_queued = int(g("max_queued_requests"))
+        self._init_timeout = float(g("init_timeout"))
         self._class_id = str(g("class_id"))
         self._publish_heatmap = bool(g("publish_heatmap"))
         self._heatmap_alpha = float(g("heatmap_alpha"))
@@ -252,6 +320,11 @@ class TrackerNode(Node):
             p = spec.get(name)
             if p is not None and p.choices and value not in p.choices:
                 return SetParametersResult(successful=False, reason=f"{name} must be one of {', '.join(p.choices)}")
+        if "max_targets" in values and hasattr(self, "_start_max_targets") \
+                and int(values["max_targets"]) > self._start_max_targets:
+            return SetParametersResult(successful=False, reason=(
+                f"max_targets can be lowered at run time, not raised above its start-up value "
+                f"{self._start_max_targets} (every graph and batch size is built for it): restart the node"))
         lost = values.get("lost_threshold", self.get_parameter("lost_threshold").value)
         found = values.get("found_threshold", self.get_parameter("found_threshold").value)
         if lost > found:
@@ -263,23 +336,22 @@ class TrackerNode(Node):
             for name in TRACKING_PARAMS:
                 if name in values:
                     setattr(tracker.cfg, name, float(values[name]))
+        attrs = {"max_targets": ("_max_targets", int), "frame_buffer_max_frames": ("_buffer_max", int),
+                 "frame_buffer_max_bytes": ("_buffer_max_bytes", int), "max_image_pixels": ("_max_pixels", int),
+                 "max_image_bytes": ("_max_bytes", int), "box_margin": ("_box_margin", float),
+                 "max_target_id_length": ("_max_id_length", int), "max_queued_requests": ("_max_queued", int),
+                 "init_timeout": ("_init_timeout", float), "class_id": ("_class_id", str),
+                 "publish_heatmap": ("_publish_heatmap", bool), "heatmap_alpha": ("_heatmap_alpha", float)}
         for name, value in values.items():
-            if name == "max_targets":
-                self._max_targets = int(value)
-            elif name == "frame_buffer_seconds":
+            if name == "frame_buffer_seconds":
                 self._buffer_ns = int(float(value) * 1e9)
-            elif name == "frame_buffer_max_frames":
-                self._buffer_max = int(value)
-            elif name == "class_id":
-                self._class_id = str(value)
-            elif name == "publish_heatmap":
-                self._publish_heatmap = bool(value)
-            elif name == "heatmap_alpha":
-                self._heatmap_alpha = float(value)
+            elif name in attrs:
+                attr, cast = attrs[name]
+                setattr(self, attr, cast(value))
         return SetParametersResult(successful=True)
 
     def _create_tracker(self) -> None:
-        from siam_tracker_ros.backends import BackendError, default_weights_path
+        from siam_tracker_ros.backends import default_weights_path
         from siam_tracker_ros.config import Config, ConfigError
         from siam_tracker_ros.model import WeightsError
         from siam_tracker_ros.tracking import SiamTracker
@@ -296,6 +368,7 @@ class TrackerNode(Node):
             cfg.backend.device = str(g("device"))
             cfg.backend.num_threads = int(g("num_threads"))
             cfg.backend.fp16 = bool(g("fp16"))
+            cfg.backend.max_targets = self._max_targets  # the batch limit of fixed-range backends (TensorRT)
             for name in TRACKING_PARAMS:
                 setattr(cfg.tracking, name, float(g(name)))
             cfg.validate()
@@ -306,17 +379,36 @@ class TrackerNode(Node):
             self.tracker = SiamTracker.from_config(cfg, weights)
             self.backend_name = self.tracker.backend.describe()
             self.get_logger().info(f"loaded {weights} on {self.backend_name} in {time.monotonic() - t0:.1f} s")
-        except (WeightsError, BackendError, ConfigError, OSError, ValueError) as err:
+        except Exception as err:  # any error of the configuration or the weights: never take the node down
             self.tracker = None
-            self.tracker_error = f"tracker unavailable: {err}"
+            kind = "" if isinstance(err, (WeightsError, ConfigError, OSError)) else f"{type(err).__name__}: "
+            self.tracker_error = f"tracker unavailable: {kind}{err}"
             self.get_logger().error(f"{self.tracker_error}. The node stays up; init_target will fail until it is "
                                     f"restarted with a usable configuration.")
+
+    # ------------------------------------------------------------------ refusals
+    def _refuse(self, kind: str, message: str) -> None:
+        """Count a refused input or request in /diagnostics and log it (throttled: a flood costs one line per 5 s)."""
+        with self.stats.lock:
+            self.stats.refused[kind] = self.stats.refused.get(kind, 0) + 1
+            self.stats.last_refusal = f"{kind}: {message}"[:300]
+        self.get_logger().warning(f"refused ({kind}): {message[:300]}", throttle_duration_sec=5.0)
+
+    def _target_id_error(self, target_id: str) -> str | None:
+        if len(target_id) > self._max_id_length:
+            return (f"target_id of {len(target_id)} characters is too long (max_target_id_length = "
+                    f"{self._max_id_length})")
+        if not TARGET_ID_PATTERN.fullmatch(target_id):
+            return (f"target_id {target_id[:32]!r} has characters other than A-Z a-z 0-9 _ . : / - (ids name "
+                    f"diagnostics statuses and log lines)")
+        return None
 
     # ------------------------------------------------------------------ image input
     def _on_image(self, msg: Image) -> None:
         try:
-            check_layout(msg)
-            self._store(_Frame(self._frame_key(msg.header), msg.header, msg, compressed=False))
+            check_layout(msg, self._max_pixels, self._max_bytes)
+            self._store(_Frame(self._frame_key(msg.header), msg.header, msg, compressed=False,
+                               nbytes=len(msg.data), limits=(self._max_pixels, self._max_bytes)))
         except Exception as err:  # ImageConversionError, or anything odd about the message: skip it
             self._conversion_error(err)
 
@@ -324,7 +416,15 @@ class TrackerNode(Node):
         try:
             if len(msg.data) == 0:
                 raise ImageConversionError("compressed image has no data")
-            self._store(_Frame(self._frame_key(msg.header), msg.header, msg, compressed=True))
+            if len(msg.data) > self._max_bytes:
+                raise ImageTooLarge(f"compressed image of {len(msg.data)} bytes is over the limit of "
+                                    f"{self._max_bytes} bytes (parameter max_image_bytes)")
+            declared = compressed_size(msg.data)  # PNG / JPEG header: refused now rather than when decoded
+            if declared is not None and declared[0] * declared[1] > self._max_pixels:
+                raise ImageTooLarge(f"compressed image declares {declared[0]}x{declared[1]} pixels, over the limit "
+                                    f"of {self._max_pixels} (parameter max_image_pixels)")
+            self._store(_Frame(self._frame_key(msg.header), msg.header, msg, compressed=True,
+                               nbytes=len(msg.data), limits=(self._max_pixels, self._max_bytes)))
         except Exception as err:
             self._conversion_error(err)
 
@@ -337,8 +437,8 @@ class TrackerNode(Node):
         with self.stats.lock:
             self.stats.received += int(received)
             self.stats.conversion_errors += 1
-            self.stats.last_conversion_error = str(err)
-        self.get_logger().warning(f"skipping image: {err}", throttle_duration_sec=5.0)
+            self.stats.last_conversion_error = str(err)[:300]
+        self._refuse("image_too_large" if isinstance(err, ImageTooLarge) else "image_invalid", f"image: {err}")
 
     def _store(self, frame: _Frame) -> None:
         with self._cond:
@@ -353,18 +453,21 @@ class TrackerNode(Node):
                     # Time jumped back (bag loop, simulator reset): start over.
                     self.get_logger().warning(
                         f"image stamps jumped back from {format_stamp(newest)} to {format_stamp(frame.stamp_ns)}: "
-                        f"frame buffer cleared")
+                        f"frame buffer cleared", throttle_duration_sec=5.0)
                     self._buffer.clear()
+                    self._buffer_bytes = 0
                     self._last_processed_ns = None
             self._buffer[frame.stamp_ns] = frame
+            self._buffer_bytes += frame.nbytes
             if frame.stamp_ns < next(reversed(self._buffer)):  # out of order: keep the buffer sorted by stamp
                 self._buffer = collections.OrderedDict(sorted(self._buffer.items()))
             newest = next(reversed(self._buffer))
-            while self._buffer and (len(self._buffer) > self._buffer_max
-                                    or next(iter(self._buffer)) < newest - self._buffer_ns):
-                if len(self._buffer) == 1:
-                    break
-                self._buffer.popitem(last=False)
+            # Bounded in frames, bytes and time; the newest frame always stays.
+            while len(self._buffer) > 1 and (len(self._buffer) > self._buffer_max
+                                             or self._buffer_bytes > self._buffer_max_bytes
+                                             or next(iter(self._buffer)) < newest - self._buffer_ns):
+                _, old = self._buffer.popitem(last=False)
+                self._buffer_bytes -= old.nbytes
             if self._mailbox is not None:
                 with self.stats.lock:
                     self.stats.dropped += 1
@@ -372,22 +475,32 @@ class TrackerNode(Node):
             self._cond.notify()
 
     # ------------------------------------------------------------------ services
-    def _on_init_target(self, request, response):
+    async def _on_init_target(self, request, response):
         target_id = request.target_id or DEFAULT_TARGET
-        response.target_id = target_id
         try:
-            ok, message = self._init_target(request, target_id)
+            bad_id = self._target_id_error(target_id)
+            if bad_id:
+                self._refuse("target_id", f"init_target: {bad_id}")
+                response.success, response.message, response.target_id = False, bad_id, ""
+                return response
+            response.target_id = target_id
+            result = self._init_target(request, target_id)
+            if isinstance(result, _Job):
+                result = await self._wait(result)
+            ok, message = result
         except Exception as err:  # never let a request take the node down
             ok, message = False, f"internal error: {type(err).__name__}: {err}"
         response.success, response.message = ok, message
         if ok:
-            self.get_logger().info(f"init_target '{target_id}': {message}")
+            self.get_logger().info(f"init_target '{target_id}': {message}", throttle_duration_sec=1.0)
         else:
             self.get_logger().warning(f"init_target '{target_id}' refused: {message}", throttle_duration_sec=1.0)
         return response
 
-    def _init_target(self, request, target_id: str) -> tuple[bool, str]:
+    def _init_target(self, request, target_id: str):
+        """(False, reason) for a request refused at once, else the queued _Job."""
         from siam_tracker_ros.tracking import InputError, validate_box
+        from siam_tracker_ros.tracking.tracker import check_box_margin
 
         if self.tracker is None:
             return False, self.tracker_error
@@ -395,14 +508,16 @@ class TrackerNode(Node):
             b = request.bbox
             values = [b.center.position.x, b.center.position.y, b.size_x, b.size_y, b.center.theta]
             if not all(np.isfinite(values)):
-                return False, f"bbox has NaN or infinite values: centre ({values[0]}, {values[1]}), " \
-                              f"size {values[2]} x {values[3]}, theta {values[4]}"
+                raise InputError(f"bbox has NaN or infinite values: centre ({values[0]}, {values[1]}), "
+                                 f"size {values[2]} x {values[3]}, theta {values[4]}")
             if abs(b.center.theta) > 1e-6:
-                return False, f"bbox.center.theta = {b.center.theta}: only axis-aligned boxes (theta 0) are supported"
+                raise InputError(f"bbox.center.theta = {b.center.theta}: only axis-aligned boxes (theta 0) are "
+                                 f"supported")
             box = messages.bbox_to_box(b)
             want = stamp_ns(request.header.stamp)
             with self._cond:
                 if not self._buffer:
+                    self._refuse("frame", "init_target before any frame")
                     return False, f"no frames received yet on {self.image_topic}"
                 if want == 0:
                     frame = self._buffer[next(reversed(self._buffer))]
@@ -412,45 +527,116 @@ class TrackerNode(Node):
                         oldest, newest = next(iter(self._buffer)), next(reversed(self._buffer))
                         why = ("newer than the newest frame received: not received (yet)" if want > newest else
                                "older than frame_buffer_seconds, or never received")
+                        self._refuse("frame", f"init_target on unknown stamp {format_stamp(want)}")
                         return False, (f"no frame with stamp {format_stamp(want)} in the buffer of the last "
                                        f"{len(self._buffer)} frames (stamps {format_stamp(oldest)} .. "
                                        f"{format_stamp(newest)}): {why}")
                 if target_id not in self._target_states and target_id not in self._pending_ids() \
                         and len(self._target_states) >= self._max_targets:
+                    self._refuse("max_targets", f"init_target '{target_id}'")
                     return False, (f"already tracking {len(self._target_states)} targets (max_targets = "
                                    f"{self._max_targets}): stop one first or re-use its id")
             if frame.shape is not None:
                 validate_box(box, frame.shape)
-            job = _Job("init", target_id, box=box, frame=frame)
-            return self._submit(job)
+                check_box_margin(box, frame.shape, self._box_margin)
         except InputError as err:
+            self._refuse("box", f"init_target '{target_id}': {err}")
             return False, f"bad box: {err}"
-        except Exception as err:  # never let a request take the node down
-            return False, f"internal error: {type(err).__name__}: {err}"
+        return self._submit(_Job("init", target_id, box=box, frame=frame))
 
     def _pending_ids(self) -> set:
-        return {j.target_id for j in self._jobs if j.kind == "init"}
+        return {j.target_id for j in self._jobs if j.kind == "init" and not j.finished}
 
-    def _on_stop_target(self, request, response):
-        if self.tracker is None:
-            response.success, response.message = (request.target_id == ""), self.tracker_error
-            return response
+    async def _on_stop_target(self, request, response):
         try:
-            ok, message = self._submit(_Job("stop", request.target_id))
+            if self.tracker is None:
+                ok, message = (request.target_id == ""), self.tracker_error
+            elif request.target_id and self._target_id_error(request.target_id):
+                message = self._target_id_error(request.target_id)
+                self._refuse("target_id", f"stop_target: {message}")
+                ok = False
+            else:
+                result = self._submit(_Job("stop", request.target_id))
+                if isinstance(result, _Job):
+                    result = await self._wait(result)
+                ok, message = result
         except Exception as err:
             ok, message = False, f"internal error: {type(err).__name__}: {err}"
         response.success, response.message = ok, message
-        self.get_logger().info(f"stop_target '{request.target_id}': {message}", throttle_duration_sec=1.0)
+        self.get_logger().info(f"stop_target '{request.target_id[:64]}': {message}", throttle_duration_sec=1.0)
         return response
 
-    def _submit(self, job: _Job) -> tuple[bool, str]:
+    def _submit(self, job: _Job):
+        """Queue a job (the _Job), or (False, "busy ...") when max_queued_requests jobs already wait."""
+        from rclpy.task import Future
+
         with self._cond:
+            if self._stop:
+                return False, "node is shutting down"
+            if job.kind == "init":
+                # A new init of an id replaces the older one: cancel it queued, abort its catch-up if running.
+                reason = f"superseded by a newer init_target for '{job.target_id}'"
+                for other in list(self._jobs) + [self._running_job]:
+                    if other is not None and other.kind == "init" and other.target_id == job.target_id:
+                        if self._cancel(other, reason):
+                            self._refuse("superseded", f"init_target '{job.target_id}'")
+            waiting = sum(1 for j in self._jobs if not j.finished)
+            if waiting >= self._max_queued:
+                self._refuse("busy", f"{job.kind}_target '{job.target_id}' with {waiting} requests queued")
+                return False, (f"busy: {waiting} requests are waiting for the tracker (max_queued_requests = "
+                               f"{self._max_queued}); try again")
+            executor = self.executor
+            job.future = Future(executor=executor)
+            job.future.add_done_callback(lambda _f: None)  # wakes the executor, which then resumes the waiting call
+            self._jobs = collections.deque(j for j in self._jobs if not j.finished)
             self._jobs.append(job)
+            job.timer = threading.Timer(self._init_timeout, self._expire, (job,))
+            job.timer.daemon = True
+            job.timer.start()
             self._cond.notify()
-        if not job.done.wait(INIT_TIMEOUT_S):
-            job.cancelled = True
-            return False, f"timed out after {INIT_TIMEOUT_S:.0f} s waiting for the tracker"
+        return job
+
+    async def _wait(self, job: _Job) -> tuple[bool, str]:
+        if self.executor is None:  # not spun by an executor (direct calls): block
+            job.done.wait()
+        else:
+            await job.future
         return job.success, job.message
+
+    def _finish(self, job: _Job, success: bool, message: str) -> bool:
+        """Answer a job once; False when it was answered already."""
+        with job.lock:
+            if job.finished:
+                return False
+            job.finished, job.success, job.message = True, success, message
+        if job.timer is not None:
+            job.timer.cancel()
+        job.done.set()
+        if job.future is not None:
+            job.future.set_result((success, message))
+        return True
+
+    def _cancel(self, job: _Job, reason: str) -> bool:
+        """Cancel and answer a job the worker has not claimed; False when it is claimed or answered."""
+        with job.lock:
+            if job.claimed or job.finished:
+                return False
+            job.cancelled = True
+        return self._finish(job, False, reason)
+
+    def _claim(self, job: _Job) -> bool:
+        """The worker commits to a job's result (install / stop); False when it was cancelled meanwhile."""
+        with job.lock:
+            if job.cancelled or job.finished:
+                return False
+            job.claimed = True
+            return True
+
+    def _expire(self, job: _Job) -> None:
+        if self._cancel(job, f"timed out after {self._init_timeout:g} s waiting for the tracker (init_timeout); "
+                             f"the request is cancelled" + (", the target is not installed" if job.kind == "init"
+                                                            else "")):
+            self._refuse("timeout", f"{job.kind}_target '{job.target_id}'")
 
     # ------------------------------------------------------------------ worker
     def _worker_loop(self) -> None:
@@ -461,106 +647,128 @@ class TrackerNode(Node):
                     self._cond.wait(0.5)
                 if self._stop:
                     for job in self._jobs:
-                        job.success, job.message = False, "node is shutting down"
-                        job.done.set()
+                        self._finish(job, False, "node is shutting down")
                     return
                 job = self._jobs.popleft() if self._jobs else None
                 frame = None
                 if job is None:
                     frame, self._mailbox = self._mailbox, None
+                elif job.finished:  # cancelled (timed out, superseded) while queued
+                    continue
+                self._running_job = job
             try:
                 if job is not None:
-                    if not job.cancelled:
-                        self._run_job(job)
-                    job.done.set()
+                    self._run_job(job)
                 else:
                     self._process(frame)
             except Exception as err:  # the worker must survive anything
                 if job is not None:
-                    job.success, job.message = False, f"tracker error: {type(err).__name__}: {err}"
-                    job.done.set()
+                    self._finish(job, False, f"tracker error: {type(err).__name__}: {err}")
                 if self._stop or not self.context.ok():
                     continue  # shutting down: the publishers are gone
                 with self.stats.lock:
                     self.stats.tracker_errors += 1
                     self.stats.last_tracker_error = f"{type(err).__name__}: {err}"
                 self.get_logger().error(f"tracker error: {type(err).__name__}: {err}", throttle_duration_sec=5.0)
+            finally:
+                with self._cond:
+                    self._running_job = None
 
     def _warm_up(self) -> None:
-        """One init + update on a synthetic frame, so the first real request does not pay for lazy set-up."""
+        """Build and run every graph the tracker can use (each scale set, the lost-mode search, every batch size up to
+        max_targets) before the first request, so nothing is exported or built in the middle of tracking."""
         if self.tracker is not None:
+            t0 = time.monotonic()
             try:
                 rng = np.random.default_rng(0)
                 img = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
                 self.tracker.init(img, (140, 100, 40, 40), "__warmup__")
                 self.tracker.update(img)
-            except Exception as err:
-                self.get_logger().warning(f"warm-up failed: {err}")
-            finally:
                 self.tracker.remove("__warmup__")
-                self.tracker.reset_timings()
+                calls = self.tracker.warm_up(self._start_max_targets)
+                self.get_logger().info(f"warmed up {len(calls)} graph calls (up to {self._start_max_targets} targets) "
+                                       f"in {time.monotonic() - t0:.1f} s")
+            except Exception as err:  # a backend that cannot run its graphs cannot track: ERROR, stay up
+                self.tracker_error = f"tracker unavailable: warm-up failed: {type(err).__name__}: {err}"
+                self.get_logger().error(f"{self.tracker_error}. The node stays up; init_target will fail.")
+                self.tracker = None
+            finally:
+                if self.tracker is not None:
+                    self.tracker.remove("__warmup__")
+                    self.tracker.reset_timings()
         self._ready = True
 
     def _run_job(self, job: _Job) -> None:
+        if self.tracker is None:
+            self._finish(job, job.kind == "stop" and job.target_id == "", self.tracker_error)
+            return
         if job.kind == "stop":
+            if not self._claim(job):
+                return
             ids = self.tracker.targets if job.target_id == "" else [job.target_id]
             stopped = [tid for tid in ids if self.tracker.remove(tid)]
             for tid in stopped:
                 self._target_states.pop(tid, None)
             if job.target_id == "":
-                job.success = True
-                job.message = f"stopped {', '.join(stopped)}" if stopped else "no targets were tracked"
+                self._finish(job, True, f"stopped {', '.join(stopped)}" if stopped else "no targets were tracked")
             elif stopped:
-                job.success, job.message = True, f"stopped {job.target_id}"
+                self._finish(job, True, f"stopped {job.target_id}")
             else:
-                job.success = False
-                job.message = f"no target '{job.target_id}' (tracked: {', '.join(self.tracker.targets) or 'none'})"
+                self._finish(job, False, f"no target '{job.target_id}' (tracked: "
+                                         f"{', '.join(self.tracker.targets) or 'none'})")
             return
         self._run_init(job)
 
     def _run_init(self, job: _Job) -> None:
         from siam_tracker_ros.tracking import InputError, SiamTracker
+        from siam_tracker_ros.tracking.tracker import check_box_margin
 
         tid = job.target_id
         if tid not in self.tracker.targets and len(self.tracker.targets) >= self._max_targets:
-            job.success, job.message = False, (f"already tracking {len(self.tracker.targets)} targets "
-                                               f"(max_targets = {self._max_targets})")
+            self._refuse("max_targets", f"init_target '{tid}'")
+            self._finish(job, False, f"already tracking {len(self.tracker.targets)} targets "
+                                     f"(max_targets = {self._max_targets})")
             return
         try:
             img = job.frame.decode()
         except ImageConversionError as err:
-            job.success, job.message = False, f"cannot use the frame {format_stamp(job.frame.stamp_ns)}: {err}"
+            self._finish(job, False, f"cannot use the frame {format_stamp(job.frame.stamp_ns)}: {err}")
             return
         s = job.frame.stamp_ns
         with self._cond:
             last = self._last_processed_ns
             catch_up = [f for ns, f in self._buffer.items() if last is not None and s < ns <= last]
         try:
-            if not catch_up:
-                self.tracker.init(img, job.box, tid)
-            else:
-                # Track the new target alone through the frames the others have already been tracked on.
-                side = SiamTracker(self.tracker.backend, self.tracker.cfg)
-                side.init(img, job.box, tid)
-                for f in catch_up:
-                    try:
-                        side.update(f.decode())
-                    except ImageConversionError:
-                        continue
-                self.tracker.adopt(tid, side)  # hand the caught-up state over
+            check_box_margin(job.box, img.shape, self._box_margin)
+            # The new target is initialised (and caught up) on a tracker of its own and handed over only if its
+            # request is still wanted: a timed-out or superseded init never installs anything.
+            side = SiamTracker(self.tracker.backend, self.tracker.cfg)
+            side.init(img, job.box, tid)
+            done = 0
+            for f in catch_up:  # track it alone through the frames the others have already been tracked on
+                if job.cancelled:
+                    return  # answered already (superseded or timed out): stop spending time on it
+                try:
+                    side.update(f.decode())
+                    done += 1
+                except ImageConversionError:
+                    continue
         except InputError as err:
-            job.success, job.message = False, f"bad box: {err}"
+            self._refuse("box", f"init_target '{tid}': {err}")
+            self._finish(job, False, f"bad box: {err}")
             return
+        if not self._claim(job):
+            return
+        self.tracker.adopt(tid, side)
         with self._cond:
             if last is None or s > last:
                 self._last_processed_ns = s  # frames up to the init frame must not move the new target
         self._target_states[tid] = {"state": "initialized", "confidence": 1.0, "box": list(job.box),
                                     "stamp": format_stamp(s), "lost_frames": 0}
         x, y, w, h = job.box
-        job.success = True
-        job.message = (f"tracking '{tid}' from box ({x:.1f}, {y:.1f}, {w:.1f} x {h:.1f}) on frame "
-                       f"{format_stamp(s)}" + (f", caught up over {len(catch_up)} buffered frames" if catch_up
-                                               else ""))
+        self._finish(job, True, f"tracking '{tid}' from box ({x:.1f}, {y:.1f}, {w:.1f} x {h:.1f}) on frame "
+                                f"{format_stamp(s)}" + (f", caught up over {done} buffered frames" if catch_up
+                                                        else ""))
 
     def _process(self, frame: _Frame) -> None:
         with self._cond:
@@ -588,6 +796,10 @@ class TrackerNode(Node):
         for det in dets:
             self.det_pub.publish(det)
         self.array_pub.publish(messages.make_detection_array(header, dets))
+        lost_frames = {tid: self.tracker.state(tid)["lost_frames"] for tid in results}
+        self.state_pub.publish(messages.make_state_array(header, [
+            messages.make_target_state(header, tid, r.box, r.confidence, r.lost, lost_frames[tid])
+            for tid, r in results.items()]))
         latency = (self.get_clock().now().nanoseconds - frame.stamp_ns) * 1e-9
         if self._publish_heatmap and self.heatmap_pub.get_subscription_count() > 0:
             from .image_codec import bgr_to_imgmsg
@@ -600,7 +812,7 @@ class TrackerNode(Node):
         self._target_states = {
             tid: {"state": messages.STATE_LOST if r.lost else messages.STATE_TRACKED,
                   "confidence": round(float(r.confidence), 3), "box": [round(float(v), 1) for v in r.box],
-                  "stamp": format_stamp(frame.stamp_ns), "lost_frames": self.tracker.state(tid)["lost_frames"]}
+                  "stamp": format_stamp(frame.stamp_ns), "lost_frames": lost_frames[tid]}
             for tid, r in results.items()}
         with self.stats.lock:
             self.stats.processed += 1
@@ -627,8 +839,8 @@ class TrackerNode(Node):
             proc = np.array(s.proc_times) if s.proc_times else None
             counts = dict(received=s.received, processed=s.processed, dropped=s.dropped,
                           conversion_errors=s.conversion_errors, tracker_errors=s.tracker_errors,
-                          heatmaps_published=s.heatmaps)
-            last_conv, last_err = s.last_conversion_error, s.last_tracker_error
+                          heatmaps_published=s.heatmaps, **{f"refused_{k}": v for k, v in s.refused.items()})
+            last_conv, last_err, last_refusal = s.last_conversion_error, s.last_tracker_error, s.last_refusal
         states = dict(self._target_states)
         name = self.get_fully_qualified_name()
 
@@ -655,8 +867,9 @@ class TrackerNode(Node):
             "input_rate_hz": f"{in_rate:.2f}", **{k: str(v) for k, v in counts.items()},
             "latency_median_ms": ms(lat, 50), "latency_p95_ms": ms(lat, 95),
             "processing_time_median_ms": ms(proc, 50), "targets": str(len(states)),
-            "frame_buffer_frames": str(len(self._buffer)),
-            "last_conversion_error": last_conv, "last_tracker_error": last_err,
+            "frame_buffer_frames": str(len(self._buffer)), "frame_buffer_bytes": str(self._buffer_bytes),
+            "queued_requests": str(sum(1 for j in list(self._jobs) if not j.finished)),
+            "last_conversion_error": last_conv, "last_tracker_error": last_err, "last_refusal": last_refusal,
         }
         main.values = [KeyValue(key=k, value=v) for k, v in values.items()]
         statuses = [main]
@@ -676,6 +889,8 @@ class TrackerNode(Node):
             self._stop = True
             self._cond.notify_all()
         self._worker.join(timeout=5.0)
+        for job in list(self._jobs):
+            self._finish(job, False, "node is shutting down")
 
 
 def main(args=None) -> int:

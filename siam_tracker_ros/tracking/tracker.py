@@ -25,6 +25,8 @@ from .crops import channel_mean, crop_square, exemplar_region, to_tensor_layout
 
 DEFAULT_TARGET = "default"
 MIN_CONFIDENCE_SPREAD = 0.5  # logits
+# How far a box may reach past the image, as a fraction of the image's width / height (validate_box).
+BOX_MARGIN = 1.0
 
 
 class InputError(ValueError):
@@ -94,7 +96,22 @@ def validate_box(box, frame_shape) -> np.ndarray:
     height, width = frame_shape[:2]
     if x >= width or y >= height or x + w <= 0 or y + h <= 0:
         raise InputError(f"box {b.tolist()} lies outside the {width}x{height} image")
+    check_box_margin(b, frame_shape, BOX_MARGIN)
     return b
+
+
+def check_box_margin(box, frame_shape, margin: float) -> None:
+    """InputError unless the box stays within `margin` x the image size of the image on every side.
+
+    Bounds the coordinates themselves: (-5e307, 100, 1e308, 20) overlaps the image but is not a box to track.
+    """
+    x, y, w, h = (float(v) for v in box)
+    height, width = frame_shape[:2]
+    mx, my = margin * width, margin * height
+    if not (x >= -mx and y >= -my and x + w <= width + mx and y + h <= height + my):
+        raise InputError(f"box {[x, y, w, h]} reaches too far outside the {width}x{height} image: every edge must "
+                         f"lie within {margin:g} x the image size of it (x in [{-mx:g}, {width + mx:g}], "
+                         f"y in [{-my:g}, {height + my:g}])")
 
 
 class SiamTracker:
@@ -117,7 +134,8 @@ class SiamTracker:
 
         config = config or Config()
         if backend is None:
-            backend = create_backend(config.backend, weights, expected_model=None)
+            backend = create_backend(config.backend, weights, expected_model=None,
+                                     max_batch=max_search_batch(config.tracking, config.backend.max_targets))
         return cls(backend, config.tracking)
 
     # ------------------------------------------------------------------ targets
@@ -333,6 +351,49 @@ class SiamTracker:
     def reset_timings(self) -> None:
         for k in self.timings:
             self.timings[k] = 0.0
+
+    def warm_up(self, max_targets: int) -> list[tuple[str, int, int]]:
+        """Run every backend call `update` can make with up to `max_targets` targets, so none is built lazily later.
+
+        Each template size, and each search graph (every input size of the scale set, the lost-mode search) at every
+        batch size it can get. Returns the (branch, input size, batch) calls made.
+        """
+        calls = []
+        rng = np.random.default_rng(0)
+        kernels = {}
+        for z_size in sorted({p[0] for p in self.pairs}):
+            z = rng.uniform(0, 255, (1, 3, z_size, z_size)).astype(np.float32)
+            kernels[z_size] = self.backend.template(z)
+            calls.append(("template", z_size, 1))
+        for z_size, x_size, batch in search_calls(self.cfg, max_targets):
+            x = rng.uniform(0, 255, (batch, 3, x_size, x_size)).astype(np.float32)
+            self.backend.search(x, np.repeat(kernels[z_size], batch, axis=0))
+            calls.append(("search", x_size, batch))
+        return calls
+
+
+def search_calls(cfg: TrackingConfig, max_targets: int) -> list[tuple[int, int, int]]:
+    """Every (exemplar size, search size, batch) `update` can send to the backend with up to `max_targets` targets.
+
+    Tracked targets send num_scales crops per input-size pair, lost ones one wider crop (pairs[0]'s exemplar size
+    at the lost-mode size); any split of the targets between the two states can happen.
+    """
+    pairs = [tuple(p) for p in cfg.test_sizes] if cfg.multi_scale_test else [(cfg.exemplar_size, cfg.instance_size)]
+    lost_key = (pairs[0][0], pairs[0][1] + 128)  # SiamTracker.lost_instance_size
+    calls = set()
+    for tracked in range(max_targets + 1):
+        for lost in range(max_targets + 1 - tracked):
+            groups: dict[tuple, int] = {}
+            for key in pairs:
+                groups[key] = groups.get(key, 0) + cfg.num_scales * tracked
+            groups[lost_key] = groups.get(lost_key, 0) + lost
+            calls.update((z, x, b) for (z, x), b in groups.items() if b > 0)
+    return sorted(calls)
+
+
+def max_search_batch(cfg: TrackingConfig, max_targets: int) -> int:
+    """The largest batch one search call can get: num_scales crops for each of `max_targets` tracked targets."""
+    return max(b for _, _, b in search_calls(cfg, max_targets))
 
 
 def track_sequence(tracker: SiamTracker, frames, init_box) -> tuple[np.ndarray, np.ndarray]:

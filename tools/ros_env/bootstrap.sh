@@ -201,7 +201,7 @@ fi
 # ---------------------------------------------------------------------------------------------------------
 step "build siam_tracker_ros" "5-package.log"
 ln -sfn "$ROOT" "$WS/src/siam_tracker_ros"
-PKG_INPUTS=(package.xml CMakeLists.txt srv scripts launch config siam_tracker_ros)
+PKG_INPUTS=(package.xml CMakeLists.txt msg srv scripts launch config siam_tracker_ros)
 [[ -d "$ROOT/weights" ]] && PKG_INPUTS+=(weights)
 PKG_HASH="$(hash_files "${PKG_INPUTS[@]}")"
 if up_to_date package "$PKG_HASH" && [[ -f "$INSTALL/share/siam_tracker_ros/package.xml" ]]; then
