@@ -127,3 +127,27 @@ def test_bad_files_are_refused_with_the_reason(tmp_path):
     np.savez(tmp_path / "shape.npz", **arrays)
     with pytest.raises(WeightsError, match="SiamFC AlexNet"):
         read_npz(tmp_path / "shape.npz")
+
+
+# The reference rows of ../shared/pretrained/README.md (plain SiamFC, standard hyper-parameters, the 11 held-out
+# tracks of config/train_default.yaml, one pass): the project's tracker must do at least as well with the same
+# untouched network.
+REFERENCE = {"fdsiamfc_w015.npz": (0.353, 0.376)}
+
+
+@needs_files
+@pytest.mark.parametrize("name", sorted(REFERENCE))
+def test_untouched_network_tracks_the_held_out_tracks_at_least_as_well_as_the_reference(name):
+    import yaml
+
+    from siam_tracker_ros.config import Config
+    from siam_tracker_ros.evaluation.runner import SiamAdapter, evaluate
+    from siam_tracker_ros.tracking import SiamTracker
+
+    held_out = yaml.safe_load((REPO / "config" / "train_default.yaml").read_text())["training"]["val_sequences"]
+    tracker = SiamTracker.from_config(Config(), weights=PRETRAINED / name)
+    run = evaluate(DATA / "train", [SiamAdapter(tracker, "untouched")], held_out)["untouched"]
+    score = run.overall()
+    auc, precision = REFERENCE[name]
+    assert score.sequences == 11
+    assert score.auc >= auc and score.precision20 >= precision, (score.auc, score.precision20)
