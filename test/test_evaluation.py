@@ -108,7 +108,7 @@ def test_restarts_score_every_start_from_its_own_frame():
     """--restarts: an oracle that returns the ground truth scores perfectly from every start; a tracker that freezes
     its init box scores better from later starts only if it is scored from its own init frame, not from frame 0."""
     from siam_tracker_ros.evaluation.runner import evaluate, summary_table
-    from siam_tracker_ros.training.datasets import load_sequences
+    from siam_tracker_ros.data import load_sequences
 
     names = ["vot-ball1", "scbt-Bowl"]
     gts = {s.name: s.boxes for s in load_sequences(DATA / "train") if s.name in names}

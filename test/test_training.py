@@ -45,7 +45,7 @@ def test_loss_prefers_the_right_map():
 
 @needs_data
 def test_pairs_from_real_frames():
-    from siam_tracker_ros.training.datasets import load_sequences
+    from siam_tracker_ros.data import load_sequences
 
     seqs = load_sequences(DATA / "train" / "vot-ball1")
     ds = PairDataset(seqs, 4, seed=3)
@@ -56,7 +56,7 @@ def test_pairs_from_real_frames():
 
 @needs_data
 def test_two_steps_lower_the_loss_and_resume(tmp_path):
-    from siam_tracker_ros.training.datasets import load_sequences
+    from siam_tracker_ros.data import load_sequences
     from siam_tracker_ros.training.trainer import TrainOptions, train
 
     torch.set_num_threads(1)
@@ -178,7 +178,7 @@ def test_training_with_a_teacher_and_members_refused(tmp_path):
 def _square_sequence(tmp_path):
     import cv2
 
-    from siam_tracker_ros.training.datasets import Sequence
+    from siam_tracker_ros.data import Sequence
 
     paths = []
     for k in range(3):
@@ -212,7 +212,7 @@ def test_patch_pairs_point_at_the_same_patch(tmp_path):
     import cv2
 
     from siam_tracker_ros.config import TrainingConfig
-    from siam_tracker_ros.training.datasets import Sequence
+    from siam_tracker_ros.data import Sequence
 
     rng = np.random.default_rng(0)
     paths = []

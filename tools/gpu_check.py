@@ -45,16 +45,16 @@ def install_missing() -> None:
 
 
 def load_sequence(folder: Path | None, n: int):
-    import cv2
     import numpy as np
 
     if folder is None:
         from siam_tracker_ros.synthetic import make_sequence
         frames, boxes = make_sequence(n_frames=n)
         return frames, np.asarray(boxes, dtype=float), "built-in synthetic sequence"
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".png"))[:n]
-    boxes = np.genfromtxt(folder / "groundtruth.txt", delimiter=",")[: len(files)]
-    return [cv2.imread(str(f)) for f in files], boxes, str(folder)
+    from siam_tracker_ros.data import load_sequence as load_folder
+
+    frames, boxes = load_folder(folder, n)
+    return frames, boxes, str(folder)
 
 
 def main() -> int:

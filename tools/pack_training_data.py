@@ -34,7 +34,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from siam_tracker_ros.training.datasets import load_sequences  # noqa: E402
+from siam_tracker_ros.data import load_sequences  # noqa: E402
 
 
 def crop_frame(img: np.ndarray, box: np.ndarray, context: float, max_side: int) -> tuple[np.ndarray, np.ndarray]:
