@@ -29,9 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .demo import (DemoError, add_common_arguments, find_params_file, format_node_line, init_box_source,
-                   load_sequence_info, node_counters, percentiles_ms, run_reporting_errors, run_session,
-                   sigterm_as_interrupt)
+from .demo import add_common_arguments, init_box_source, load_sequence_info, run_reporting_errors
+from .launcher import DemoError, find_params_file, sigterm_as_interrupt
+from .report import format_node_line, node_counters, percentiles_ms
+from .session import run_session
 
 
 def add_latency_parser(subparsers) -> argparse.ArgumentParser:
@@ -141,22 +142,28 @@ def format_load_report(title: str, rep: dict) -> str:
     return "\n".join(lines)
 
 
+def resized_sequence(args):
+    """load_sequence_info for a stream resized to --size: (description, ground truth scaled to that size, init box,
+    player source arguments, (width, height))."""
+    desc, gt, init_box, source = load_sequence_info(args)
+    if init_box is None and gt is None:
+        raise DemoError("no ground truth for this sequence: give --init-box X,Y,W,H")
+    size = tuple(int(v) for v in args.size.lower().split("x"))
+    if gt is not None and init_box is None and args.frames:  # boxes follow the resize of the frames
+        from ..data import list_images, read_frame
+
+        h0, w0 = read_frame(list_images(args.frames)[0]).shape[:2]
+        gt = gt * np.array([size[0] / w0, size[1] / h0, size[0] / w0, size[1] / h0])
+    return desc, gt, init_box, source, size
+
+
 def run_load(args) -> int:
     out = Path(args.out)
 
     def start():
-        desc, gt, init_box, source = load_sequence_info(args)
-        if init_box is None and gt is None:
-            raise DemoError("no ground truth for this sequence: give --init-box X,Y,W,H")
         if args.targets < 1:
             raise DemoError("--targets must be at least 1")
-        size = tuple(int(v) for v in args.size.lower().split("x"))
-        if gt is not None and init_box is None and args.frames:
-            import cv2
-
-            first = sorted(p for p in Path(args.frames).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-            h0, w0 = cv2.imread(str(first[0])).shape[:2]
-            gt = gt * np.array([size[0] / w0, size[1] / h0, size[0] / w0, size[1] / h0])
+        desc, gt, init_box, source, size = resized_sequence(args)
         extra = [(f"t{k}", box) for k, box in enumerate(spread_boxes(args.targets - 1, size), start=1)]
         player_args = list(source) + ["--loop", "--size", args.size, "--duration", f"{args.seconds:g}"]
         print(f"siam-tracker load: {desc} as {args.size} at {args.rate:g} Hz for {args.seconds:g} s, "
@@ -268,17 +275,7 @@ def run_latency(args) -> int:
     out = Path(args.out)
 
     def start():
-        desc, gt, init_box, source = load_sequence_info(args)
-        if init_box is None and gt is None:
-            raise DemoError("no ground truth for this sequence: give --init-box X,Y,W,H")
-        size = [int(v) for v in args.size.lower().split("x")]
-        if gt is not None and init_box is None and args.frames:
-            # boxes follow the resize of the frames
-            import cv2
-
-            first = sorted(p for p in Path(args.frames).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-            h0, w0 = cv2.imread(str(first[0])).shape[:2]
-            gt = gt * np.array([size[0] / w0, size[1] / h0, size[0] / w0, size[1] / h0])
+        desc, gt, init_box, source, size = resized_sequence(args)
         player_args = list(source) + ["--loop", "--size", args.size, "--duration", f"{args.seconds:g}"]
         print(f"siam-tracker latency: {desc} as {args.size} at {args.rate:g} Hz for {args.seconds:g} s")
         with sigterm_as_interrupt():

@@ -26,6 +26,15 @@ STATE_TRACKED = "tracked"  # names of the states in /diagnostics
 STATE_LOST = "lost"
 
 
+def stamp_ns(stamp) -> int:
+    """builtin_interfaces/Time -> integer nanoseconds (the key of frames and records)."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def format_stamp(ns: int) -> str:
+    return f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
+
+
 def box_to_bbox(box) -> BoundingBox2D:
     """(x, y, w, h) top-left box in pixels -> BoundingBox2D (centre + size)."""
     x, y, w, h = (float(v) for v in box)
