@@ -12,6 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ros_helpers import REPO_ROOT, neutral_cwd, ros_domain_env, start_python, stop  # noqa: E402,F401
 
+from siam_tracker_ros.data import fit_size  # noqa: E402
 from siam_tracker_ros.ros import player  # noqa: E402  (imports no rclpy)
 
 
@@ -62,8 +63,8 @@ def test_size_helpers():
     with pytest.raises(Exception):
         player.parse_size("640")
     img = np.zeros((100, 200, 3), np.uint8)
-    assert player.fit_size(img, (64, 32)).shape == (32, 64, 3)
-    assert player.fit_size(img, None) is img
+    assert fit_size(img, (64, 32)).shape == (32, 64, 3)
+    assert fit_size(img, None) is img
 
 
 # ------------------------------------------------------------------------------------------------ real processes

@@ -52,6 +52,14 @@ def read_groundtruth(path) -> np.ndarray:
     return read_box_file(path)
 
 
+def fit_size(img: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    """The image resized to (width, height) (area filter when shrinking), or itself when size is None or equal."""
+    if size is None or (img.shape[1], img.shape[0]) == tuple(size):
+        return img
+    interp = cv2.INTER_AREA if size[0] < img.shape[1] else cv2.INTER_LINEAR
+    return cv2.resize(img, tuple(size), interpolation=interp)
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Frame sources: frames in order from a folder, memory, a video file or a camera (the player's and `track`'s input)
 

@@ -157,6 +157,16 @@ def load_sequence_info(args) -> tuple[str, np.ndarray | None, tuple | None, list
     return desc, gt, args.init_box, source
 
 
+def session_from_args(args, out, player_args, init_box, gt, **options):
+    """run_session with the command line's rate and node options (weights, backend, parameters file, -p, domain id,
+    node timeout); Ctrl-C and SIGTERM stop the children."""
+    with sigterm_as_interrupt():
+        return run_session(out, player_args, init_box_source(init_box, gt), rate=args.rate, weights=args.weights,
+                           backend=args.backend, params_file=args.params_file or find_params_file(),
+                           node_params=args.param, domain_id=args.domain_id, node_timeout=args.node_timeout,
+                           **options)
+
+
 def run_demo(args) -> int:
     out = Path(args.out)
 
@@ -168,12 +178,7 @@ def run_demo(args) -> int:
         if args.max_frames:
             player_args += ["--count", str(args.max_frames)]
         print(f"siam-tracker demo: {desc} at {args.rate:g} Hz -> {out}/", flush=True)
-        with sigterm_as_interrupt():
-            session = run_session(out, player_args, init_box_source(init_box, gt), rate=args.rate,
-                                  weights=args.weights, backend=args.backend,
-                                  params_file=args.params_file or find_params_file(), node_params=args.param,
-                                  domain_id=args.domain_id, node_timeout=args.node_timeout)
-        return desc, gt, session
+        return desc, gt, session_from_args(args, out, player_args, init_box, gt)
 
     started, code = run_reporting_errors("demo", start)
     if code is not None:

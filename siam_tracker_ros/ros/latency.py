@@ -29,10 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .demo import add_common_arguments, init_box_source, load_sequence_info, run_reporting_errors
-from .launcher import DemoError, find_params_file, sigterm_as_interrupt
+from .demo import add_common_arguments, load_sequence_info, run_reporting_errors, session_from_args
+from .launcher import DemoError
 from .report import format_node_line, node_counters, percentiles_ms
-from .session import run_session
 
 
 def add_latency_parser(subparsers) -> argparse.ArgumentParser:
@@ -142,6 +141,22 @@ def format_load_report(title: str, rep: dict) -> str:
     return "\n".join(lines)
 
 
+def _report(command: str, args, start, formatter) -> int:
+    """Run `start()` (-> description, session, report), print the report and write it to --json."""
+    started, code = run_reporting_errors(command, start)
+    if code is not None:
+        return code
+    desc, session, rep = started
+    rep.update(sequence=desc, size=args.size, rate_hz=args.rate, weights=args.weights, backend=args.backend,
+               node_log=session.node_log)
+    print(formatter(f"siam-tracker {command}: {desc}, {args.size} at {args.rate:g} Hz", rep))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(rep, indent=1))
+        print(f"  figures written to {args.json}")
+    return 0 if rep["frames_answered"] > 0 else 1
+
+
 def resized_sequence(args):
     """load_sequence_info for a stream resized to --size: (description, ground truth scaled to that size, init box,
     player source arguments, (width, height))."""
@@ -168,29 +183,14 @@ def run_load(args) -> int:
         player_args = list(source) + ["--loop", "--size", args.size, "--duration", f"{args.seconds:g}"]
         print(f"siam-tracker load: {desc} as {args.size} at {args.rate:g} Hz for {args.seconds:g} s, "
               f"{args.targets} targets")
-        with sigterm_as_interrupt():
-            session = run_session(out, player_args, init_box_source(init_box, gt), rate=args.rate,
-                                  weights=args.weights, backend=args.backend,
-                                  params_file=args.params_file or find_params_file(), node_params=args.param,
-                                  domain_id=args.domain_id, node_timeout=args.node_timeout,
-                                  stream_timeout=args.seconds + 60.0, extra_targets=extra, sample_memory=True)
+        session = session_from_args(args, out, player_args, init_box, gt, stream_timeout=args.seconds + 60.0,
+                                    extra_targets=extra, sample_memory=True)
         rep = load_report(session.stamps, session.records, session.stamps[0][2], session.targets, session.memory,
                           window_s=args.window, node_diagnostics=session.node_diagnostics,
                           load_average=session.load_average)
         return desc, session, rep
 
-    started, code = run_reporting_errors("load", start)
-    if code is not None:
-        return code
-    desc, session, rep = started
-    rep.update(sequence=desc, size=args.size, rate_hz=args.rate, weights=args.weights, backend=args.backend,
-               node_log=session.node_log)
-    print(format_load_report(f"siam-tracker load: {desc}, {args.size} at {args.rate:g} Hz", rep))
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(rep, indent=1))
-        print(f"  figures written to {args.json}")
-    return 0 if rep["frames_answered"] > 0 else 1
+    return _report("load", args, start, format_load_report)
 
 
 def latency_report(stamps, records, init_stamp: int, window_s: float = 5.0, edge_s: float = 10.0,
@@ -278,28 +278,12 @@ def run_latency(args) -> int:
         desc, gt, init_box, source, size = resized_sequence(args)
         player_args = list(source) + ["--loop", "--size", args.size, "--duration", f"{args.seconds:g}"]
         print(f"siam-tracker latency: {desc} as {args.size} at {args.rate:g} Hz for {args.seconds:g} s")
-        with sigterm_as_interrupt():
-            session = run_session(out, player_args, init_box_source(init_box, gt), rate=args.rate,
-                                  weights=args.weights, backend=args.backend,
-                                  params_file=args.params_file or find_params_file(), node_params=args.param,
-                                  domain_id=args.domain_id, node_timeout=args.node_timeout,
-                                  stream_timeout=args.seconds + 60.0)
+        session = session_from_args(args, out, player_args, init_box, gt, stream_timeout=args.seconds + 60.0)
         rep = latency_report(session.stamps, session.records, session.stamps[0][2], window_s=args.window,
                              node_diagnostics=session.node_diagnostics, load_average=session.load_average)
         return desc, session, rep
 
-    started, code = run_reporting_errors("latency", start)
-    if code is not None:
-        return code
-    desc, session, rep = started
-    rep.update(sequence=desc, size=args.size, rate_hz=args.rate, weights=args.weights, backend=args.backend,
-               node_log=session.node_log)
-    print(format_report(f"siam-tracker latency: {desc}, {args.size} at {args.rate:g} Hz", rep))
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(rep, indent=1))
-        print(f"  figures written to {args.json}")
-    return 0 if rep["frames_answered"] > 0 else 1
+    return _report("latency", args, start, format_report)
 
 
 if __name__ == "__main__":
