@@ -35,12 +35,10 @@ that reason.
 from __future__ import annotations
 
 import collections
-import re
 import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
@@ -51,27 +49,25 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_
 from sensor_msgs.msg import CompressedImage, Image
 
 from siam_tracker_ros.msg import TrackedTargetArray
-from siam_tracker_ros.tracking.tracker import DEFAULT_TARGET
 from siam_tracker_ros.srv import InitTarget, StopTarget
 
 from . import diagnostics, messages
 from .diagnostics import Stats
 from .frame_buffer import TIME_JUMP_NS, Frame, FrameBuffer
-from .heatmap import render_heatmap
 from .image_codec import ImageConversionError, ImageTooLarge, check_layout, compressed_size, converter_name
 from .jobs import Job
 from .messages import format_stamp, stamp_ns
 from .params import PARAMS, TRACKING_PARAMS, descriptor
+from .requests import SERVICE_QUEUE_DEPTH, RequestsMixin
+from .worker import WorkerMixin
 
 NODE_NAME = "tracker_node"
-# A target being initialised lives in the tracker under this prefix + its id until its job is claimed (not a valid id:
-# no request can name it).
-PROVISIONAL_PREFIX = " init "
-SERVICE_QUEUE_DEPTH = 100
-TARGET_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:/-]+")
 
 
-class TrackerNode(Node):
+class TrackerNode(RequestsMixin, WorkerMixin, Node):
+    """The node: parameters, interfaces, image input and diagnostics here; the service side in requests.py, the
+    worker thread (which alone uses the tracker) in worker.py."""
+
     def __init__(self, node_name: str = NODE_NAME, **kwargs):
         super().__init__(node_name, **kwargs)
         self.tracker = None
@@ -251,15 +247,6 @@ class TrackerNode(Node):
             self.stats.last_refusal = f"{kind}: {message}"[:300]
         self.get_logger().warning(f"refused ({kind}): {message[:300]}", throttle_duration_sec=5.0)
 
-    def _target_id_error(self, target_id: str) -> str | None:
-        if len(target_id) > self._max_id_length:
-            return (f"target_id of {len(target_id)} characters is too long (max_target_id_length = "
-                    f"{self._max_id_length})")
-        if not TARGET_ID_PATTERN.fullmatch(target_id):
-            return (f"target_id {target_id[:32]!r} has characters other than A-Z a-z 0-9 _ . : / - (ids name "
-                    f"diagnostics statuses and log lines)")
-        return None
-
     # ------------------------------------------------------------------ image input
     def _on_image(self, msg: Image) -> None:
         try:
@@ -315,322 +302,6 @@ class TrackerNode(Node):
                 with self.stats.lock:
                     self.stats.dropped += 1
             self._cond.notify()
-
-    # ------------------------------------------------------------------ services
-    async def _on_init_target(self, request, response):
-        target_id = request.target_id or DEFAULT_TARGET
-        try:
-            bad_id = self._target_id_error(target_id)
-            if bad_id:
-                self._refuse("target_id", f"init_target: {bad_id}")
-                response.success, response.message, response.target_id = False, bad_id, ""
-                return response
-            response.target_id = target_id
-            result = self._init_target(request, target_id)
-            if isinstance(result, Job):
-                result = await self._wait(result)
-            ok, message = result
-        except Exception as err:  # never let a request take the node down
-            ok, message = False, f"internal error: {type(err).__name__}: {err}"
-        response.success, response.message = ok, message
-        if ok:
-            self.get_logger().info(f"init_target '{target_id}': {message}", throttle_duration_sec=1.0)
-        else:
-            self.get_logger().warning(f"init_target '{target_id}' refused: {message}", throttle_duration_sec=1.0)
-        return response
-
-    def _init_target(self, request, target_id: str):
-        """(False, reason) for a request refused at once, else the queued Job."""
-        from siam_tracker_ros.tracking import InputError, validate_box
-        from siam_tracker_ros.tracking.tracker import check_box_margin
-
-        if self.tracker is None:
-            return False, self.tracker_error
-        try:
-            b = request.bbox
-            values = [b.center.position.x, b.center.position.y, b.size_x, b.size_y, b.center.theta]
-            if not all(np.isfinite(values)):
-                raise InputError(f"bbox has NaN or infinite values: centre ({values[0]}, {values[1]}), "
-                                 f"size {values[2]} x {values[3]}, theta {values[4]}")
-            if abs(b.center.theta) > 1e-6:
-                raise InputError(f"bbox.center.theta = {b.center.theta}: only axis-aligned boxes (theta 0) are "
-                                 f"supported")
-            box = messages.bbox_to_box(b)
-            want = stamp_ns(request.header.stamp)
-            with self._cond:
-                if not len(self._frames):
-                    self._refuse("frame", "init_target before any frame")
-                    return False, f"no frames received yet on {self.image_topic}"
-                frame = self._frames.get(want)
-                if frame is None:
-                    oldest, newest = self._frames.oldest_ns, self._frames.newest_ns
-                    why = ("newer than the newest frame received: not received (yet)" if want > newest else
-                           "older than frame_buffer_seconds, or never received")
-                    self._refuse("frame", f"init_target on unknown stamp {format_stamp(want)}")
-                    return False, (f"no frame with stamp {format_stamp(want)} in the buffer of the last "
-                                   f"{len(self._frames)} frames (stamps {format_stamp(oldest)} .. "
-                                   f"{format_stamp(newest)}): {why}")
-                if target_id not in self._target_states and target_id not in self._pending_ids() \
-                        and len(self._target_states) >= self._max_targets:
-                    self._refuse("max_targets", f"init_target '{target_id}'")
-                    return False, (f"already tracking {len(self._target_states)} targets (max_targets = "
-                                   f"{self._max_targets}): stop one first or re-use its id")
-            if frame.shape is not None:
-                validate_box(box, frame.shape)
-                check_box_margin(box, frame.shape, self._box_margin)
-        except InputError as err:
-            self._refuse("box", f"init_target '{target_id}': {err}")
-            return False, f"bad box: {err}"
-        return self._submit(Job("init", target_id, box=box, frame=frame))
-
-    def _pending_ids(self) -> set:
-        return {j.target_id for j in self._jobs if j.kind == "init" and not j.finished}
-
-    async def _on_stop_target(self, request, response):
-        try:
-            if self.tracker is None:
-                ok, message = (request.target_id == ""), self.tracker_error
-            elif request.target_id and self._target_id_error(request.target_id):
-                message = self._target_id_error(request.target_id)
-                self._refuse("target_id", f"stop_target: {message}")
-                ok = False
-            else:
-                result = self._submit(Job("stop", request.target_id))
-                if isinstance(result, Job):
-                    result = await self._wait(result)
-                ok, message = result
-        except Exception as err:
-            ok, message = False, f"internal error: {type(err).__name__}: {err}"
-        response.success, response.message = ok, message
-        self.get_logger().info(f"stop_target '{request.target_id[:64]}': {message}", throttle_duration_sec=1.0)
-        return response
-
-    def _submit(self, job: Job):
-        """Queue a job (the Job), or (False, "busy ...") when max_queued_requests jobs already wait."""
-        from rclpy.task import Future
-
-        with self._cond:
-            if self._stop:
-                return False, "node is shutting down"
-            if job.kind == "init":
-                # A new init of an id replaces the older one: cancel it queued, abort its catch-up if running.
-                reason = f"superseded by a newer init_target for '{job.target_id}'"
-                for other in list(self._jobs) + [self._running_job]:
-                    if other is not None and other.kind == "init" and other.target_id == job.target_id:
-                        if other.cancel(reason):
-                            self._refuse("superseded", f"init_target '{job.target_id}'")
-            waiting = sum(1 for j in self._jobs if not j.finished)
-            if waiting >= self._max_queued:
-                self._refuse("busy", f"{job.kind}_target '{job.target_id}' with {waiting} requests queued")
-                return False, (f"busy: {waiting} requests are waiting for the tracker (max_queued_requests = "
-                               f"{self._max_queued}); try again")
-            executor = self.executor
-            job.future = Future(executor=executor)
-            job.future.add_done_callback(lambda _f: None)  # wakes the executor, which then resumes the waiting call
-            self._jobs = collections.deque(j for j in self._jobs if not j.finished)
-            self._jobs.append(job)
-            job.timer = threading.Timer(self._init_timeout, self._expire, (job,))
-            job.timer.daemon = True
-            job.timer.start()
-            self._cond.notify()
-        return job
-
-    async def _wait(self, job: Job) -> tuple[bool, str]:
-        if self.executor is None:  # not spun by an executor (direct calls): block
-            job.done.wait()
-        else:
-            await job.future
-        return job.success, job.message
-
-    def _expire(self, job: Job) -> None:
-        if job.cancel(f"timed out after {self._init_timeout:g} s waiting for the tracker (init_timeout); "
-                             f"the request is cancelled" + (", the target is not installed" if job.kind == "init"
-                                                            else "")):
-            self._refuse("timeout", f"{job.kind}_target '{job.target_id}'")
-
-    # ------------------------------------------------------------------ worker
-    def _worker_loop(self) -> None:
-        self._warm_up()
-        while True:
-            with self._cond:
-                while not self._stop and not self._jobs and self._frames.mailbox is None:
-                    self._cond.wait(0.5)
-                if self._stop:
-                    for job in self._jobs:
-                        job.finish(False, "node is shutting down")
-                    return
-                job = self._jobs.popleft() if self._jobs else None
-                frame = None
-                if job is None:
-                    frame = self._frames.take()
-                elif job.finished:  # cancelled (timed out, superseded) while queued
-                    continue
-                self._running_job = job
-            try:
-                if job is not None:
-                    self._run_job(job)
-                else:
-                    self._process(frame)
-            except Exception as err:  # the worker must survive anything
-                if job is not None:
-                    job.finish(False, f"tracker error: {type(err).__name__}: {err}")
-                if self._stop or not self.context.ok():
-                    continue  # shutting down: the publishers are gone
-                with self.stats.lock:
-                    self.stats.tracker_errors += 1
-                    self.stats.last_tracker_error = f"{type(err).__name__}: {err}"
-                self.get_logger().error(f"tracker error: {type(err).__name__}: {err}", throttle_duration_sec=5.0)
-            finally:
-                with self._cond:
-                    self._running_job = None
-
-    def _warm_up(self) -> None:
-        """Build and run every graph the tracker can use (each scale set, the lost-mode search, every batch size up to
-        max_targets) before the first request, so nothing is exported or built in the middle of tracking."""
-        if self.tracker is not None:
-            t0 = time.monotonic()
-            try:
-                rng = np.random.default_rng(0)
-                img = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
-                self.tracker.init(img, (140, 100, 40, 40), "__warmup__")
-                self.tracker.update(img)
-                self.tracker.remove("__warmup__")
-                calls = self.tracker.warm_up(self._start_max_targets)
-                self.get_logger().info(f"warmed up {len(calls)} graph calls (up to {self._start_max_targets} targets) "
-                                       f"in {time.monotonic() - t0:.1f} s")
-            except Exception as err:  # a backend that cannot run its graphs cannot track: ERROR, stay up
-                self.tracker_error = f"tracker unavailable: warm-up failed: {type(err).__name__}: {err}"
-                self.get_logger().error(f"{self.tracker_error}. The node stays up; init_target will fail.")
-                self.tracker = None
-            finally:
-                if self.tracker is not None:
-                    self.tracker.remove("__warmup__")
-                    self.tracker.reset_timings()
-        self._ready = True
-
-    def _run_job(self, job: Job) -> None:
-        if self.tracker is None:
-            job.finish(job.kind == "stop" and job.target_id == "", self.tracker_error)
-            return
-        if job.kind == "stop":
-            if not job.claim():
-                return
-            ids = self.tracker.targets if job.target_id == "" else [job.target_id]
-            stopped = [tid for tid in ids if self.tracker.remove(tid)]
-            for tid in stopped:
-                self._target_states.pop(tid, None)
-            if job.target_id == "":
-                job.finish(True, f"stopped {', '.join(stopped)}" if stopped else "no targets were tracked")
-            elif stopped:
-                job.finish(True, f"stopped {job.target_id}")
-            else:
-                job.finish(False, f"no target '{job.target_id}' (tracked: "
-                                         f"{', '.join(self.tracker.targets) or 'none'})")
-            return
-        self._run_init(job)
-
-    def _run_init(self, job: Job) -> None:
-        from siam_tracker_ros.tracking import InputError
-        from siam_tracker_ros.tracking.tracker import check_box_margin
-
-        tid = job.target_id
-        if tid not in self.tracker.targets and len(self.tracker.targets) >= self._max_targets:
-            self._refuse("max_targets", f"init_target '{tid}'")
-            job.finish(False, f"already tracking {len(self.tracker.targets)} targets "
-                                     f"(max_targets = {self._max_targets})")
-            return
-        try:
-            img = job.frame.decode()
-        except ImageConversionError as err:
-            job.finish(False, f"cannot use the frame {format_stamp(job.frame.stamp_ns)}: {err}")
-            return
-        s = job.frame.stamp_ns
-        with self._cond:
-            last = self._last_processed_ns
-            catch_up = self._frames.between(s, last) if last is not None else []
-        # The new target is initialised (and caught up) under a provisional id and installed under its own only if its
-        # request is still wanted: a timed-out or superseded init never installs anything.
-        provisional = PROVISIONAL_PREFIX + tid
-        try:
-            check_box_margin(job.box, img.shape, self._box_margin)
-            self.tracker.init(img, job.box, provisional)
-            done = 0
-            for f in catch_up:  # track it alone through the frames the others have already been tracked on
-                if job.cancelled:
-                    return  # answered already (superseded or timed out): stop spending time on it
-                try:
-                    self.tracker.update(f.decode(), ids=[provisional])
-                    done += 1
-                except ImageConversionError:
-                    continue
-            if not job.claim():
-                return
-            self.tracker.rename(provisional, tid)
-        except InputError as err:
-            self._refuse("box", f"init_target '{tid}': {err}")
-            job.finish(False, f"bad box: {err}")
-            return
-        finally:
-            self.tracker.remove(provisional)
-        with self._cond:
-            if last is None or s > last:
-                self._last_processed_ns = s  # frames up to the init frame must not move the new target
-        self._target_states[tid] = {"state": "initialized", "confidence": 1.0, "box": list(job.box),
-                                    "stamp": format_stamp(s), "lost_frames": 0}
-        x, y, w, h = job.box
-        job.finish(True, f"tracking '{tid}' from box ({x:.1f}, {y:.1f}, {w:.1f} x {h:.1f}) on frame "
-                                f"{format_stamp(s)}" + (f", caught up over {done} buffered frames" if catch_up
-                                                        else ""))
-
-    def _process(self, frame: Frame) -> None:
-        with self._cond:
-            last = self._last_processed_ns
-            if last is not None and frame.stamp_ns <= last:
-                # Not newer than what the targets have seen (a target was just initialized on a newer frame, or
-                # frames arrived out of order): tracking on it would move the targets back in time.
-                with self.stats.lock:
-                    self.stats.dropped += 1
-                return
-            if self.tracker is None or not self.tracker.targets:
-                self._last_processed_ns = frame.stamp_ns
-                return
-        t0 = time.monotonic()
-        try:
-            img = frame.decode()
-        except ImageConversionError as err:
-            self._conversion_error(err, received=False)
-            return
-        results = self.tracker.update(img)
-        with self._cond:
-            self._last_processed_ns = frame.stamp_ns
-        header = frame.header
-        dets = [messages.detection_from_result(header, r, self._class_id) for r in results.values()]
-        for det in dets:
-            self.det_pub.publish(det)
-        self.array_pub.publish(messages.make_detection_array(header, dets))
-        lost_frames = {tid: self.tracker.state(tid)["lost_frames"] for tid in results}
-        self.state_pub.publish(messages.make_state_array(header, [
-            messages.make_target_state(header, tid, r.box, r.confidence, r.lost, lost_frames[tid])
-            for tid, r in results.items()]))
-        latency = (self.get_clock().now().nanoseconds - frame.stamp_ns) * 1e-9
-        if self._publish_heatmap and self.heatmap_pub.get_subscription_count() > 0:
-            from .image_codec import bgr_to_imgmsg
-
-            self.heatmap_pub.publish(bgr_to_imgmsg(render_heatmap(img, results.values(), self._heatmap_alpha),
-                                                   header))
-            with self.stats.lock:
-                self.stats.heatmaps += 1
-        done = time.monotonic()
-        self._target_states = {
-            tid: {"state": messages.STATE_LOST if r.lost else messages.STATE_TRACKED,
-                  "confidence": round(float(r.confidence), 3), "box": [round(float(v), 1) for v in r.box],
-                  "stamp": format_stamp(frame.stamp_ns), "lost_frames": lost_frames[tid]}
-            for tid, r in results.items()}
-        with self.stats.lock:
-            self.stats.processed += 1
-            self.stats.processed_times.append(done)
-            self.stats.latencies.append(latency)
-            self.stats.proc_times.append(done - t0)
 
     # ------------------------------------------------------------------ diagnostics
     def _publish_diagnostics(self) -> None:
