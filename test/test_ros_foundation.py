@@ -3,13 +3,14 @@
 import ast
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from ros_helpers import REPO_ROOT, install_prefix, require_rclpy, run_python, start_python, stop
+from ros_helpers import REPO_ROOT, install_prefix, neutral_cwd, require_rclpy, run_python, start_python, stop
 from ros_helpers import ros_domain_env  # noqa: F401  (pytest fixture)
 
 PKG = "siam_tracker_ros"
@@ -27,6 +28,7 @@ def _install() -> Path:
 @pytest.mark.parametrize("rel", [
     "lib/siam_tracker_ros/tracker_node",
     "lib/siam_tracker_ros/frame_player",
+    "bin/siam-tracker",
     "share/siam_tracker_ros/launch/tracker.launch.py",
     "share/siam_tracker_ros/config/tracker.yaml",
     "share/siam_tracker_ros/package.xml",
@@ -55,6 +57,16 @@ def test_installed_python_package_merges_sources_and_generated_srv():
         if "__pycache__" not in src.parts:
             assert (pkg / src.relative_to(REPO_ROOT / PKG)).is_file(), "not installed: %s" % src
     assert (pkg / "__init__.py").read_text() == (REPO_ROOT / PKG / "__init__.py").read_text()
+
+
+def test_siam_tracker_command_is_on_the_path_of_the_sourced_install():
+    """The README's `siam-tracker`: after sourcing the install (make test has sourced .ros/env.sh), a bare command."""
+    prefix = _install()
+    found = shutil.which("siam-tracker", path=os.environ.get("PATH", ""))
+    assert found is not None and Path(found).resolve() == (prefix / "bin" / "siam-tracker").resolve(), found
+    res = subprocess.run(["siam-tracker", "--help"], capture_output=True, text=True, timeout=120,
+                         cwd=neutral_cwd())
+    assert res.returncode == 0 and "track" in res.stdout and "demo" in res.stdout, res.stdout + res.stderr
 
 
 def test_installed_files_are_the_sources():
