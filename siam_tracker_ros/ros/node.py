@@ -56,6 +56,7 @@ from .diagnostics import Stats
 from .frame_buffer import TIME_JUMP_NS, Frame, FrameBuffer
 from .image_codec import ImageConversionError, ImageTooLarge, check_layout, compressed_size, converter_name
 from .jobs import Job
+from .lifetime import close_node
 from .messages import format_stamp, stamp_ns
 from .params import PARAMS, TRACKING_PARAMS, descriptor
 from .requests import SERVICE_QUEUE_DEPTH, RequestsMixin
@@ -349,10 +350,7 @@ def main(args=None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        if node is not None:
-            node.shutdown()
-            node.destroy_node()
-        rclpy.try_shutdown()
+        close_node(node)
     return 0
 
 

@@ -151,11 +151,9 @@ def run_play(args, ros_args: list[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        if node is not None:
-            node.shutdown()
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+        from .lifetime import close_node
+
+        close_node(node)
         for s, h in old.items():
             signal.signal(s, h)
         if profile:

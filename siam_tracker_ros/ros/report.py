@@ -101,6 +101,14 @@ def format_node_line(n: dict) -> str:
             f"{n['processing_time_median_ms']} ms per frame (median)")
 
 
+def load_average_line(figures: dict) -> list[tuple[str, str]]:
+    """[("machine load average", "... at start, ... at end (N CPUs)")], or [] when the run did not record it."""
+    load = figures.get("load_average", ())
+    if len(load) != 2:
+        return []
+    return [("machine load average", f"{load[0]:.1f} at start, {load[1]:.1f} at end ({os.cpu_count()} CPUs)")]
+
+
 def format_table(title: str, s: dict, extra: list[tuple[str, str]] = ()) -> str:
     lat = s["latency"]
 
@@ -119,8 +127,7 @@ def format_table(title: str, s: dict, extra: list[tuple[str, str]] = ()) -> str:
         ("frames reported lost", str(s["frames_lost_state"])),
         ("latency stamp->receipt", f"p50 {f(lat['p50_ms'])} ms, p95 {f(lat['p95_ms'])} ms, max {f(lat['max_ms'])} ms"),
         ("node (its /diagnostics)", format_node_line(s.get("node", {}))),
-    ] + ([("machine load average", f"{s['load_average'][0]:.1f} at start, {s['load_average'][1]:.1f} at end "
-                                   f"({os.cpu_count()} CPUs)")] if len(s.get("load_average", ())) == 2 else [])
+    ] + load_average_line(s)
     lines += list(extra)
     width = max(len(k) for k, _ in lines)
     return "\n".join([title] + [f"  {k.ljust(width)}  {v}" for k, v in lines])
