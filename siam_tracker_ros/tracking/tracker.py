@@ -22,6 +22,7 @@ import numpy as np
 
 from ..config import Config, TrackingConfig
 from .crops import channel_mean, crop_square, exemplar_region, to_tensor_layout
+from .geometry import from_center, to_center
 
 DEFAULT_TARGET = "default"
 MIN_CONFIDENCE_SPREAD = 0.5  # logits
@@ -156,14 +157,14 @@ class SiamTracker:
 
     def state(self, target_id: str) -> dict:
         t = self._targets[target_id]
-        return {"box": [t.cx - t.w / 2, t.cy - t.h / 2, t.w, t.h], "lost": t.lost, "lost_frames": t.lost_frames}
+        return {"box": list(from_center(t.cx, t.cy, t.w, t.h)), "lost": t.lost, "lost_frames": t.lost_frames}
 
     # ------------------------------------------------------------------ init
     def init(self, frame, box, target_id: str = DEFAULT_TARGET) -> None:
         """Start (or restart) tracking `target_id` at `box` (x, y, w, h) on `frame`."""
         frame = prepare_frame(frame)
-        x, y, w, h = validate_box(box, frame.shape)
-        target = _Target(cx=x + w / 2.0, cy=y + h / 2.0, w=w, h=h)
+        cx, cy, w, h = to_center(validate_box(box, frame.shape))
+        target = _Target(cx=cx, cy=cy, w=w, h=h)
         pad = channel_mean(frame)
         s_z = exemplar_region(w, h, self.cfg.context)
         for z_size in sorted({p[0] for p in self.pairs}):
@@ -347,7 +348,7 @@ class SiamTracker:
 
     @staticmethod
     def _result(tid, t: _Target, confidence, up, response_region) -> TrackResult:
-        box = np.array([t.cx - t.w / 2.0, t.cy - t.h / 2.0, t.w, t.h])
+        box = np.array(from_center(t.cx, t.cy, t.w, t.h))
         return TrackResult(tid, box, confidence, t.lost, _sigmoid(up).astype(np.float32), response_region)
 
     def reset_timings(self) -> None:
