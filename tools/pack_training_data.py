@@ -34,7 +34,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from siam_tracker_ros.data import load_sequences  # noqa: E402
+from siam_tracker_ros.data import load_sequences, read_frame  # noqa: E402
 
 
 def crop_frame(img: np.ndarray, box: np.ndarray, context: float, max_side: int) -> tuple[np.ndarray, np.ndarray]:
@@ -73,8 +73,9 @@ def pack(src: Path, out: Path, held_out: set[str], context: float, max_side: int
         d.mkdir()
         lines = []
         for k, i in enumerate(idx):
-            img = cv2.imread(seq.frame_paths[i], cv2.IMREAD_COLOR)
-            if img is None:
+            try:
+                img = read_frame(seq.frame_paths[i])
+            except OSError:
                 continue
             part, box = crop_frame(img, seq.boxes[i], context, max_side)
             ok, buf = cv2.imencode(".jpg", part, [cv2.IMWRITE_JPEG_QUALITY, quality])
