@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from siam_tracker_ros.evaluation import metrics as m
+from siam_tracker_ros.data import data_root
 
 
 def _gt(n=10):
@@ -62,11 +63,8 @@ def test_absent_frames_excluded_and_equal_weights():
 
 
 # ---------------------------------------------------------------------------------------------- eval on real data
-import os  # noqa: E402
-from pathlib import Path  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("SIAM_DATA_DIR", REPO.parent / "shared" / "data"))
+DATA = data_root()
 
 
 @pytest.mark.skipif(not (DATA / "train").is_dir(), reason=f"real sequences not found at {DATA}/train "

@@ -29,7 +29,9 @@ PARAMS_FILE = REPO_ROOT / "config" / "tracker.yaml"
 
 
 def _data_dir() -> Path:
-    return Path(os.environ.get("SIAM_DATA_DIR") or REPO_ROOT.parent / "shared" / "data")
+    from siam_tracker_ros.data import data_root
+
+    return data_root()
 
 
 def _installed_pkg_dir() -> Path | None:

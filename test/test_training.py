@@ -1,19 +1,17 @@
 """Training: labels and loss, a short real training run that lowers the loss, checkpoint + --resume."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from siam_tracker_ros.config import Config, ModelConfig
+from siam_tracker_ros.data import data_root
 from siam_tracker_ros.training.loss import balanced_weights, distillation_loss, make_labels, pair_loss
 from siam_tracker_ros.training.pairs import AugmentConfig, PairDataset, collate_to
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("SIAM_DATA_DIR", REPO.parent / "shared" / "data"))
+DATA = data_root()
 needs_data = pytest.mark.skipif(not (DATA / "train").is_dir(),
                                 reason=f"real sequences not found at {DATA}/train (set SIAM_DATA_DIR)")
 SMALL = ModelConfig(width=0.125, use_se=True, use_fusion=True, use_gam=True)

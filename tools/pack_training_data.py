@@ -34,7 +34,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from siam_tracker_ros.data import load_sequences, read_frame  # noqa: E402
+from siam_tracker_ros.data import data_root, load_sequences, read_frame  # noqa: E402
 
 
 def crop_frame(img: np.ndarray, box: np.ndarray, context: float, max_side: int) -> tuple[np.ndarray, np.ndarray]:
@@ -104,7 +104,7 @@ def ensure_excluded(repo: Path, entry: str = "/.traindata/") -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--src", default=str(REPO.parent / "shared" / "data" / "train"))
+    ap.add_argument("--src", default=str(data_root() / "train"))
     ap.add_argument("--out", default=str(REPO / ".traindata"))
     ap.add_argument("--config", default=str(REPO / "config" / "train_default.yaml"),
                     help="training YAML whose training.val_sequences are the held-out sequences")

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data import load_many, read_frame, split_sequences
+from ..data import data_root, load_many, read_frame, split_sequences
 from ..model import load_weights
 from ..training.pairs import channel_mean, exemplar_side, warp_crop
 
@@ -62,7 +62,7 @@ def check(weights: str, z: torch.Tensor, x: torch.Tensor, ks: np.ndarray) -> dic
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("weights", nargs="+")
-    ap.add_argument("--data", default=str(REPO_ROOT.parent / "shared" / "data" / "train"))
+    ap.add_argument("--data", default=str(data_root() / "train"))
     ap.add_argument("--config", default=str(REPO_ROOT / "config" / "train_default.yaml"),
                     help="YAML whose training.val_sequences are used")
     ap.add_argument("--pairs", type=int, default=100)
