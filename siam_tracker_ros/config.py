@@ -79,7 +79,7 @@ class TrackingConfig:
     instance_size: int = 255
     context: float = 0.5  # context margin around the target, as a fraction of (w + h)
     num_scales: int = 3
-    scale_step: float = 1.0375
+    scale_step: float = 1.08  # SiamFC: 1.0375; tuned on the training tracks (docs/training.md)
     scale_penalty: float = 0.9745
     scale_lr: float = 0.59  # damping of the size update
     window_influence: float = 0.176  # cosine window weight
@@ -90,8 +90,9 @@ class TrackingConfig:
     multi_scale_test: bool = False
     test_sizes: list = field(default_factory=lambda: [[127, 255], [191, 319], [255, 383]])
     # Confidence in [0, 1] and the lost / re-acquire state.
-    lost_threshold: float = 0.35  # below this the target is reported lost
-    found_threshold: float = 0.5  # a lost target is re-acquired above this
+    lost_threshold: float = 0.5  # below this the target is reported lost (its box still follows the best match)
+    found_threshold: float = 0.55  # a lost target is reported tracked again above this
+    freeze_threshold: float = 0.35  # below this (and lost_threshold) the box freezes and a wider area is searched
     lost_search_growth: float = 1.5  # the search area grows by this per lost frame ...
     lost_search_max: float = 3.0  # ... up to this factor
 
@@ -123,6 +124,8 @@ class TrackingConfig:
         _check(_is_number(self.lost_threshold) and _is_number(self.found_threshold)
                and 0.0 <= self.lost_threshold <= self.found_threshold <= 1.0, "tracking.lost_threshold",
                self.lost_threshold, "<= found_threshold, both in [0, 1]")
+        _check(_is_number(self.freeze_threshold) and 0.0 <= self.freeze_threshold <= 1.0, "tracking.freeze_threshold",
+               self.freeze_threshold, "in [0, 1]")
         _check(_is_number(self.lost_search_growth) and 1.0 <= self.lost_search_growth <= 10.0,
                "tracking.lost_search_growth", self.lost_search_growth, "in [1, 10]")
         _check(_is_number(self.lost_search_max) and 1.0 <= self.lost_search_max <= 10.0, "tracking.lost_search_max",

@@ -33,9 +33,12 @@ PARAMS: tuple[Param, ...] = (
     Param("max_targets", 4, "Most targets tracked at once; init_target for one more fails. Every graph and batch size "
           "is built for it at start-up: it can be lowered at run time, raised only up to its start-up value.",
           range=(1, 64)),
-    Param("lost_threshold", 0.35, "Confidence below which a target is reported lost (must be <= "
-          "found_threshold).", range=(0.0, 1.0)),
-    Param("found_threshold", 0.5, "Confidence above which a lost target is re-acquired.", range=(0.0, 1.0)),
+    Param("lost_threshold", 0.5, "Confidence below which a target is reported lost (must be <= "
+          "found_threshold); its box still follows the best match.", range=(0.0, 1.0)),
+    Param("found_threshold", 0.55, "Confidence above which a lost target is reported tracked again.",
+          range=(0.0, 1.0)),
+    Param("freeze_threshold", 0.35, "Confidence below which (and below lost_threshold) the box freezes and a wider "
+          "area is searched until found_threshold is reached.", range=(0.0, 1.0)),
     Param("window_influence", 0.176, "Weight of the cosine window (motion prior) on the response map.",
           range=(0.0, 1.0)),
     Param("reliable_qos", False, "Subscribe to images with RELIABLE QoS; false = sensor-data QoS (best effort).",
@@ -65,7 +68,7 @@ PARAMS: tuple[Param, ...] = (
     Param("heatmap_alpha", 0.5, "Opacity of the coloured response map in the heatmap image.", range=(0.0, 1.0)),
     Param("diagnostics_period", 1.0, "Seconds between /diagnostics messages.", read_only=True, range=(0.1, 60.0)),
 )
-TRACKING_PARAMS = ("lost_threshold", "found_threshold", "window_influence")
+TRACKING_PARAMS = ("lost_threshold", "found_threshold", "freeze_threshold", "window_influence")
 
 
 def descriptor(p: Param) -> ParameterDescriptor:

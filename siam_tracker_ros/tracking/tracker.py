@@ -4,13 +4,19 @@ Per frame, every tracked target contributes `num_scales` search crops (and one w
 of one input size go through the backend's search branch as one batch. The template branch runs only in `init`.
 
 Confidence. Raw SiamFC peaks hardly move when the target disappears, because the response is read after
-normalisation, and their scale differs from target to target. The network here is trained with the logistic loss
-(eq. 7-9) on positive and negative pairs, so its logits do drop where the target is absent. On the init frame each
+normalisation, and their scale differs from target to target. Read as logits they do drop. On the init frame each
 target records its own scale: the peak logit on itself (`reference`) and the median logit of that response (`floor`,
 the level of "background"). The confidence of a later peak is (peak - floor) / (reference - floor), clipped to [0, 1]:
-about 1 while the target looks as it did, near 0 when only background is left. Below `lost_threshold` it is lost:
-its box is frozen and the tracker searches a wider area (a larger input at the same resolution, so the template
-still matches in scale) until the confidence climbs back over `found_threshold`.
+about 0.6-1 while the target is in view, 0.3-0.5 when the camera shows another scene (the pretrained networks still
+find some texture to match there), near 0 when only flat background is left.
+
+Two levels act on it. Below `lost_threshold` the target is *reported* lost (a controller must not steer by it) but
+the box keeps following the best match, so a target that only looks different for a while is not given up; it is
+reported tracked again above `found_threshold`. Below `freeze_threshold` (the lower of the two) the box freezes and
+the tracker searches a wider area (a larger input at the same resolution, so the template still matches in scale)
+until the confidence climbs back over `found_threshold`. Measured on the training tracks: freezing at 0.5 instead
+of 0.35 costs 0.06 success AUC, while reporting at 0.5 flags 30 of 30 frames after camera cuts on two of three
+tests (docs/design.md).
 """
 from __future__ import annotations
 
@@ -54,7 +60,8 @@ class _Target:
     kernels: dict = field(default_factory=dict)  # exemplar size -> (1, C, k, k)
     reference: float = 1.0  # peak logit of the target on its init frame
     floor: float = 0.0  # median logit of that response: the background level
-    lost: bool = False
+    lost: bool = False  # reported state
+    searching: bool = False  # box frozen, wide search (confidence fell below freeze_threshold)
     lost_frames: int = 0
     growth: float = 1.0
 
@@ -196,7 +203,7 @@ class SiamTracker:
         groups: dict[tuple, list] = {}
         for tid, t in targets.items():
             s_z = exemplar_region(t.w, t.h, self.cfg.context)
-            if t.lost:
+            if t.searching:
                 z_size = self.pairs[0][0]
                 x_size = self.lost_instance_size
                 region = s_z * x_size / z_size * t.growth
@@ -229,7 +236,7 @@ class SiamTracker:
 
         results = {}
         for tid, t in targets.items():
-            if t.lost:
+            if t.searching:
                 results[tid] = self._update_lost(tid, t, logits, regions, frame.shape)
             else:
                 results[tid] = self._update_tracked(tid, t, logits, regions, frame.shape)
@@ -302,10 +309,14 @@ class SiamTracker:
         region = regions[(tid, z0, x0, best)]
         confidence = self._confidence(t, peaks[best])
         response_region = (t.cx, t.cy, up.shape[0] * cfg.total_stride / cfg.response_upsample * region / x0)
-        if confidence < cfg.lost_threshold:
+        if confidence < min(cfg.freeze_threshold, cfg.lost_threshold):
             # Freeze the box rather than follow a distractor; search wider from the next frame on.
-            t.lost, t.lost_frames, t.growth = True, 1, 1.0
+            t.lost, t.searching, t.growth = True, True, 1.0
+            t.lost_frames += 1
         else:
+            # Reported state with hysteresis; the box follows the best match either way.
+            t.lost = confidence < (cfg.found_threshold if t.lost else cfg.lost_threshold)
+            t.lost_frames = t.lost_frames + 1 if t.lost else 0
             dx, dy = self._locate(up, cfg.window_influence)
             t.cx += self._to_image(dx, region, x0)
             t.cy += self._to_image(dy, region, x0)
@@ -328,7 +339,7 @@ class SiamTracker:
             dx, dy = self._locate(up, 0.0)  # no motion prior: the target may be anywhere in the wide area
             t.cx += self._to_image(dx, region, self.lost_instance_size)
             t.cy += self._to_image(dy, region, self.lost_instance_size)
-            t.lost, t.lost_frames, t.growth = False, 0, 1.0
+            t.lost, t.searching, t.lost_frames, t.growth = False, False, 0, 1.0
             self._clamp(t, frame_shape)
         else:
             t.lost_frames += 1
