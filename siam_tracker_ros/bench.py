@@ -39,23 +39,14 @@ def add_bench_parser(sub) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- frames
-def default_sequence() -> Path | None:
-    root = Path(os.environ.get("SIAM_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
-    for name in ("vot-car1", "otb-Football1", "davis-car-roundabout"):
-        seq = root / "train" / name
-        if (seq / "groundtruth.txt").is_file():
-            return seq
-    return None
-
-
 def load_frames(data: str | None, n: int) -> tuple[list[np.ndarray], np.ndarray, str]:
     import cv2
 
-    seq = Path(data) if data else default_sequence()
+    from .data import find_sequence, load_sequence
+
+    seq = Path(data) if data else find_sequence()
     if seq is not None:
-        files = sorted(p for p in seq.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:n]
-        frames = [cv2.imread(str(f)) for f in files]
-        boxes = np.genfromtxt(seq / "groundtruth.txt", delimiter=",")[: len(frames)]
+        frames, boxes = load_sequence(seq, n)
         source = str(seq)
     else:
         from .synthetic import make_sequence

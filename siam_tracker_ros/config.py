@@ -143,7 +143,7 @@ class BackendConfig:
     device: str = "auto"  # auto | cpu | cuda
     fp16: bool = True  # on CUDA only
     num_threads: int = 0  # 0 = library default
-    onnx_dir: str = ""  # where exported graphs are kept; empty = a cache dir next to the weights
+    onnx_dir: str = ""  # where exported graphs are kept; empty = $XDG_CACHE_HOME or ~/.cache, siam_tracker_ros/onnx
     engine_cache_dir: str = ""  # TensorRT engines; empty = ~/.cache/siam_tracker_ros/engines
     max_targets: int = 4
     model: str = "auto"  # shipped weights when none are named: auto (large on CUDA, small on CPU) | small | large

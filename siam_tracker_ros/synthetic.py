@@ -148,6 +148,36 @@ def _tight_box(alpha: np.ndarray) -> np.ndarray:
     return np.array([cols[0], rows[0], cols[-1] + 1 - cols[0], rows[-1] + 1 - rows[0]], dtype=np.float64)
 
 
+def _jitter(t: float, amp, phase) -> np.ndarray:
+    """Small smooth deviation of the object's path at time t (hand-held look): two sinusoids per axis, pixels."""
+    jx = amp[0] * (math.sin(2 * np.pi * 2.3 * t + phase[0, 0]) + 0.5 * math.sin(2 * np.pi * 5.1 * t + phase[0, 1]))
+    jy = amp[1] * (math.sin(2 * np.pi * 1.7 * t + phase[1, 0]) + 0.5 * math.sin(2 * np.pi * 4.3 * t + phase[1, 1]))
+    return np.array([jx, jy])
+
+
+def _occlude(frame, t, centre, a_obj, occ_sprite, occ_alpha, width, unit) -> float:
+    """Composite the occluder while t is in its time window; the fraction of the object's matte it covers."""
+    t0, t1 = _OCCLUDER_T
+    if not t0 <= t <= t1:
+        return 0.0
+    occ_h, occ_w = occ_alpha.shape[:2]
+    u = (t - t0) / (t1 - t0)
+    ox = (_OCCLUDER_X[0] + (_OCCLUDER_X[1] - _OCCLUDER_X[0]) * u) * width
+    oy = centre[1] + 10 * unit
+    mo = np.array([[1.0, 0.0, ox - occ_w / 2.0], [0.0, 1.0, oy - occ_h / 2.0]])
+    a_occ = _composite(frame, occ_sprite, occ_alpha, mo)
+    covered = ((a_obj >= 0.5) & (a_occ >= 0.5)).sum()
+    return float(covered) / max(float((a_obj >= 0.5).sum()), 1.0)
+
+
+def _light(frame, t, light_phase, xs, ys):
+    """A global gain (0.75..1.2) and a brightness gradient travelling across the image."""
+    gain = 0.975 + 0.225 * math.sin(2 * np.pi * 0.8 * t + light_phase)
+    gx, gy = math.cos(2 * np.pi * 0.5 * t), math.sin(2 * np.pi * 0.5 * t)
+    light = (gain * (1.0 + 0.18 * (gx * xs + gy * ys))).astype(np.float32)
+    return cv2.multiply(frame, cv2.merge([light, light, light]))
+
+
 def make_sequence(n_frames: int = DEFAULT_FRAMES, size: tuple[int, int] = DEFAULT_SIZE, seed: int = 0,
                   return_info: bool = False):
     """Render the built-in sequence.
@@ -206,11 +236,7 @@ def make_sequence(n_frames: int = DEFAULT_FRAMES, size: tuple[int, int] = DEFAUL
 
         # 2. the object: similarity transform of the sprite about its centre
         kx, ky, scale, angle = _catmull_rom(_KEYFRAMES, t)
-        jx = jitter_amp[0] * (math.sin(2 * np.pi * 2.3 * t + jitter_phase[0, 0]) + 0.5 * math.sin(
-            2 * np.pi * 5.1 * t + jitter_phase[0, 1]))
-        jy = jitter_amp[1] * (math.sin(2 * np.pi * 1.7 * t + jitter_phase[1, 0]) + 0.5 * math.sin(
-            2 * np.pi * 4.3 * t + jitter_phase[1, 1]))
-        centre = np.array([kx * width + jx, ky * height + jy])
+        centre = np.array([kx * width, ky * height]) + _jitter(t, jitter_amp, jitter_phase)
         m = cv2.getRotationMatrix2D((float(obj_centre[0]), float(obj_centre[1])), float(angle), float(scale))
         m[:, 2] += centre - obj_centre
         a_obj = _composite(frame, obj_sprite, obj_alpha, m)
@@ -220,21 +246,9 @@ def make_sequence(n_frames: int = DEFAULT_FRAMES, size: tuple[int, int] = DEFAUL
         info["center"][i] = centre
 
         # 3. the occluder in front, crossing while it is inside its time window
-        t0, t1 = _OCCLUDER_T
-        if t0 <= t <= t1:
-            u = (t - t0) / (t1 - t0)
-            ox = (_OCCLUDER_X[0] + (_OCCLUDER_X[1] - _OCCLUDER_X[0]) * u) * width
-            oy = centre[1] + 10 * unit
-            mo = np.array([[1.0, 0.0, ox - occ_w / 2.0], [0.0, 1.0, oy - occ_h / 2.0]])
-            a_occ = _composite(frame, occ_sprite, occ_alpha, mo)
-            covered = ((a_obj >= 0.5) & (a_occ >= 0.5)).sum()
-            info["occlusion"][i] = float(covered) / max(float((a_obj >= 0.5).sum()), 1.0)
-
+        info["occlusion"][i] = _occlude(frame, t, centre, a_obj, occ_sprite, occ_alpha, width, unit)
         # 4. light: a global gain (0.75..1.2) and a brightness gradient travelling across the image
-        gain = 0.975 + 0.225 * math.sin(2 * np.pi * 0.8 * t + light_phase)
-        gx, gy = math.cos(2 * np.pi * 0.5 * t), math.sin(2 * np.pi * 0.5 * t)
-        light = (gain * (1.0 + 0.18 * (gx * xs + gy * ys))).astype(np.float32)
-        frame = cv2.multiply(frame, cv2.merge([light, light, light]))
+        frame = _light(frame, t, light_phase, xs, ys)
         # 5. sensor noise (sigma 2 grey levels; a few seeded noise images, shifted per frame) and rounding to uint8
         dy, dx = int(rng.integers(0, height)), int(rng.integers(0, width))
         noise = np.roll(noise_bank[i % len(noise_bank)], (dy, dx), axis=(0, 1))

@@ -30,13 +30,12 @@ def run_export(args) -> int:
     from .backends import default_weights_path
     from .backends.export import export_all
     from .model import load_weights
+    from .tracking.tracker import input_pairs, lost_search_key
 
     cfg = _load_config(args.config)
     model = load_weights(args.weights or default_weights_path())
     t = cfg.tracking
-    pairs = {(t.exemplar_size, t.instance_size), (t.exemplar_size, t.instance_size + 128)}  # + the lost-mode search
-    if t.multi_scale_test:
-        pairs |= {tuple(p) for p in t.test_sizes}
+    pairs = {(t.exemplar_size, t.instance_size), *input_pairs(t), lost_search_key(t)}  # + the lost-mode search
     for path in export_all(model, args.out, sorted(pairs)):
         print(path)
     return 0
@@ -70,37 +69,9 @@ def add_track_parser(sub) -> None:
     p.set_defaults(func=run_track)
 
 
-def iter_frames(source: str):
-    """Frames (BGR uint8) of a folder of images or a video file."""
-    import cv2
-
-    path = Path(source)
-    if path.is_dir():
-        files = sorted(f for f in path.iterdir() if f.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp"))
-        if not files:
-            raise FileNotFoundError(f"no images in {path}")
-        for f in files:
-            frame = cv2.imread(str(f))
-            if frame is None:
-                raise ValueError(f"cannot read image {f}")
-            yield frame
-        return
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise FileNotFoundError(f"cannot open video {path}")
-    try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            yield frame
-    finally:
-        cap.release()
-
-
 def run_track(args) -> int:
-    import cv2
-
+    from .data import open_path, read_groundtruth
+    from .drawing import STATE_COLOURS, draw_box, draw_label, open_video_writer
     from .tracking import DEFAULT_TARGET, InputError, SiamTracker
 
     cfg = _load_config(args.config)
@@ -113,13 +84,13 @@ def run_track(args) -> int:
         if not gt.is_file():
             print("siam-tracker track: give --box x,y,w,h (no groundtruth.txt next to the frames)", file=sys.stderr)
             return 2
-        box = [float(v) for v in gt.read_text().splitlines()[0].replace("\t", ",").split(",")[:4]]
+        box = read_groundtruth(gt)[0].tolist()
     tracker = SiamTracker.from_config(cfg, args.weights)
     writer = None
     rows = []
     start = time.perf_counter()
     try:
-        for i, frame in enumerate(iter_frames(args.source)):
+        for i, frame in enumerate(open_path(args.source)):
             if i == 0:
                 tracker.init(frame, box)
                 b, conf, lost = np.asarray(box), 1.0, False
@@ -129,15 +100,15 @@ def run_track(args) -> int:
             rows.append(f"{b[0]:.2f},{b[1]:.2f},{b[2]:.2f},{b[3]:.2f},{conf:.4f},{int(lost)}")
             if args.video:
                 if writer is None:
-                    fourcc = cv2.VideoWriter_fourcc(*("mp4v" if args.video.endswith(".mp4") else "MJPG"))
-                    writer = cv2.VideoWriter(args.video, fourcc, 30.0, (frame.shape[1], frame.shape[0]))
-                colour = (0, 0, 255) if lost else (0, 255, 255)
-                p1 = (int(b[0]), int(b[1]))
-                cv2.rectangle(frame, p1, (int(b[0] + b[2]), int(b[1] + b[3])), colour, 2)
-                cv2.putText(frame, f"{conf:.2f}", (p1[0], max(12, p1[1] - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
-                            colour, 1)
+                    writer, _ = open_video_writer(args.video, (frame.shape[1], frame.shape[0]), 30.0)
+                    if writer is None:
+                        raise ValueError(f"OpenCV cannot write the video {args.video} (use .mp4 or .avi)")
+                state = "lost" if lost else "tracked"
+                draw_box(frame, b, STATE_COLOURS[state])
+                draw_label(frame, f"{state} {conf:.2f}", (max(0, int(b[0])), max(12, int(b[1]) - 6)),
+                           STATE_COLOURS[state])
                 writer.write(frame)
-    except (InputError, FileNotFoundError, ValueError) as err:
+    except (InputError, OSError, RuntimeError, ValueError) as err:
         print(f"siam-tracker track: {err}", file=sys.stderr)
         return 2
     finally:

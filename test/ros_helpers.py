@@ -23,7 +23,6 @@ Typical use::
 """
 from __future__ import annotations
 
-import fcntl
 import functools
 import os
 import signal
@@ -34,6 +33,11 @@ from pathlib import Path
 
 import pytest
 
+# The domain-id locks and the child environment are the package's (the demo uses them too, so a demo and the tests
+# never share a domain).
+from siam_tracker_ros.ros.launcher import (  # noqa: E402,F401
+    claim_free_domain_id as claim_domain_id, child_environment, release_domain_id)
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # A non-interactive shell starts background jobs (`make test &`) with SIGINT ignored, and children inherit that, so
@@ -41,14 +45,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # exec, so handling it here gives every child the usual Ctrl-C.
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
-# Fast DDS accepts domain ids 0..232 (port = 7400 + 250 * id + offsets); stay well inside, and avoid 0,
-# the default domain other ROS software on the machine may use.
-DOMAIN_MIN = 1
-DOMAIN_MAX = 200
-_LOCK_DIR = Path(tempfile.gettempdir()) / "siam_tracker_ros_test_domains"
-_held_locks: dict[int, int] = {}  # domain id -> open fd holding its lock (kept for the whole process)
-
-
 def install_prefix() -> Path:
     """Install prefix of siam_tracker_ros: $SIAM_TRACKER_ROS_INSTALL (set by .ros/env.sh), else the ament index
     (a sourced colcon workspace on a robot), else the bootstrap's .ros/install."""
@@ -90,45 +86,10 @@ def require_rclpy() -> None:
         )
 
 
-def claim_domain_id() -> int:
-    """A ROS_DOMAIN_ID no other live process of these tests holds; held until this process exits.
-
-    The search starts at a pid-derived id, so concurrent runs usually claim different ids at first try.
-    """
-    _LOCK_DIR.mkdir(parents=True, exist_ok=True)
-    span = DOMAIN_MAX - DOMAIN_MIN + 1
-    start = (os.getpid() * 7 + len(_held_locks) * 13) % span
-    for k in range(span):
-        dom = DOMAIN_MIN + (start + k) % span
-        if dom in _held_locks:
-            continue
-        fd = os.open(str(_LOCK_DIR / ("%d.lock" % dom)), os.O_CREAT | os.O_RDWR, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            continue
-        _held_locks[dom] = fd
-        return dom
-    raise RuntimeError("no free ROS_DOMAIN_ID in %d..%d" % (DOMAIN_MIN, DOMAIN_MAX))
-
-
-def release_domain_id(dom: int) -> None:
-    fd = _held_locks.pop(dom, None)
-    if fd is not None:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
-
-
 def ros_env(domain_id: int | None = None, **extra: str) -> dict:
     """Environment for a ROS child process: this one's, plus its own domain and LOCALHOST discovery."""
-    env = os.environ.copy()
-    env["ROS_DOMAIN_ID"] = str(claim_domain_id() if domain_id is None else domain_id)
+    env = child_environment(claim_domain_id() if domain_id is None else domain_id)
     env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    env.pop("ROS_STATIC_PEERS", None)
-    env.pop("ROS_LOCALHOST_ONLY", None)  # deprecated since Jazzy; the discovery range replaces it
-    env.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
-    env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
     return env
 
@@ -148,13 +109,13 @@ def neutral_cwd() -> str:
     return tempfile.mkdtemp(prefix="siam_tracker_ros_test_")
 
 
-def start_python(code: str, env: dict, **popen_kw) -> subprocess.Popen:
-    """Start `python -c code` (this interpreter) as a ROS child process; stdout/stderr are pipes (text)."""
+def start_python(code: str, env: dict, args=(), **popen_kw) -> subprocess.Popen:
+    """Start `python -c code args...` (this interpreter) as a ROS child process; stdout/stderr are pipes (text)
+    unless given."""
     popen_kw.setdefault("cwd", neutral_cwd())
-    return subprocess.Popen(
-        [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        **popen_kw,
-    )
+    popen_kw.setdefault("stdout", subprocess.PIPE)
+    popen_kw.setdefault("stderr", subprocess.PIPE)
+    return subprocess.Popen([sys.executable, "-c", code, *map(str, args)], env=env, text=True, **popen_kw)
 
 
 def run_python(code: str, env: dict, timeout: float = 60.0, check: bool = True) -> subprocess.CompletedProcess:

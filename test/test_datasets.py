@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from siam_tracker_ros.training import datasets as ds
+from siam_tracker_ros import data as ds
 
 
 def _frames(folder: Path, n: int, pattern: str = "{:05d}.jpg", start: int = 1) -> None:

@@ -15,7 +15,12 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ros_helpers import REPO_ROOT, neutral_cwd, ros_domain_env  # noqa: E402,F401
 
-from siam_tracker_ros.ros import demo, latency  # noqa: E402  (neither imports rclpy)
+from siam_tracker_ros import drawing  # noqa: E402
+from siam_tracker_ros.backends import default_weights_path  # noqa: E402
+from siam_tracker_ros.data import read_groundtruth  # noqa: E402
+from siam_tracker_ros.ros import demo, latency, report  # noqa: E402  (none imports rclpy)
+from siam_tracker_ros.ros.client import Record  # noqa: E402
+from siam_tracker_ros.ros.session import SessionResult  # noqa: E402
 
 
 # ------------------------------------------------------------------------------------------------ no ROS
@@ -24,14 +29,14 @@ def _session(n=10, answered=(1, 2, 3, 5, 6, 7, 8, 9), lat_ms=20.0, shift=0.0):
     t0 = 1_700_000_000 * 10**9
     stamps = [(i, i, t0 + i * 33_333_333) for i in range(n)]
     gt = np.array([[10.0 + i, 20.0, 40.0, 30.0] for i in range(n)])
-    records = [demo.Record(stamps[i][2], stamps[i][2] + int(lat_ms * 1e6) + i * 1000, "default",
+    records = [Record(stamps[i][2], stamps[i][2] + int(lat_ms * 1e6) + i * 1000, "default",
                            (gt[i, 0] + shift, gt[i, 1], 40.0, 30.0), 0.9, i == 9) for i in answered]
-    return demo.SessionResult(stamps, records, 0, 0, "ok", 0.3, "node.log", "player.log"), gt
+    return SessionResult(stamps, records, 0, 0, "ok", 0.3, "node.log", "player.log"), gt
 
 
 def test_analyse_counts_iou_latency():
     session, gt = _session(shift=10.0)
-    result = demo.analyse(session, gt)
+    result = report.analyse(session, gt)
     s = result["summary"]
     assert s["frames_published"] == 10 and s["frames_streamed_after_init"] == 9
     assert s["frames_answered"] == 8 and s["frames_dropped"] == 1  # frame 4 was skipped
@@ -44,15 +49,15 @@ def test_analyse_counts_iou_latency():
     assert s["mean_iou_latest_answer_every_frame"] == pytest.approx((8 * s["mean_iou"] + held) / 9)
     rows = {r["frame"]: r for r in result["frames"]}
     assert rows[0]["init"] and not rows[4]["answered"] and rows[4]["held_box"] == rows[3]["box"]
-    table = demo.format_table("t", s)
+    table = report.format_table("t", s)
     assert "mean IoU" in table and "p50 20.0 ms" in table
 
 
 def test_video_written(tmp_path):
     session, gt = _session()
-    rows = demo.analyse(session, gt)["frames"]
+    rows = report.analyse(session, gt)["frames"]
     frames = (np.full((120, 160, 3), 60, np.uint8) for _ in range(10))
-    path = demo.write_video(tmp_path / "demo", frames, rows, 30.0)
+    path = drawing.write_video(tmp_path / "demo", frames, rows, 30.0)
     assert path is not None and Path(path).stat().st_size > 0
     cap = cv2.VideoCapture(path)
     n = 0
@@ -64,7 +69,7 @@ def test_video_written(tmp_path):
 def test_latency_report_windows():
     t0 = 10**18
     stamps = [(i, i % 50, t0 + i * 33_333_333) for i in range(30 * 30)]  # 30 s at 30 Hz
-    records = [demo.Record(s, s + 25_000_000, "default", (0, 0, 1, 1), 1.0, False) for _, _, s in stamps[1::2]]
+    records = [Record(s, s + 25_000_000, "default", (0, 0, 1, 1), 1.0, False) for _, _, s in stamps[1::2]]
     rep = latency.latency_report(stamps, records, stamps[0][2], window_s=5.0)
     assert rep["frames_published"] == 899 and rep["frames_answered"] == 450 and rep["frames_dropped"] == 449
     assert rep["latency"]["p50_ms"] == pytest.approx(25.0)
@@ -79,7 +84,7 @@ def test_load_report_latency_of_the_last_target_and_memory():
     records = []
     for _, _, s in stamps[1::3]:
         for k, tid in enumerate(("default", "t1", "t2", "t3")):
-            records.append(demo.Record(s, s + (40 + 5 * k) * 1_000_000, tid, (0, 0, 1, 1), 1.0, False))
+            records.append(Record(s, s + (40 + 5 * k) * 1_000_000, tid, (0, 0, 1, 1), 1.0, False))
     records = [r for r in records if not (r.target_id == "t3" and r.stamp_ns == stamps[1][2])]  # one incomplete
     memory = [(t * 0.5, 500e6 + (10e6 if t * 0.5 >= 10 else 0)) for t in range(40)]
     rep = latency.load_report(stamps, records, stamps[0][2], ["default", "t1", "t2", "t3"], memory)
@@ -97,7 +102,7 @@ def test_helpers(tmp_path):
     with pytest.raises(Exception):
         demo.parse_box("1,2")
     (tmp_path / "gt.txt").write_text("1,2,3,4\nnan,nan,nan,nan\n5\t6\t7\t8\n")
-    gt = demo.read_groundtruth(tmp_path / "gt.txt")
+    gt = read_groundtruth(tmp_path / "gt.txt")
     assert gt.shape == (3, 4) and np.isnan(gt[1]).all() and gt[2, 3] == 8
 
 
@@ -125,10 +130,17 @@ def _env(env):
     return env
 
 
-def test_demo_short_run_writes_video_and_summary(ros_domain_env, tmp_path, test_weights):
+SHIPPED_WEIGHTS = default_weights_path()
+# Mean IoU of the shipped weights' answers against the built-in sequence's exact ground truth (30 frames at 15 Hz).
+# Measured 0.72 with a trained small model (width 0.25); random weights of that size score 0.18 (the box drifts off
+# the cat within a few frames).
+DEMO_IOU_FLOOR = 0.5
+
+
+@pytest.mark.skipif(not SHIPPED_WEIGHTS.is_file(), reason=f"the shipped weights {SHIPPED_WEIGHTS} are not present")
+def test_demo_short_run_writes_video_and_summary(ros_domain_env, tmp_path):
     out = tmp_path / "demo"
-    res = subprocess.run(_demo_cmd(out, "--builtin-frames", "30", "--rate", "15", "--weights", str(test_weights),
-                                   cli=True),
+    res = subprocess.run(_demo_cmd(out, "--builtin-frames", "30", "--rate", "15", cli=True),
                          env=_env(ros_domain_env), cwd=neutral_cwd(), capture_output=True, text=True, timeout=150)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
@@ -136,7 +148,7 @@ def test_demo_short_run_writes_video_and_summary(ros_domain_env, tmp_path, test_
     assert s["frames_published"] == 30
     assert s["frames_answered"] >= 1 and s["frames_answered"] + s["frames_dropped"] == 29
     assert s["latency"]["p50_ms"] is not None and 0 < s["latency"]["p50_ms"] < 10_000
-    assert s["mean_iou"] is not None and 0.0 <= s["mean_iou"] <= 1.0
+    assert s["mean_iou"] is not None and s["mean_iou"] >= DEMO_IOU_FLOOR, s
     assert len(summary["frames"]) == 30 and summary["frames"][0]["init"]
     # every answer belongs to a published frame (stamps are the images'), and the boxes are finite
     answered = [r for r in summary["frames"] if r["answered"] and not r["init"]]

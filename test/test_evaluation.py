@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from siam_tracker_ros.evaluation import metrics as m
+from siam_tracker_ros.data import data_root
 
 
 def _gt(n=10):
@@ -62,11 +63,8 @@ def test_absent_frames_excluded_and_equal_weights():
 
 
 # ---------------------------------------------------------------------------------------------- eval on real data
-import os  # noqa: E402
-from pathlib import Path  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("SIAM_DATA_DIR", REPO.parent / "shared" / "data"))
+DATA = data_root()
 
 
 @pytest.mark.skipif(not (DATA / "train").is_dir(), reason=f"real sequences not found at {DATA}/train "
@@ -108,7 +106,7 @@ def test_restarts_score_every_start_from_its_own_frame():
     """--restarts: an oracle that returns the ground truth scores perfectly from every start; a tracker that freezes
     its init box scores better from later starts only if it is scored from its own init frame, not from frame 0."""
     from siam_tracker_ros.evaluation.runner import evaluate, summary_table
-    from siam_tracker_ros.training.datasets import load_sequences
+    from siam_tracker_ros.data import load_sequences
 
     names = ["vot-ball1", "scbt-Bowl"]
     gts = {s.name: s.boxes for s in load_sequences(DATA / "train") if s.name in names}

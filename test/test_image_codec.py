@@ -53,14 +53,59 @@ def _expected(bgr, encoding):
 NON_BAYER = [e for e in ENCODINGS if not e.startswith("bayer_")]
 
 
+def _encode(bgr, encoding):
+    """The pixel array a camera driver would send for `bgr` in `encoding`, built here with numpy slicing and OpenCV
+    (never with the module's own encoder): channel order, alpha, 16-bit as value * 257, packed YUV 4:2:2."""
+    alpha8 = np.full(bgr.shape[:2] + (1,), 255, np.uint8)
+    gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    arrays8 = {
+        "bgr8": bgr, "8UC3": bgr, "rgb8": bgr[..., ::-1],
+        "bgra8": np.concatenate([bgr, alpha8], axis=2), "8UC4": np.concatenate([bgr, alpha8], axis=2),
+        "rgba8": np.concatenate([bgr[..., ::-1], alpha8], axis=2), "mono8": gray, "8UC1": gray,
+    }
+    if encoding in arrays8:
+        return np.ascontiguousarray(arrays8[encoding])
+    wide = {"bgr16": "bgr8", "rgb16": "rgb8", "bgra16": "bgra8", "rgba16": "rgba8", "mono16": "mono8",
+            "16UC1": "mono8"}
+    if encoding in wide:
+        return arrays8[wide[encoding]].astype(np.uint16) * 257
+    if encoding in ("yuv422", "uyvy"):
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_UYVY)
+    if encoding in ("yuv422_yuy2", "yuyv"):
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_YUY2)
+    raise AssertionError(encoding)
+
+
 @pytest.mark.parametrize("encoding", NON_BAYER)
 @pytest.mark.parametrize("pad", [0, 6])
-def test_round_trip_against_opencv(encoding, pad):
+def test_decoding_against_independently_built_buffers(encoding, pad):
     bgr = _bgr()
-    arr = bgr_to_array(bgr, encoding)
-    out = imgmsg_to_bgr(_msg(arr, encoding, pad=pad), use_cv_bridge=False)
+    out = imgmsg_to_bgr(_msg(_encode(bgr, encoding), encoding, pad=pad), use_cv_bridge=False)
     assert out.dtype == np.uint8 and out.shape == (H, W, 3)
     np.testing.assert_array_equal(out, _expected(bgr, encoding))
+
+
+@pytest.mark.parametrize("encoding", NON_BAYER)
+def test_encoder_matches_independently_built_buffers(encoding):
+    np.testing.assert_array_equal(bgr_to_array(_bgr(), encoding), _encode(_bgr(), encoding))
+
+
+def test_known_bytes_decode_to_known_colours():
+    """One red pixel and one blue-ish pixel, written byte by byte in each layout."""
+    red, blue = (0, 0, 255), (200, 10, 20)  # BGR
+    raw = {
+        "rgb8": [255, 0, 0, 20, 10, 200], "bgr8": [0, 0, 255, 200, 10, 20],
+        "rgba8": [255, 0, 0, 255, 20, 10, 200, 7], "bgra8": [0, 0, 255, 9, 200, 10, 20, 255],
+        # 16-bit full range: v * 257 has both bytes v; 0x00ff (255) is 1 after rounding v / 257, 0xff00 is 254
+        "rgb16": [255, 255, 0, 0, 0, 0, 20, 20, 10, 10, 200, 200],
+        "bgr16": [0xff, 0x00, 0, 0, 0x00, 0xff, 200, 200, 10, 10, 20, 20],
+    }
+    for encoding, values in raw.items():
+        msg = SimpleNamespace(height=1, width=2, encoding=encoding, is_bigendian=False, step=len(values),
+                              data=bytes(values))
+        out = imgmsg_to_bgr(msg, use_cv_bridge=False)
+        first = [1, 0, 254] if encoding == "bgr16" else list(red)
+        assert out[0, 0].tolist() == first and out[0, 1].tolist() == list(blue), encoding
 
 
 @pytest.mark.parametrize("encoding,channels", [("mono16", 1), ("bgr16", 3), ("rgba16", 4)])
@@ -173,7 +218,8 @@ def test_bgr_to_imgmsg_round_trip():
     for encoding in ("bgr8", "rgb8", "mono16", "yuv422"):
         msg = image_codec.bgr_to_imgmsg(bgr, header, encoding=encoding)
         assert msg.header.frame_id == "cam" and msg.header.stamp.sec == 12
-        np.testing.assert_array_equal(imgmsg_to_bgr(msg, use_cv_bridge=False), _expected(bgr, encoding))
+        assert bytes(msg.data) == _encode(bgr, encoding).astype(_encode(bgr, encoding).dtype.newbyteorder("<")).tobytes()
+        assert msg.step * msg.height == len(msg.data)
 
 
 # ---------------------------------------------------------------------------------------------------- limits

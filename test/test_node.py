@@ -29,7 +29,9 @@ PARAMS_FILE = REPO_ROOT / "config" / "tracker.yaml"
 
 
 def _data_dir() -> Path:
-    return Path(os.environ.get("SIAM_DATA_DIR") or REPO_ROOT.parent / "shared" / "data")
+    from siam_tracker_ros.data import data_root
+
+    return data_root()
 
 
 def _installed_pkg_dir() -> Path | None:
@@ -101,15 +103,13 @@ def iou(a, b) -> float:
 # ---------------------------------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
 def sequence():
-    import cv2
+    from siam_tracker_ros.data import load_sequence
 
     reason = _skip_reasons()
     if reason:
         pytest.skip(reason)
-    seq = _data_dir() / "train" / SEQUENCE
-    gt = np.loadtxt(seq / "groundtruth.txt", delimiter=",")[:NUM_FRAMES]
-    frames = [cv2.imread(str(seq / f"{i + 1:05d}.jpg")) for i in range(NUM_FRAMES)]
-    assert all(f is not None for f in frames)
+    frames, gt = load_sequence(_data_dir() / "train" / SEQUENCE, NUM_FRAMES)
+    assert len(frames) == NUM_FRAMES
     return frames, gt
 
 

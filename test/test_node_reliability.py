@@ -277,7 +277,12 @@ def test_reinit_supersedes_the_pending_catch_up(rel, sequence):  # noqa: F811
     frames, gt = sequence
     early = catch_up_setup(client, frames, gt)
     n0 = refused(client, "superseded")
-    futures = [init_async(client, gt[0], early, "again") for _ in range(3)]
+    # "Newer" is the order the node takes the requests in: sent in one burst, the executor's threads may start their
+    # coroutines in any order, so the three go out 30 ms apart (all well within the first one's catch-up).
+    futures = []
+    for _ in range(3):
+        futures.append(init_async(client, gt[0], early, "again"))
+        time.sleep(0.03)
     client.wait_for(lambda: all(f.done() for f in futures), 60, "3 answers")
     results = [f.result() for f in futures]
     assert all(not r.success and "superseded by a newer init_target for 'again'" in r.message

@@ -12,6 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ros_helpers import REPO_ROOT, neutral_cwd, ros_domain_env, start_python, stop  # noqa: E402,F401
 
+from siam_tracker_ros.data import fit_size, read_frame  # noqa: E402
 from siam_tracker_ros.ros import player  # noqa: E402  (imports no rclpy)
 
 
@@ -62,8 +63,8 @@ def test_size_helpers():
     with pytest.raises(Exception):
         player.parse_size("640")
     img = np.zeros((100, 200, 3), np.uint8)
-    assert player.fit_size(img, (64, 32)).shape == (32, 64, 3)
-    assert player.fit_size(img, None) is img
+    assert fit_size(img, (64, 32)).shape == (32, 64, 3)
+    assert fit_size(img, None) is img
 
 
 # ------------------------------------------------------------------------------------------------ real processes
@@ -139,7 +140,7 @@ def test_player_publishes_folder_frames_with_real_stamps(ros_domain_env, tmp_pat
     rows = [line.split(",") for line in stamps_csv.read_text().splitlines()[1:]]
     assert [int(r[2]) * 10**9 + int(r[3]) for r in rows] == stamps  # the CSV records exactly what was published
     assert [int(r[1]) for r in rows] == list(range(12))
-    first = cv2.imread(str(folder / "00001.jpg"))
+    first = read_frame(folder / "00001.jpg")
     import zlib
 
     assert got[0]["crc"] == zlib.crc32(first.tobytes())  # bgr8 pixels unchanged

@@ -2,7 +2,6 @@
 input is rejected with a clear message."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import cv2
@@ -10,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from siam_tracker_ros import data
 from siam_tracker_ros.backends import default_weights_path
 from siam_tracker_ros.backends.onnx_backend import OnnxBackend
 from siam_tracker_ros.backends.torch_backend import TorchBackend
@@ -18,17 +18,14 @@ from siam_tracker_ros.model import build_model, load_weights
 from siam_tracker_ros.tracking import DEFAULT_TARGET, InputError, SiamTracker, iou, track_sequence
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("SIAM_DATA_DIR", REPO.parent / "shared" / "data"))
+DATA = data.data_root()
 needs_data = pytest.mark.skipif(not (DATA / "train").is_dir(), reason=f"real sequences not found at {DATA}")
 WEIGHTS = default_weights_path()
 needs_weights = pytest.mark.skipif(not WEIGHTS.is_file(), reason=f"shipped weights {WEIGHTS} not present")
 
 
 def load_sequence(name: str, n: int | None = None):
-    folder = DATA / "train" / name
-    files = sorted(folder.glob("*.jpg"))[:n]
-    boxes = np.genfromtxt(folder / "groundtruth.txt", delimiter=",")[: len(files)]
-    return [cv2.imread(str(f)) for f in files], boxes
+    return data.load_sequence(DATA / "train" / name, n)
 
 
 @pytest.fixture(scope="module")

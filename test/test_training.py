@@ -1,19 +1,17 @@
 """Training: labels and loss, a short real training run that lowers the loss, checkpoint + --resume."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from siam_tracker_ros.config import Config, ModelConfig
+from siam_tracker_ros.data import data_root
 from siam_tracker_ros.training.loss import balanced_weights, distillation_loss, make_labels, pair_loss
 from siam_tracker_ros.training.pairs import AugmentConfig, PairDataset, collate_to
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("SIAM_DATA_DIR", REPO.parent / "shared" / "data"))
+DATA = data_root()
 needs_data = pytest.mark.skipif(not (DATA / "train").is_dir(),
                                 reason=f"real sequences not found at {DATA}/train (set SIAM_DATA_DIR)")
 SMALL = ModelConfig(width=0.125, use_se=True, use_fusion=True, use_gam=True)
@@ -45,7 +43,7 @@ def test_loss_prefers_the_right_map():
 
 @needs_data
 def test_pairs_from_real_frames():
-    from siam_tracker_ros.training.datasets import load_sequences
+    from siam_tracker_ros.data import load_sequences
 
     seqs = load_sequences(DATA / "train" / "vot-ball1")
     ds = PairDataset(seqs, 4, seed=3)
@@ -56,7 +54,7 @@ def test_pairs_from_real_frames():
 
 @needs_data
 def test_two_steps_lower_the_loss_and_resume(tmp_path):
-    from siam_tracker_ros.training.datasets import load_sequences
+    from siam_tracker_ros.data import load_sequences
     from siam_tracker_ros.training.trainer import TrainOptions, train
 
     torch.set_num_threads(1)
@@ -178,7 +176,7 @@ def test_training_with_a_teacher_and_members_refused(tmp_path):
 def _square_sequence(tmp_path):
     import cv2
 
-    from siam_tracker_ros.training.datasets import Sequence
+    from siam_tracker_ros.data import Sequence
 
     paths = []
     for k in range(3):
@@ -212,7 +210,7 @@ def test_patch_pairs_point_at_the_same_patch(tmp_path):
     import cv2
 
     from siam_tracker_ros.config import TrainingConfig
-    from siam_tracker_ros.training.datasets import Sequence
+    from siam_tracker_ros.data import Sequence
 
     rng = np.random.default_rng(0)
     paths = []

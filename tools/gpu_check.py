@@ -45,19 +45,19 @@ def install_missing() -> None:
 
 
 def load_sequence(folder: Path | None, n: int):
-    import cv2
     import numpy as np
 
     if folder is None:
         from siam_tracker_ros.synthetic import make_sequence
         frames, boxes = make_sequence(n_frames=n)
         return frames, np.asarray(boxes, dtype=float), "built-in synthetic sequence"
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".png"))[:n]
-    boxes = np.genfromtxt(folder / "groundtruth.txt", delimiter=",")[: len(files)]
-    return [cv2.imread(str(f)) for f in files], boxes, str(folder)
+    from siam_tracker_ros.data import load_sequence as load_folder
+
+    frames, boxes = load_folder(folder, n)
+    return frames, boxes, str(folder)
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--install", action="store_true", help="pip install missing GPU packages first")
     parser.add_argument("--data", help="a sequence folder (frames + groundtruth.txt); default: built-in synthetic")
@@ -66,7 +66,25 @@ def main() -> int:
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--bench-json", help="where the bench writes its figures")
     parser.add_argument("--no-bench", action="store_true")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def run_bench(args, results: dict, weights: str) -> None:
+    """`siam-tracker bench` on the backends that were available."""
+    present = [s for s, r in results["backends"].items() if r.get("available")]
+    if not present:
+        return
+    cmd = [sys.executable, "-m", "siam_tracker_ros.cli", "bench", "--weights", weights, "--backends",
+           ",".join(present), "--frames", str(args.frames)]
+    if args.data:
+        cmd += ["--data", args.data]
+    if args.bench_json:
+        cmd += ["--json", args.bench_json]
+    subprocess.run(cmd, cwd=REPO)
+
+
+def main() -> int:
+    args = parse_args()
     if args.install:
         install_missing()
 
@@ -78,6 +96,7 @@ def main() -> int:
     from siam_tracker_ros.model import load_weights
     from siam_tracker_ros.tracking import SiamTracker, iou, track_sequence
     from siam_tracker_ros.tracking.crops import channel_mean, crop_square, to_tensor_layout
+    from siam_tracker_ros.tracking.geometry import to_center
 
     if not torch.cuda.is_available():
         print("[gpu_check] no CUDA GPU visible to PyTorch: nothing to check")
@@ -91,7 +110,7 @@ def main() -> int:
 
     reference = create_backend(BackendConfig(name="onnxruntime", device="cpu"), model=model)
     ref_boxes, _ = track_sequence(SiamTracker(reference, TrackingConfig()), frames, gt[0])
-    cx, cy = gt[0][0] + gt[0][2] / 2, gt[0][1] + gt[0][3] / 2
+    cx, cy, _, _ = to_center(gt[0])
     side = float(np.sqrt((gt[0][2] * 1.5 + gt[0][3] * 0.5) * (gt[0][3] * 1.5 + gt[0][2] * 0.5))) * 255 / 127
     crops = to_tensor_layout([crop_square(frames[1], cx, cy, side * f, 255, channel_mean(frames[1]))
                               for f in (0.96, 1.0, 1.04)])
@@ -126,15 +145,7 @@ def main() -> int:
               f"IoU vs CPU {box_iou:.4f} -> {'OK' if ok else 'MISMATCH'} (setup {setup_s:.1f} s)", flush=True)
 
     if not args.no_bench:
-        present = [s for s, r in results["backends"].items() if r.get("available")]
-        if present:
-            cmd = [sys.executable, "-m", "siam_tracker_ros.cli", "bench", "--weights", weights, "--backends",
-                   ",".join(present), "--frames", str(args.frames)]
-            if args.data:
-                cmd += ["--data", args.data]
-            if args.bench_json:
-                cmd += ["--json", args.bench_json]
-            subprocess.run(cmd, cwd=REPO)
+        run_bench(args, results, weights)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 1 if failed else 0

@@ -34,7 +34,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from siam_tracker_ros.training.datasets import load_sequences  # noqa: E402
+from siam_tracker_ros.data import data_root, load_sequences, read_frame  # noqa: E402
 
 
 def crop_frame(img: np.ndarray, box: np.ndarray, context: float, max_side: int) -> tuple[np.ndarray, np.ndarray]:
@@ -73,8 +73,9 @@ def pack(src: Path, out: Path, held_out: set[str], context: float, max_side: int
         d.mkdir()
         lines = []
         for k, i in enumerate(idx):
-            img = cv2.imread(seq.frame_paths[i], cv2.IMREAD_COLOR)
-            if img is None:
+            try:
+                img = read_frame(seq.frame_paths[i])
+            except OSError:
                 continue
             part, box = crop_frame(img, seq.boxes[i], context, max_side)
             ok, buf = cv2.imencode(".jpg", part, [cv2.IMWRITE_JPEG_QUALITY, quality])
@@ -103,7 +104,7 @@ def ensure_excluded(repo: Path, entry: str = "/.traindata/") -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--src", default=str(REPO.parent / "shared" / "data" / "train"))
+    ap.add_argument("--src", default=str(data_root() / "train"))
     ap.add_argument("--out", default=str(REPO / ".traindata"))
     ap.add_argument("--config", default=str(REPO / "config" / "train_default.yaml"),
                     help="training YAML whose training.val_sequences are the held-out sequences")

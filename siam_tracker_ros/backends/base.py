@@ -9,8 +9,17 @@ Crops are BGR pixel values 0-255. The tracker batches all scales of all targets 
 from __future__ import annotations
 
 import abc
+import os
+from pathlib import Path
 
 import numpy as np
+
+
+def cache_dir(kind: str) -> Path:
+    """Where a backend keeps what it builds (`onnx` graphs, TensorRT `engines`) unless configured otherwise:
+    $XDG_CACHE_HOME (else ~/.cache) / siam_tracker_ros / kind."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "siam_tracker_ros" / kind
 
 
 class BackendError(RuntimeError):

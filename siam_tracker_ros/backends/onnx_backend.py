@@ -8,18 +8,16 @@ checked against what the tracker feeds it.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
-from .base import Backend, BackendError
+from .base import Backend, BackendError, cache_dir
 from .export import kernel_size_for, search_graph_name, template_graph_name
 
 
 def default_cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "siam_tracker_ros" / "onnx"
+    return cache_dir("onnx")
 
 
 def available_providers() -> list[str]:

@@ -6,8 +6,9 @@ the graphs are exported from a half-precision copy of the network instead of set
 `BuilderFlag.FP16`. Device buffers take the engine's tensor types (`engine.get_tensor_dtype`), and an execution
 context that TensorRT could not create (`create_execution_context()` returns None, e.g. out of GPU memory) is an error.
 
-Cross-correlation is exported as shifted slices or unfold + batched matrix product (model/siamese.py), so the search
-engine needs no convolution with runtime weights: the batch stays dynamic. The optimisation profile covers batch 1 to
+Cross-correlation is exported as a sum of shifted slices times kernel taps for the kernels the tracker uses (up to
+model.siamese.SHIFT_SUM_MAX_TAPS taps; unfold + batched matrix product only beyond that), so the search engine needs
+no convolution with runtime weights: the batch stays dynamic. The optimisation profile covers batch 1 to
 `max_batch`, which the tracker sizes from its scales and the node's max_targets (tracking.tracker.max_search_batch).
 
 Engines are tied to the model, the export code, the TensorRT version and the GPU. Each cached engine has a JSON sidecar
@@ -24,14 +25,13 @@ import copy
 import hashlib
 import json
 import logging
-import os
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from .base import Backend, BackendError
+from .base import Backend, BackendError, cache_dir
 from .export import (OPSET, export_search, export_template, model_fingerprint, search_graph_name,
                      template_graph_name)
 
@@ -49,8 +49,7 @@ TENSORRT_OPS = {
 
 
 def default_engine_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "siam_tracker_ros" / "engines"
+    return cache_dir("engines")
 
 
 def export_code_version() -> str:

@@ -1,5 +1,5 @@
-"""Run trackers over a folder of sequences (the ../shared/data layout, or any layout datasets.py reads) with the OTB
-one-pass protocol, and collect the figures.
+"""Run trackers over a folder of sequences (the ../shared/data layout, or any layout
+data/sequences.py reads) with the OTB one-pass protocol, and collect the figures.
 
 Every tracker sees the same frames: each is initialised on the first frame whose ground truth is present, with that
 box (rounded to integers for OpenCV's trackers, as their API takes), and updated on every later frame. The
@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Protocol
 import cv2
 import numpy as np
 
-from ..training.datasets import Sequence, load_sequences
+from ..data import Sequence, load_sequences, read_frame
 from .metrics import OverallScore, SequenceScore, overall, score_sequence
 
 
@@ -112,13 +112,6 @@ class TrackerRun:
         return d
 
 
-def _read(path: str) -> np.ndarray:
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
-    if img is None:
-        raise OSError(f"cannot read frame {path}")
-    return img
-
-
 def track(tracker: BoxTracker, seq: Sequence, max_frames: int | None = None,
           first: int = 0) -> tuple[np.ndarray, int, float]:
     """One pass over a sequence from the first frame with ground truth at or after `first`: (predicted boxes (N, 4)
@@ -130,13 +123,13 @@ def track(tracker: BoxTracker, seq: Sequence, max_frames: int | None = None,
     if len(valid) == 0:
         return pred, 0, 0.0
     start = int(valid[0])
-    frame = _read(seq.frame_paths[start])
+    frame = read_frame(seq.frame_paths[start])
     t0 = time.perf_counter()
     tracker.init(frame, seq.boxes[start])
     seconds = time.perf_counter() - t0
     pred[start] = seq.boxes[start]
     for i in range(start + 1, n):
-        frame = _read(seq.frame_paths[i])
+        frame = read_frame(seq.frame_paths[i])
         t0 = time.perf_counter()
         box = tracker.update(frame)
         seconds += time.perf_counter() - t0
@@ -148,7 +141,7 @@ def _warm_up(trackers: list[BoxTracker], seq: Sequence) -> None:
     valid = seq.valid_indices
     if len(valid) == 0:
         return
-    frame = _read(seq.frame_paths[int(valid[0])])
+    frame = read_frame(seq.frame_paths[int(valid[0])])
     for t in trackers:
         t.init(frame, seq.boxes[int(valid[0])])
         t.update(frame)

@@ -12,12 +12,11 @@ import argparse
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
+from ..data import data_root, load_many, read_frame, split_sequences
 from ..model import load_weights
-from ..training.datasets import load_many, split_sequences
 from ..training.pairs import channel_mean, exemplar_side, warp_crop
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +34,7 @@ def make_pairs(data: str, held_out: list[str], n: int, ks: np.ndarray, step: flo
         i = v[rng.integers(len(v))]
         near = v[np.abs(v - i) <= 5]
         j = near[rng.integers(len(near))]
-        fi, fj = cv2.imread(s.frame_paths[i]), cv2.imread(s.frame_paths[j])
+        fi, fj = read_frame(s.frame_paths[i]), read_frame(s.frame_paths[j])
         bz, bx = s.boxes[i], s.boxes[j]
         sz = exemplar_side(bz[2], bz[3], 0.5)
         zs.append(warp_crop(fi, bz[0] + bz[2] / 2, bz[1] + bz[3] / 2, sz, sz, 127, channel_mean(fi)))
@@ -63,7 +62,7 @@ def check(weights: str, z: torch.Tensor, x: torch.Tensor, ks: np.ndarray) -> dic
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("weights", nargs="+")
-    ap.add_argument("--data", default=str(REPO_ROOT.parent / "shared" / "data" / "train"))
+    ap.add_argument("--data", default=str(data_root() / "train"))
     ap.add_argument("--config", default=str(REPO_ROOT / "config" / "train_default.yaml"),
                     help="YAML whose training.val_sequences are used")
     ap.add_argument("--pairs", type=int, default=100)

@@ -23,26 +23,30 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from .demo import (DemoError, add_common_arguments, find_params_file, format_node_line, init_box_source,
-                   load_sequence_info, node_counters, percentiles_ms, run_reporting_errors, run_session,
-                   sigterm_as_interrupt)
+from .demo import add_common_arguments, load_sequence_info, run_reporting_errors, session_from_args
+from .launcher import DemoError
+from .report import format_node_line, load_average_line, node_counters, percentiles_ms
+
+
+def _add_stream_arguments(p: argparse.ArgumentParser, command: str, window: float) -> None:
+    add_common_arguments(p)
+    p.add_argument("--seconds", type=float, default=60.0, help="length of the stream (default 60)")
+    p.add_argument("--size", default="640x480", help="frame size WxH published (default 640x480)")
+    p.add_argument("--window", type=float, default=window, help=f"seconds per window of the table over time "
+                                                                f"(default {window:g})")
+    p.add_argument("--json", metavar="OUT", help="write the figures to this JSON file")
+    p.add_argument("--out", default=f"out/{command}", help=f"folder for the logs and stamps (default out/{command})")
 
 
 def add_latency_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("latency", help="stream at camera rate through the tracker node; latency over time",
                               description=__doc__.splitlines()[0])
-    add_common_arguments(p)
-    p.add_argument("--seconds", type=float, default=60.0, help="length of the stream (default 60)")
-    p.add_argument("--size", default="640x480", help="frame size WxH published (default 640x480)")
-    p.add_argument("--window", type=float, default=5.0, help="seconds per window of the latency-over-time table")
-    p.add_argument("--json", metavar="OUT", help="write the figures (and per-frame latencies) to this JSON file")
-    p.add_argument("--out", default="out/latency", help="folder for the logs and stamps (default out/latency)")
+    _add_stream_arguments(p, "latency", window=5.0)
     p.set_defaults(func=run_latency)
     return p
 
@@ -51,14 +55,9 @@ def add_load_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("load", help="several targets at camera rate through the tracker node: latency and "
                                            "memory over time", description="several targets at camera rate through "
                                                                             "the tracker node")
-    add_common_arguments(p)
+    _add_stream_arguments(p, "load", window=10.0)
     p.add_argument("--targets", type=int, default=4, help="targets tracked at once (default 4, at most the node's "
                                                           "max_targets)")
-    p.add_argument("--seconds", type=float, default=60.0, help="length of the stream (default 60)")
-    p.add_argument("--size", default="640x480", help="frame size WxH published (default 640x480)")
-    p.add_argument("--window", type=float, default=10.0, help="seconds per window of the table over time")
-    p.add_argument("--json", metavar="OUT", help="write the figures to this JSON file")
-    p.add_argument("--out", default="out/load", help="folder for the logs and stamps (default out/load)")
     p.set_defaults(func=run_load)
     return p
 
@@ -115,6 +114,15 @@ def load_report(stamps, records, init_stamp: int, targets: list[str], memory: li
     }
 
 
+def _with_node_and_windows(lines: list[str], rep: dict, columns: str, window_row) -> str:
+    """The report's lines, then the node's own counters, the machine's load and one row per time window."""
+    lines = lines + [f"  node (/diagnostics)    {format_node_line(rep.get('node', {}))}"]
+    lines += [f"  {k.ljust(22)} {v}" for k, v in load_average_line(rep)]
+    lines.append(f"  over time (window: {columns}):")
+    lines += [f"    {w['from_s']:5.0f}-{w['to_s']:3.0f} s  {window_row(w)}" for w in rep["windows"]]
+    return "\n".join(lines)
+
+
 def format_load_report(title: str, rep: dict) -> str:
     def f(v, fmt="{:.1f}"):
         return "n/a" if v is None else fmt.format(v)
@@ -129,61 +137,62 @@ def format_load_report(title: str, rep: dict) -> str:
              f"max {f(lat['max_ms'])} ms",
              f"  node memory (RSS)      start {f(mem['start'], '{:.0f}')} MB, at 10 s {f(mem['at_10s'], '{:.0f}')} MB, "
              f"end {f(mem['end'], '{:.0f}')} MB (10 s -> end {f(mem['change_10s_to_end_pct'], '{:+.1f}')} %), "
-             f"peak {f(mem['peak'], '{:.0f}')} MB",
-             f"  node (/diagnostics)    {format_node_line(rep.get('node', {}))}"]
-    if len(rep.get("load_average", ())) == 2:
-        lines.append(f"  machine load average   {rep['load_average'][0]:.1f} at start, {rep['load_average'][1]:.1f} "
-                     f"at end ({os.cpu_count()} CPUs)")
-    lines.append("  over time (window: answered, p50 / p95 / max ms, RSS MB):")
-    for w in rep["windows"]:
-        lines.append(f"    {w['from_s']:5.0f}-{w['to_s']:3.0f} s  {w['answered']:4d}  {f(w['p50_ms']):>7} "
-                     f"{f(w['p95_ms']):>7} {f(w['max_ms']):>7}  {f(w['rss_mb'], '{:.0f}'):>5}")
-    return "\n".join(lines)
+             f"peak {f(mem['peak'], '{:.0f}')} MB"]
+    return _with_node_and_windows(lines, rep, "answered, p50 / p95 / max ms, RSS MB", lambda w: (
+        f"{w['answered']:4d}  {f(w['p50_ms']):>7} {f(w['p95_ms']):>7} {f(w['max_ms']):>7}  "
+        f"{f(w['rss_mb'], '{:.0f}'):>5}"))
+
+
+def _report(command: str, args, start, formatter) -> int:
+    """Run `start()` (-> description, session, report), print the report and write it to --json."""
+    started, code = run_reporting_errors(command, start)
+    if code is not None:
+        return code
+    desc, session, rep = started
+    rep.update(sequence=desc, size=args.size, rate_hz=args.rate, weights=args.weights, backend=args.backend,
+               node_log=session.node_log)
+    print(formatter(f"siam-tracker {command}: {desc}, {args.size} at {args.rate:g} Hz", rep))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(rep, indent=1))
+        print(f"  figures written to {args.json}")
+    return 0 if rep["frames_answered"] > 0 else 1
+
+
+def resized_sequence(args):
+    """load_sequence_info for a stream resized to --size: (description, ground truth scaled to that size, init box,
+    player source arguments, (width, height))."""
+    desc, gt, init_box, source = load_sequence_info(args)
+    if init_box is None and gt is None:
+        raise DemoError("no ground truth for this sequence: give --init-box X,Y,W,H")
+    size = tuple(int(v) for v in args.size.lower().split("x"))
+    if gt is not None and init_box is None and args.frames:  # boxes follow the resize of the frames
+        from ..data import list_images, read_frame
+
+        h0, w0 = read_frame(list_images(args.frames)[0]).shape[:2]
+        gt = gt * np.array([size[0] / w0, size[1] / h0, size[0] / w0, size[1] / h0])
+    return desc, gt, init_box, source, size
 
 
 def run_load(args) -> int:
     out = Path(args.out)
 
     def start():
-        desc, gt, init_box, source = load_sequence_info(args)
-        if init_box is None and gt is None:
-            raise DemoError("no ground truth for this sequence: give --init-box X,Y,W,H")
         if args.targets < 1:
             raise DemoError("--targets must be at least 1")
-        size = tuple(int(v) for v in args.size.lower().split("x"))
-        if gt is not None and init_box is None and args.frames:
-            import cv2
-
-            first = sorted(p for p in Path(args.frames).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-            h0, w0 = cv2.imread(str(first[0])).shape[:2]
-            gt = gt * np.array([size[0] / w0, size[1] / h0, size[0] / w0, size[1] / h0])
+        desc, gt, init_box, source, size = resized_sequence(args)
         extra = [(f"t{k}", box) for k, box in enumerate(spread_boxes(args.targets - 1, size), start=1)]
         player_args = list(source) + ["--loop", "--size", args.size, "--duration", f"{args.seconds:g}"]
         print(f"siam-tracker load: {desc} as {args.size} at {args.rate:g} Hz for {args.seconds:g} s, "
               f"{args.targets} targets")
-        with sigterm_as_interrupt():
-            session = run_session(out, player_args, init_box_source(init_box, gt), rate=args.rate,
-                                  weights=args.weights, backend=args.backend,
-                                  params_file=args.params_file or find_params_file(), node_params=args.param,
-                                  domain_id=args.domain_id, node_timeout=args.node_timeout,
-                                  stream_timeout=args.seconds + 60.0, extra_targets=extra, sample_memory=True)
+        session = session_from_args(args, out, player_args, init_box, gt, stream_timeout=args.seconds + 60.0,
+                                    extra_targets=extra, sample_memory=True)
         rep = load_report(session.stamps, session.records, session.stamps[0][2], session.targets, session.memory,
                           window_s=args.window, node_diagnostics=session.node_diagnostics,
                           load_average=session.load_average)
         return desc, session, rep
 
-    started, code = run_reporting_errors("load", start)
-    if code is not None:
-        return code
-    desc, session, rep = started
-    rep.update(sequence=desc, size=args.size, rate_hz=args.rate, weights=args.weights, backend=args.backend,
-               node_log=session.node_log)
-    print(format_load_report(f"siam-tracker load: {desc}, {args.size} at {args.rate:g} Hz", rep))
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(rep, indent=1))
-        print(f"  figures written to {args.json}")
-    return 0 if rep["frames_answered"] > 0 else 1
+    return _report("load", args, start, format_load_report)
 
 
 def latency_report(stamps, records, init_stamp: int, window_s: float = 5.0, edge_s: float = 10.0,
@@ -252,57 +261,24 @@ def format_report(title: str, rep: dict) -> str:
              f"  latency stamp->receipt median {f(lat['p50_ms'])} ms, p95 {f(lat['p95_ms'])} ms, "
              f"max {f(lat['max_ms'])} ms",
              f"  median first 10 s      {f(rep['first_10s_p50_ms'])} ms",
-             f"  median last 10 s       {f(rep['last_10s_p50_ms'])} ms  (growth {f(rep['growth_ms'], '{:+.1f}')} ms)",
-             f"  node (/diagnostics)    {format_node_line(rep.get('node', {}))}"]
-    if len(rep.get("load_average", ())) == 2:
-        lines.append(f"  machine load average   {rep['load_average'][0]:.1f} at start, {rep['load_average'][1]:.1f} "
-                     f"at end ({os.cpu_count()} CPUs)")
-    lines.append("  over time (window: published / answered, median, max ms):")
-    for w in rep["windows"]:
-        lines.append(f"    {w['from_s']:5.0f}-{w['to_s']:3.0f} s  {w['published']:4d} / {w['answered']:4d}  "
-                     f"{f(w['p50_ms']):>7}  {f(w['max_ms']):>7}")
-    return "\n".join(lines)
+             f"  median last 10 s       {f(rep['last_10s_p50_ms'])} ms  (growth {f(rep['growth_ms'], '{:+.1f}')} ms)"]
+    return _with_node_and_windows(lines, rep, "published / answered, median, max ms", lambda w: (
+        f"{w['published']:4d} / {w['answered']:4d}  {f(w['p50_ms']):>7}  {f(w['max_ms']):>7}"))
 
 
 def run_latency(args) -> int:
     out = Path(args.out)
 
     def start():
-        desc, gt, init_box, source = load_sequence_info(args)
-        if init_box is None and gt is None:
-            raise DemoError("no ground truth for this sequence: give --init-box X,Y,W,H")
-        size = [int(v) for v in args.size.lower().split("x")]
-        if gt is not None and init_box is None and args.frames:
-            # boxes follow the resize of the frames
-            import cv2
-
-            first = sorted(p for p in Path(args.frames).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-            h0, w0 = cv2.imread(str(first[0])).shape[:2]
-            gt = gt * np.array([size[0] / w0, size[1] / h0, size[0] / w0, size[1] / h0])
+        desc, gt, init_box, source, size = resized_sequence(args)
         player_args = list(source) + ["--loop", "--size", args.size, "--duration", f"{args.seconds:g}"]
         print(f"siam-tracker latency: {desc} as {args.size} at {args.rate:g} Hz for {args.seconds:g} s")
-        with sigterm_as_interrupt():
-            session = run_session(out, player_args, init_box_source(init_box, gt), rate=args.rate,
-                                  weights=args.weights, backend=args.backend,
-                                  params_file=args.params_file or find_params_file(), node_params=args.param,
-                                  domain_id=args.domain_id, node_timeout=args.node_timeout,
-                                  stream_timeout=args.seconds + 60.0)
+        session = session_from_args(args, out, player_args, init_box, gt, stream_timeout=args.seconds + 60.0)
         rep = latency_report(session.stamps, session.records, session.stamps[0][2], window_s=args.window,
                              node_diagnostics=session.node_diagnostics, load_average=session.load_average)
         return desc, session, rep
 
-    started, code = run_reporting_errors("latency", start)
-    if code is not None:
-        return code
-    desc, session, rep = started
-    rep.update(sequence=desc, size=args.size, rate_hz=args.rate, weights=args.weights, backend=args.backend,
-               node_log=session.node_log)
-    print(format_report(f"siam-tracker latency: {desc}, {args.size} at {args.rate:g} Hz", rep))
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(rep, indent=1))
-        print(f"  figures written to {args.json}")
-    return 0 if rep["frames_answered"] > 0 else 1
+    return _report("latency", args, start, format_report)
 
 
 if __name__ == "__main__":

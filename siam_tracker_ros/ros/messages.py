@@ -22,16 +22,26 @@ import math
 
 from vision_msgs.msg import BoundingBox2D, Detection2D, Detection2DArray, ObjectHypothesisWithPose
 
+from ..tracking.geometry import from_center, to_center
+
 STATE_TRACKED = "tracked"  # names of the states in /diagnostics
 STATE_LOST = "lost"
 
 
+def stamp_ns(stamp) -> int:
+    """builtin_interfaces/Time -> integer nanoseconds (the key of frames and records)."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def format_stamp(ns: int) -> str:
+    return f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
+
+
 def box_to_bbox(box) -> BoundingBox2D:
     """(x, y, w, h) top-left box in pixels -> BoundingBox2D (centre + size)."""
-    x, y, w, h = (float(v) for v in box)
+    cx, cy, w, h = to_center(box)
     bbox = BoundingBox2D()
-    bbox.center.position.x = x + w / 2.0
-    bbox.center.position.y = y + h / 2.0
+    bbox.center.position.x, bbox.center.position.y = cx, cy
     bbox.center.theta = 0.0
     bbox.size_x = w
     bbox.size_y = h
@@ -40,8 +50,8 @@ def box_to_bbox(box) -> BoundingBox2D:
 
 def bbox_to_box(bbox: BoundingBox2D) -> tuple[float, float, float, float]:
     """BoundingBox2D (centre + size) -> (x, y, w, h) top-left box in pixels."""
-    w, h = float(bbox.size_x), float(bbox.size_y)
-    return (float(bbox.center.position.x) - w / 2.0, float(bbox.center.position.y) - h / 2.0, w, h)
+    return from_center(float(bbox.center.position.x), float(bbox.center.position.y), float(bbox.size_x),
+                       float(bbox.size_y))
 
 
 def _hypothesis(class_id: str, score: float) -> ObjectHypothesisWithPose:

@@ -15,13 +15,15 @@ one becomes a job for the worker and its callback awaits an rclpy Future that th
 so the executor keeps taking requests meanwhile and none waits in the DDS queue. At most `max_queued_requests` jobs
 wait: one more is answered "busy" at once. A job not done within `init_timeout` is answered "timed out" and
 cancelled: the worker checks, under the job's lock, that it is still wanted before it installs a target (an init
-claims its job before `adopt`, a timer that finds it claimed leaves it alone). A new init_target for an id cancels
+claims its job before the target is renamed to its own id, a timer that finds it claimed leaves it alone). A new init_target for an id cancels
 that id's queued init and aborts its running catch-up.
 
 Init on a past frame. `init_target` names the frame the box was drawn on by its stamp. The worker initializes the
-target on that buffered frame and, when the other targets have already been tracked past it, tracks the new target
-alone through the buffered frames up to the last processed one (a second tracker on the same backend), so that all
-targets then continue together from the newest frame.
+target on that buffered frame under a provisional id and, when the other targets have already been tracked past it,
+tracks the new target alone (`tracker.update(frame, ids=[provisional])`) through the buffered frames up to the last
+processed one; once its job is claimed it gets its own id (`tracker.rename`), so that all targets then continue
+together from the newest frame. The tracker holds every target's state; the node keeps only the snapshot of the
+last processed frame that /diagnostics reports.
 
 Failure policy. Bad input never stops the node: malformed or oversized images are logged (throttled), counted in
 diagnostics and skipped; bad requests get success=false and a reason, counted per kind (`refused_*`). If the tracker
@@ -33,16 +35,13 @@ that reason.
 from __future__ import annotations
 
 import collections
-import re
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
@@ -52,170 +51,24 @@ from sensor_msgs.msg import CompressedImage, Image
 from siam_tracker_ros.msg import TrackedTargetArray
 from siam_tracker_ros.srv import InitTarget, StopTarget
 
-from . import messages
-from .heatmap import render_heatmap
-from .image_codec import (DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageConversionError, ImageTooLarge, check_layout,
-                          compressed_size, compressed_to_bgr, converter_name, imgmsg_to_bgr)
+from . import diagnostics, messages
+from .diagnostics import Stats
+from .frame_buffer import TIME_JUMP_NS, Frame, FrameBuffer
+from .image_codec import ImageConversionError, ImageTooLarge, check_layout, compressed_size, converter_name
+from .jobs import Job
+from .lifetime import close_node
+from .messages import format_stamp, stamp_ns
+from .params import PARAMS, TRACKING_PARAMS, descriptor
+from .requests import SERVICE_QUEUE_DEPTH, RequestsMixin
+from .worker import WorkerMixin
 
 NODE_NAME = "tracker_node"
-DEFAULT_TARGET = "default"
-LATENCY_SAMPLES = 300
-TIME_JUMP_NS = 1_000_000_000  # an image stamp this far behind the newest one means the clock was reset
-SERVICE_QUEUE_DEPTH = 100
-TARGET_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:/-]+")
-# Kinds of refusal counted in /diagnostics (refused_<kind>) and logged (throttled).
-REFUSALS = ("image_too_large", "image_invalid", "box", "target_id", "busy", "timeout", "superseded", "max_targets",
-            "frame")
 
 
-# ---------------------------------------------------------------------------------------------------- parameters
-@dataclass(frozen=True)
-class Param:
-    name: str
-    default: object
-    description: str
-    read_only: bool = False
-    range: tuple | None = None  # (from, to) for numbers
-    choices: tuple | None = None  # allowed strings (checked by the node; documented in the descriptor)
+class TrackerNode(RequestsMixin, WorkerMixin, Node):
+    """The node: parameters, interfaces, image input and diagnostics here; the service side in requests.py, the
+    worker thread (which alone uses the tracker) in worker.py."""
 
-
-PARAMS: tuple[Param, ...] = (
-    Param("weights", "", "Tracker weights file (.pt). Empty: the shipped weights (weights/siam_default.pt, "
-          "overridden by $SIAM_TRACKER_WEIGHTS).", read_only=True),
-    Param("config_file", "", "YAML file of tracker hyper-parameters (siam_tracker_ros Config: tracking/backend "
-          "sections). Empty: built-in defaults. Parameters of this node override the same keys.", read_only=True),
-    Param("backend", "auto", "Inference backend: auto (fastest available), torch, onnxruntime or tensorrt.",
-          read_only=True, choices=("auto", "torch", "onnxruntime", "tensorrt")),
-    Param("device", "auto", "Inference device: auto (CUDA when available), cpu or cuda.", read_only=True,
-          choices=("auto", "cpu", "cuda")),
-    Param("num_threads", 0, "CPU threads of the backend; 0 = the library default.", read_only=True, range=(0, 256)),
-    Param("fp16", True, "Half precision on CUDA (ignored on CPU).", read_only=True),
-    Param("max_targets", 4, "Most targets tracked at once; init_target for one more fails. Every graph and batch size "
-          "is built for it at start-up: it can be lowered at run time, raised only up to its start-up value.",
-          range=(1, 64)),
-    Param("lost_threshold", 0.5, "Confidence below which a target is reported lost (must be <= "
-          "found_threshold); its box still follows the best match.", range=(0.0, 1.0)),
-    Param("found_threshold", 0.55, "Confidence above which a lost target is reported tracked again.",
-          range=(0.0, 1.0)),
-    Param("freeze_threshold", 0.35, "Confidence below which (and below lost_threshold) the box freezes and a wider "
-          "area is searched until found_threshold is reached.", range=(0.0, 1.0)),
-    Param("window_influence", 0.176, "Weight of the cosine window (motion prior) on the response map.",
-          range=(0.0, 1.0)),
-    Param("reliable_qos", False, "Subscribe to images with RELIABLE QoS; false = sensor-data QoS (best effort).",
-          read_only=True),
-    Param("qos_depth", 2, "History depth of the image subscriptions.", read_only=True, range=(1, 100)),
-    Param("use_compressed", False, "Also subscribe to <image>/compressed (sensor_msgs/CompressedImage, decoded "
-          "with OpenCV).", read_only=True),
-    Param("frame_buffer_seconds", 2.0, "How far back init_target may name a frame by its stamp (ring buffer of "
-          "received frames).", range=(0.0, 30.0)),
-    Param("frame_buffer_max_frames", 120, "Most frames kept in the ring buffer (bounds memory).", range=(1, 2000)),
-    Param("frame_buffer_max_bytes", 512 * 1024 * 1024, "Most bytes of image data kept in the ring buffer (the oldest "
-          "frames go first; the newest frame is always kept).", range=(1024 * 1024, 16 * 1024 ** 3)),
-    Param("max_image_pixels", DEFAULT_MAX_PIXELS, "Largest image accepted, in pixels (width x height); larger ones "
-          "are refused and counted (refused_image_too_large).", range=(64, 1_000_000_000)),
-    Param("max_image_bytes", DEFAULT_MAX_BYTES, "Largest image accepted, in bytes (declared step x height and data "
-          "sent); larger ones are refused and counted.", range=(1024, 4 * 1024 ** 3)),
-    Param("box_margin", 0.5, "How far an init_target box may reach past the image, as a fraction of the image width "
-          "/ height.", range=(0.0, 1.0)),
-    Param("max_target_id_length", 64, "Longest target_id accepted (characters A-Z a-z 0-9 _ . : / -).",
-          range=(1, 256)),
-    Param("max_queued_requests", 10, "Most init/stop requests waiting for the tracker; one more is answered at once "
-          "with success=false (busy).", range=(1, 100)),
-    Param("init_timeout", 30.0, "Seconds a request may wait for the tracker; then it is answered 'timed out' and "
-          "cancelled (a timed-out init never installs its target).", range=(0.1, 300.0)),
-    Param("class_id", "target", "results[0].hypothesis.class_id of the published detections."),
-    Param("publish_heatmap", True, "Publish tracked_object/heatmap while it has subscribers (computed only then)."),
-    Param("heatmap_alpha", 0.5, "Opacity of the coloured response map in the heatmap image.", range=(0.0, 1.0)),
-    Param("diagnostics_period", 1.0, "Seconds between /diagnostics messages.", read_only=True, range=(0.1, 60.0)),
-)
-TRACKING_PARAMS = ("lost_threshold", "found_threshold", "freeze_threshold", "window_influence")
-
-
-def _descriptor(p: Param) -> ParameterDescriptor:
-    d = ParameterDescriptor(description=p.description, read_only=p.read_only)
-    if p.choices:
-        d.additional_constraints = "one of: " + ", ".join(p.choices)
-    if p.range is not None:
-        lo, hi = p.range
-        if isinstance(p.default, float):
-            d.floating_point_range = [FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)]
-        else:
-            d.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi), step=1)]
-    return d
-
-
-# ---------------------------------------------------------------------------------------------------- internals
-def stamp_ns(stamp) -> int:
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-
-
-def format_stamp(ns: int) -> str:
-    return f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
-
-
-@dataclass
-class _Frame:
-    stamp_ns: int
-    header: object
-    msg: object
-    compressed: bool
-    nbytes: int = 0  # image data held (for the ring buffer's byte bound)
-    limits: tuple = (None, None)  # (max pixels, max bytes) at arrival
-
-    def decode(self) -> np.ndarray:
-        if self.compressed:
-            return compressed_to_bgr(self.msg, *self.limits)
-        return imgmsg_to_bgr(self.msg, max_pixels=self.limits[0], max_bytes=self.limits[1])
-
-    @property
-    def shape(self):
-        """(height, width) from the message, or None for a compressed frame (known only after decoding)."""
-        return None if self.compressed else (int(self.msg.height), int(self.msg.width))
-
-
-@dataclass
-class _Job:
-    """One init/stop request for the worker. `lock` orders the three ways it can end: the worker claims it (then it
-    completes), its timer expires, or a newer init of the same id supersedes it (both cancel it if not claimed)."""
-
-    kind: str  # "init" | "stop"
-    target_id: str
-    box: tuple | None = None
-    frame: _Frame | None = None
-    future: object = None  # rclpy Future the service coroutine awaits; result (success, message)
-    done: threading.Event = field(default_factory=threading.Event)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    timer: object = None
-    claimed: bool = False  # the worker is committing its result: no longer cancellable
-    cancelled: bool = False
-    finished: bool = False  # answered
-    success: bool = False
-    message: str = ""
-
-
-class _Stats:
-    """Counters and recent samples behind /diagnostics (written by callbacks and worker, read by the timer)."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.received = 0
-        self.processed = 0  # frames tracked (at least one target)
-        self.dropped = 0  # frames replaced in the mailbox before the worker got to them
-        self.conversion_errors = 0
-        self.tracker_errors = 0
-        self.heatmaps = 0  # heatmap images rendered and published (only while subscribed)
-        self.last_conversion_error = ""
-        self.last_tracker_error = ""
-        self.latencies = collections.deque(maxlen=LATENCY_SAMPLES)  # image stamp -> publish, seconds
-        self.proc_times = collections.deque(maxlen=LATENCY_SAMPLES)  # tracker.update + publish, seconds
-        self.processed_times = collections.deque(maxlen=1000)  # monotonic times of processed frames
-        self.received_times = collections.deque(maxlen=1000)
-        self.refused = {kind: 0 for kind in REFUSALS}
-        self.last_refusal = ""
-
-
-# ---------------------------------------------------------------------------------------------------- node
-class TrackerNode(Node):
     def __init__(self, node_name: str = NODE_NAME, **kwargs):
         super().__init__(node_name, **kwargs)
         self.tracker = None
@@ -223,21 +76,19 @@ class TrackerNode(Node):
         param_errors = []
         for p in PARAMS:
             try:
-                self.declare_parameter(p.name, p.default, _descriptor(p))
+                self.declare_parameter(p.name, p.default, descriptor(p))
             except Exception as err:  # an override of the wrong type or out of range: the default, and an ERROR
                 param_errors.append(f"parameter {p.name}: {err}")
-                self.declare_parameter(p.name, p.default, _descriptor(p), ignore_override=True)
+                self.declare_parameter(p.name, p.default, descriptor(p), ignore_override=True)
         self._read_params()
         self._start_max_targets = self._max_targets  # what the graphs are built for
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
-        self.stats = _Stats()
+        self.stats = Stats()
         self._cond = threading.Condition()
-        self._mailbox: _Frame | None = None
-        self._buffer: "collections.OrderedDict[int, _Frame]" = collections.OrderedDict()
-        self._buffer_bytes = 0
-        self._jobs: collections.deque[_Job] = collections.deque()
-        self._running_job: _Job | None = None
+        self._frames = FrameBuffer()  # guarded by self._cond
+        self._jobs: collections.deque[Job] = collections.deque()
+        self._running_job: Job | None = None
         self._stop = False
         # Stamp of the newest frame the targets have been brought to; frames not newer are stale and skipped.
         self._last_processed_ns: int | None = None
@@ -397,20 +248,11 @@ class TrackerNode(Node):
             self.stats.last_refusal = f"{kind}: {message}"[:300]
         self.get_logger().warning(f"refused ({kind}): {message[:300]}", throttle_duration_sec=5.0)
 
-    def _target_id_error(self, target_id: str) -> str | None:
-        if len(target_id) > self._max_id_length:
-            return (f"target_id of {len(target_id)} characters is too long (max_target_id_length = "
-                    f"{self._max_id_length})")
-        if not TARGET_ID_PATTERN.fullmatch(target_id):
-            return (f"target_id {target_id[:32]!r} has characters other than A-Z a-z 0-9 _ . : / - (ids name "
-                    f"diagnostics statuses and log lines)")
-        return None
-
     # ------------------------------------------------------------------ image input
     def _on_image(self, msg: Image) -> None:
         try:
             check_layout(msg, self._max_pixels, self._max_bytes)
-            self._store(_Frame(self._frame_key(msg.header), msg.header, msg, compressed=False,
+            self._store(Frame(self._frame_key(msg.header), msg.header, msg, compressed=False,
                                nbytes=len(msg.data), limits=(self._max_pixels, self._max_bytes)))
         except Exception as err:  # ImageConversionError, or anything odd about the message: skip it
             self._conversion_error(err)
@@ -426,7 +268,7 @@ class TrackerNode(Node):
             if declared is not None and declared[0] * declared[1] > self._max_pixels:
                 raise ImageTooLarge(f"compressed image declares {declared[0]}x{declared[1]} pixels, over the limit "
                                     f"of {self._max_pixels} (parameter max_image_pixels)")
-            self._store(_Frame(self._frame_key(msg.header), msg.header, msg, compressed=True,
+            self._store(Frame(self._frame_key(msg.header), msg.header, msg, compressed=True,
                                nbytes=len(msg.data), limits=(self._max_pixels, self._max_bytes)))
         except Exception as err:
             self._conversion_error(err)
@@ -443,385 +285,24 @@ class TrackerNode(Node):
             self.stats.last_conversion_error = str(err)[:300]
         self._refuse("image_too_large" if isinstance(err, ImageTooLarge) else "image_invalid", f"image: {err}")
 
-    def _store(self, frame: _Frame) -> None:
+    def _store(self, frame: Frame) -> None:
         with self._cond:
-            if frame.stamp_ns in self._buffer:
+            if frame.stamp_ns in self._frames:
                 return  # the same frame again (raw and compressed both subscribed, or a publisher's resend)
             with self.stats.lock:
                 self.stats.received += 1
                 self.stats.received_times.append(time.monotonic())
-            if self._buffer:
-                newest = next(reversed(self._buffer))
-                if frame.stamp_ns < newest - TIME_JUMP_NS:
-                    # Time jumped back (bag loop, simulator reset): start over.
-                    self.get_logger().warning(
-                        f"image stamps jumped back from {format_stamp(newest)} to {format_stamp(frame.stamp_ns)}: "
-                        f"frame buffer cleared", throttle_duration_sec=5.0)
-                    self._buffer.clear()
-                    self._buffer_bytes = 0
-                    self._last_processed_ns = None
-            self._buffer[frame.stamp_ns] = frame
-            self._buffer_bytes += frame.nbytes
-            if frame.stamp_ns < next(reversed(self._buffer)):  # out of order: keep the buffer sorted by stamp
-                self._buffer = collections.OrderedDict(sorted(self._buffer.items()))
-            newest = next(reversed(self._buffer))
-            # Bounded in frames, bytes and time; the newest frame always stays.
-            while len(self._buffer) > 1 and (len(self._buffer) > self._buffer_max
-                                             or self._buffer_bytes > self._buffer_max_bytes
-                                             or next(iter(self._buffer)) < newest - self._buffer_ns):
-                _, old = self._buffer.popitem(last=False)
-                self._buffer_bytes -= old.nbytes
-            if self._mailbox is not None:
+            if len(self._frames) and frame.stamp_ns < self._frames.newest_ns - TIME_JUMP_NS:
+                # Time jumped back (bag loop, simulator reset): start over.
+                self.get_logger().warning(
+                    f"image stamps jumped back from {format_stamp(self._frames.newest_ns)} to "
+                    f"{format_stamp(frame.stamp_ns)}: frame buffer cleared", throttle_duration_sec=5.0)
+                self._frames.clear()
+                self._last_processed_ns = None
+            if self._frames.add(frame, self._buffer_max, self._buffer_max_bytes, self._buffer_ns):
                 with self.stats.lock:
                     self.stats.dropped += 1
-            self._mailbox = frame
             self._cond.notify()
-
-    # ------------------------------------------------------------------ services
-    async def _on_init_target(self, request, response):
-        target_id = request.target_id or DEFAULT_TARGET
-        try:
-            bad_id = self._target_id_error(target_id)
-            if bad_id:
-                self._refuse("target_id", f"init_target: {bad_id}")
-                response.success, response.message, response.target_id = False, bad_id, ""
-                return response
-            response.target_id = target_id
-            result = self._init_target(request, target_id)
-            if isinstance(result, _Job):
-                result = await self._wait(result)
-            ok, message = result
-        except Exception as err:  # never let a request take the node down
-            ok, message = False, f"internal error: {type(err).__name__}: {err}"
-        response.success, response.message = ok, message
-        if ok:
-            self.get_logger().info(f"init_target '{target_id}': {message}", throttle_duration_sec=1.0)
-        else:
-            self.get_logger().warning(f"init_target '{target_id}' refused: {message}", throttle_duration_sec=1.0)
-        return response
-
-    def _init_target(self, request, target_id: str):
-        """(False, reason) for a request refused at once, else the queued _Job."""
-        from siam_tracker_ros.tracking import InputError, validate_box
-        from siam_tracker_ros.tracking.tracker import check_box_margin
-
-        if self.tracker is None:
-            return False, self.tracker_error
-        try:
-            b = request.bbox
-            values = [b.center.position.x, b.center.position.y, b.size_x, b.size_y, b.center.theta]
-            if not all(np.isfinite(values)):
-                raise InputError(f"bbox has NaN or infinite values: centre ({values[0]}, {values[1]}), "
-                                 f"size {values[2]} x {values[3]}, theta {values[4]}")
-            if abs(b.center.theta) > 1e-6:
-                raise InputError(f"bbox.center.theta = {b.center.theta}: only axis-aligned boxes (theta 0) are "
-                                 f"supported")
-            box = messages.bbox_to_box(b)
-            want = stamp_ns(request.header.stamp)
-            with self._cond:
-                if not self._buffer:
-                    self._refuse("frame", "init_target before any frame")
-                    return False, f"no frames received yet on {self.image_topic}"
-                if want == 0:
-                    frame = self._buffer[next(reversed(self._buffer))]
-                else:
-                    frame = self._buffer.get(want)
-                    if frame is None:
-                        oldest, newest = next(iter(self._buffer)), next(reversed(self._buffer))
-                        why = ("newer than the newest frame received: not received (yet)" if want > newest else
-                               "older than frame_buffer_seconds, or never received")
-                        self._refuse("frame", f"init_target on unknown stamp {format_stamp(want)}")
-                        return False, (f"no frame with stamp {format_stamp(want)} in the buffer of the last "
-                                       f"{len(self._buffer)} frames (stamps {format_stamp(oldest)} .. "
-                                       f"{format_stamp(newest)}): {why}")
-                if target_id not in self._target_states and target_id not in self._pending_ids() \
-                        and len(self._target_states) >= self._max_targets:
-                    self._refuse("max_targets", f"init_target '{target_id}'")
-                    return False, (f"already tracking {len(self._target_states)} targets (max_targets = "
-                                   f"{self._max_targets}): stop one first or re-use its id")
-            if frame.shape is not None:
-                validate_box(box, frame.shape)
-                check_box_margin(box, frame.shape, self._box_margin)
-        except InputError as err:
-            self._refuse("box", f"init_target '{target_id}': {err}")
-            return False, f"bad box: {err}"
-        return self._submit(_Job("init", target_id, box=box, frame=frame))
-
-    def _pending_ids(self) -> set:
-        return {j.target_id for j in self._jobs if j.kind == "init" and not j.finished}
-
-    async def _on_stop_target(self, request, response):
-        try:
-            if self.tracker is None:
-                ok, message = (request.target_id == ""), self.tracker_error
-            elif request.target_id and self._target_id_error(request.target_id):
-                message = self._target_id_error(request.target_id)
-                self._refuse("target_id", f"stop_target: {message}")
-                ok = False
-            else:
-                result = self._submit(_Job("stop", request.target_id))
-                if isinstance(result, _Job):
-                    result = await self._wait(result)
-                ok, message = result
-        except Exception as err:
-            ok, message = False, f"internal error: {type(err).__name__}: {err}"
-        response.success, response.message = ok, message
-        self.get_logger().info(f"stop_target '{request.target_id[:64]}': {message}", throttle_duration_sec=1.0)
-        return response
-
-    def _submit(self, job: _Job):
-        """Queue a job (the _Job), or (False, "busy ...") when max_queued_requests jobs already wait."""
-        from rclpy.task import Future
-
-        with self._cond:
-            if self._stop:
-                return False, "node is shutting down"
-            if job.kind == "init":
-                # A new init of an id replaces the older one: cancel it queued, abort its catch-up if running.
-                reason = f"superseded by a newer init_target for '{job.target_id}'"
-                for other in list(self._jobs) + [self._running_job]:
-                    if other is not None and other.kind == "init" and other.target_id == job.target_id:
-                        if self._cancel(other, reason):
-                            self._refuse("superseded", f"init_target '{job.target_id}'")
-            waiting = sum(1 for j in self._jobs if not j.finished)
-            if waiting >= self._max_queued:
-                self._refuse("busy", f"{job.kind}_target '{job.target_id}' with {waiting} requests queued")
-                return False, (f"busy: {waiting} requests are waiting for the tracker (max_queued_requests = "
-                               f"{self._max_queued}); try again")
-            executor = self.executor
-            job.future = Future(executor=executor)
-            job.future.add_done_callback(lambda _f: None)  # wakes the executor, which then resumes the waiting call
-            self._jobs = collections.deque(j for j in self._jobs if not j.finished)
-            self._jobs.append(job)
-            job.timer = threading.Timer(self._init_timeout, self._expire, (job,))
-            job.timer.daemon = True
-            job.timer.start()
-            self._cond.notify()
-        return job
-
-    async def _wait(self, job: _Job) -> tuple[bool, str]:
-        if self.executor is None:  # not spun by an executor (direct calls): block
-            job.done.wait()
-        else:
-            await job.future
-        return job.success, job.message
-
-    def _finish(self, job: _Job, success: bool, message: str) -> bool:
-        """Answer a job once; False when it was answered already."""
-        with job.lock:
-            if job.finished:
-                return False
-            job.finished, job.success, job.message = True, success, message
-        if job.timer is not None:
-            job.timer.cancel()
-        job.done.set()
-        if job.future is not None:
-            job.future.set_result((success, message))
-        return True
-
-    def _cancel(self, job: _Job, reason: str) -> bool:
-        """Cancel and answer a job the worker has not claimed; False when it is claimed or answered."""
-        with job.lock:
-            if job.claimed or job.finished:
-                return False
-            job.cancelled = True
-        return self._finish(job, False, reason)
-
-    def _claim(self, job: _Job) -> bool:
-        """The worker commits to a job's result (install / stop); False when it was cancelled meanwhile."""
-        with job.lock:
-            if job.cancelled or job.finished:
-                return False
-            job.claimed = True
-            return True
-
-    def _expire(self, job: _Job) -> None:
-        if self._cancel(job, f"timed out after {self._init_timeout:g} s waiting for the tracker (init_timeout); "
-                             f"the request is cancelled" + (", the target is not installed" if job.kind == "init"
-                                                            else "")):
-            self._refuse("timeout", f"{job.kind}_target '{job.target_id}'")
-
-    # ------------------------------------------------------------------ worker
-    def _worker_loop(self) -> None:
-        self._warm_up()
-        while True:
-            with self._cond:
-                while not self._stop and not self._jobs and self._mailbox is None:
-                    self._cond.wait(0.5)
-                if self._stop:
-                    for job in self._jobs:
-                        self._finish(job, False, "node is shutting down")
-                    return
-                job = self._jobs.popleft() if self._jobs else None
-                frame = None
-                if job is None:
-                    frame, self._mailbox = self._mailbox, None
-                elif job.finished:  # cancelled (timed out, superseded) while queued
-                    continue
-                self._running_job = job
-            try:
-                if job is not None:
-                    self._run_job(job)
-                else:
-                    self._process(frame)
-            except Exception as err:  # the worker must survive anything
-                if job is not None:
-                    self._finish(job, False, f"tracker error: {type(err).__name__}: {err}")
-                if self._stop or not self.context.ok():
-                    continue  # shutting down: the publishers are gone
-                with self.stats.lock:
-                    self.stats.tracker_errors += 1
-                    self.stats.last_tracker_error = f"{type(err).__name__}: {err}"
-                self.get_logger().error(f"tracker error: {type(err).__name__}: {err}", throttle_duration_sec=5.0)
-            finally:
-                with self._cond:
-                    self._running_job = None
-
-    def _warm_up(self) -> None:
-        """Build and run every graph the tracker can use (each scale set, the lost-mode search, every batch size up to
-        max_targets) before the first request, so nothing is exported or built in the middle of tracking."""
-        if self.tracker is not None:
-            t0 = time.monotonic()
-            try:
-                rng = np.random.default_rng(0)
-                img = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
-                self.tracker.init(img, (140, 100, 40, 40), "__warmup__")
-                self.tracker.update(img)
-                self.tracker.remove("__warmup__")
-                calls = self.tracker.warm_up(self._start_max_targets)
-                self.get_logger().info(f"warmed up {len(calls)} graph calls (up to {self._start_max_targets} targets) "
-                                       f"in {time.monotonic() - t0:.1f} s")
-            except Exception as err:  # a backend that cannot run its graphs cannot track: ERROR, stay up
-                self.tracker_error = f"tracker unavailable: warm-up failed: {type(err).__name__}: {err}"
-                self.get_logger().error(f"{self.tracker_error}. The node stays up; init_target will fail.")
-                self.tracker = None
-            finally:
-                if self.tracker is not None:
-                    self.tracker.remove("__warmup__")
-                    self.tracker.reset_timings()
-        self._ready = True
-
-    def _run_job(self, job: _Job) -> None:
-        if self.tracker is None:
-            self._finish(job, job.kind == "stop" and job.target_id == "", self.tracker_error)
-            return
-        if job.kind == "stop":
-            if not self._claim(job):
-                return
-            ids = self.tracker.targets if job.target_id == "" else [job.target_id]
-            stopped = [tid for tid in ids if self.tracker.remove(tid)]
-            for tid in stopped:
-                self._target_states.pop(tid, None)
-            if job.target_id == "":
-                self._finish(job, True, f"stopped {', '.join(stopped)}" if stopped else "no targets were tracked")
-            elif stopped:
-                self._finish(job, True, f"stopped {job.target_id}")
-            else:
-                self._finish(job, False, f"no target '{job.target_id}' (tracked: "
-                                         f"{', '.join(self.tracker.targets) or 'none'})")
-            return
-        self._run_init(job)
-
-    def _run_init(self, job: _Job) -> None:
-        from siam_tracker_ros.tracking import InputError, SiamTracker
-        from siam_tracker_ros.tracking.tracker import check_box_margin
-
-        tid = job.target_id
-        if tid not in self.tracker.targets and len(self.tracker.targets) >= self._max_targets:
-            self._refuse("max_targets", f"init_target '{tid}'")
-            self._finish(job, False, f"already tracking {len(self.tracker.targets)} targets "
-                                     f"(max_targets = {self._max_targets})")
-            return
-        try:
-            img = job.frame.decode()
-        except ImageConversionError as err:
-            self._finish(job, False, f"cannot use the frame {format_stamp(job.frame.stamp_ns)}: {err}")
-            return
-        s = job.frame.stamp_ns
-        with self._cond:
-            last = self._last_processed_ns
-            catch_up = [f for ns, f in self._buffer.items() if last is not None and s < ns <= last]
-        try:
-            check_box_margin(job.box, img.shape, self._box_margin)
-            # The new target is initialised (and caught up) on a tracker of its own and handed over only if its
-            # request is still wanted: a timed-out or superseded init never installs anything.
-            side = SiamTracker(self.tracker.backend, self.tracker.cfg)
-            side.init(img, job.box, tid)
-            done = 0
-            for f in catch_up:  # track it alone through the frames the others have already been tracked on
-                if job.cancelled:
-                    return  # answered already (superseded or timed out): stop spending time on it
-                try:
-                    side.update(f.decode())
-                    done += 1
-                except ImageConversionError:
-                    continue
-        except InputError as err:
-            self._refuse("box", f"init_target '{tid}': {err}")
-            self._finish(job, False, f"bad box: {err}")
-            return
-        if not self._claim(job):
-            return
-        self.tracker.adopt(tid, side)
-        with self._cond:
-            if last is None or s > last:
-                self._last_processed_ns = s  # frames up to the init frame must not move the new target
-        self._target_states[tid] = {"state": "initialized", "confidence": 1.0, "box": list(job.box),
-                                    "stamp": format_stamp(s), "lost_frames": 0}
-        x, y, w, h = job.box
-        self._finish(job, True, f"tracking '{tid}' from box ({x:.1f}, {y:.1f}, {w:.1f} x {h:.1f}) on frame "
-                                f"{format_stamp(s)}" + (f", caught up over {done} buffered frames" if catch_up
-                                                        else ""))
-
-    def _process(self, frame: _Frame) -> None:
-        with self._cond:
-            last = self._last_processed_ns
-            if last is not None and frame.stamp_ns <= last:
-                # Not newer than what the targets have seen (a target was just initialized on a newer frame, or
-                # frames arrived out of order): tracking on it would move the targets back in time.
-                with self.stats.lock:
-                    self.stats.dropped += 1
-                return
-            if self.tracker is None or not self.tracker.targets:
-                self._last_processed_ns = frame.stamp_ns
-                return
-        t0 = time.monotonic()
-        try:
-            img = frame.decode()
-        except ImageConversionError as err:
-            self._conversion_error(err, received=False)
-            return
-        results = self.tracker.update(img)
-        with self._cond:
-            self._last_processed_ns = frame.stamp_ns
-        header = frame.header
-        dets = [messages.detection_from_result(header, r, self._class_id) for r in results.values()]
-        for det in dets:
-            self.det_pub.publish(det)
-        self.array_pub.publish(messages.make_detection_array(header, dets))
-        lost_frames = {tid: self.tracker.state(tid)["lost_frames"] for tid in results}
-        self.state_pub.publish(messages.make_state_array(header, [
-            messages.make_target_state(header, tid, r.box, r.confidence, r.lost, lost_frames[tid])
-            for tid, r in results.items()]))
-        latency = (self.get_clock().now().nanoseconds - frame.stamp_ns) * 1e-9
-        if self._publish_heatmap and self.heatmap_pub.get_subscription_count() > 0:
-            from .image_codec import bgr_to_imgmsg
-
-            self.heatmap_pub.publish(bgr_to_imgmsg(render_heatmap(img, results.values(), self._heatmap_alpha),
-                                                   header))
-            with self.stats.lock:
-                self.stats.heatmaps += 1
-        done = time.monotonic()
-        self._target_states = {
-            tid: {"state": messages.STATE_LOST if r.lost else messages.STATE_TRACKED,
-                  "confidence": round(float(r.confidence), 3), "box": [round(float(v), 1) for v in r.box],
-                  "stamp": format_stamp(frame.stamp_ns), "lost_frames": lost_frames[tid]}
-            for tid, r in results.items()}
-        with self.stats.lock:
-            self.stats.processed += 1
-            self.stats.processed_times.append(done)
-            self.stats.latencies.append(latency)
-            self.stats.proc_times.append(done - t0)
 
     # ------------------------------------------------------------------ diagnostics
     def _publish_diagnostics(self) -> None:
@@ -832,57 +313,19 @@ class TrackerNode(Node):
 
     def _publish_diagnostics_unguarded(self) -> None:
         now = time.monotonic()
-        period = max(now - self._diag_last, 1e-3)
-        self._diag_last = now
-        s = self.stats
-        with s.lock:
-            rate = sum(1 for t in s.processed_times if t > now - period) / period
-            in_rate = sum(1 for t in s.received_times if t > now - period) / period
-            lat = np.array(s.latencies) if s.latencies else None
-            proc = np.array(s.proc_times) if s.proc_times else None
-            counts = dict(received=s.received, processed=s.processed, dropped=s.dropped,
-                          conversion_errors=s.conversion_errors, tracker_errors=s.tracker_errors,
-                          heatmaps_published=s.heatmaps, **{f"refused_{k}": v for k, v in s.refused.items()})
-            last_conv, last_err, last_refusal = s.last_conversion_error, s.last_tracker_error, s.last_refusal
-        states = dict(self._target_states)
-        name = self.get_fully_qualified_name()
-
-        main = DiagnosticStatus(name=f"{name}: tracker", hardware_id=self.backend_name)
+        period, self._diag_last = max(now - self._diag_last, 1e-3), now
         if self.tracker is None:
-            main.level, main.message = DiagnosticStatus.ERROR, self.tracker_error
+            level, message = DiagnosticStatus.ERROR, self.tracker_error
         elif not self._ready:
-            main.level, main.message = DiagnosticStatus.OK, "warming up"
-        elif any(st["state"] == messages.STATE_LOST for st in states.values()):
-            main.level, main.message = DiagnosticStatus.WARN, "target lost: " + ", ".join(
-                tid for tid, st in states.items() if st["state"] == messages.STATE_LOST)
-        elif counts["conversion_errors"] and last_conv:
-            main.level, main.message = DiagnosticStatus.WARN, f"skipping images: {last_conv}"
+            level, message = DiagnosticStatus.OK, "warming up"
         else:
-            main.level = DiagnosticStatus.OK
-            main.message = f"tracking {len(states)} target(s)" if states else "idle: no target"
-
-        def ms(a, q):
-            return f"{np.percentile(a, q) * 1e3:.1f}" if a is not None else "n/a"
-
-        values = {
-            "backend": self.backend_name, "weights": self.weights_path, "image_topic": self.image_topic,
-            "image_converter": converter_name(), "processing_rate_hz": f"{rate:.2f}",
-            "input_rate_hz": f"{in_rate:.2f}", **{k: str(v) for k, v in counts.items()},
-            "latency_median_ms": ms(lat, 50), "latency_p95_ms": ms(lat, 95),
-            "processing_time_median_ms": ms(proc, 50), "targets": str(len(states)),
-            "frame_buffer_frames": str(len(self._buffer)), "frame_buffer_bytes": str(self._buffer_bytes),
-            "queued_requests": str(sum(1 for j in list(self._jobs) if not j.finished)),
-            "last_conversion_error": last_conv, "last_tracker_error": last_err, "last_refusal": last_refusal,
-        }
-        main.values = [KeyValue(key=k, value=v) for k, v in values.items()]
-        statuses = [main]
-        for tid, st in sorted(states.items()):
-            ts = DiagnosticStatus(name=f"{name}: target {tid}", hardware_id=self.backend_name)
-            ts.level = DiagnosticStatus.WARN if st["state"] == messages.STATE_LOST else DiagnosticStatus.OK
-            ts.message = st["state"]
-            ts.values = [KeyValue(key=k, value=str(v)) for k, v in st.items()]
-            statuses.append(ts)
-        arr = DiagnosticArray(status=statuses)
+            level, message = None, ""
+        values = {"backend": self.backend_name, "weights": self.weights_path, "image_topic": self.image_topic,
+                  "image_converter": converter_name(), "frame_buffer_frames": str(len(self._frames)),
+                  "frame_buffer_bytes": str(self._frames.nbytes),
+                  "queued_requests": str(sum(1 for j in list(self._jobs) if not j.finished))}
+        arr = diagnostics.build(self.get_fully_qualified_name(), self.backend_name, self.stats, period,
+                                dict(self._target_states), values, level, message)
         arr.header.stamp = self.get_clock().now().to_msg()
         self.diag_pub.publish(arr)
 
@@ -893,7 +336,7 @@ class TrackerNode(Node):
             self._cond.notify_all()
         self._worker.join(timeout=5.0)
         for job in list(self._jobs):
-            self._finish(job, False, "node is shutting down")
+            job.finish(False, "node is shutting down")
 
 
 def main(args=None) -> int:
@@ -907,10 +350,7 @@ def main(args=None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        if node is not None:
-            node.shutdown()
-            node.destroy_node()
-        rclpy.try_shutdown()
+        close_node(node)
     return 0
 
 

@@ -34,138 +34,12 @@ import signal
 import sys
 import threading
 import time
-from pathlib import Path
 
-import cv2
-import numpy as np
+from ..data.frames import open_source
+from .fastdds import use_large_shm_segment
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 DEFAULT_TOPIC = "/camera/image_raw"
 NODE_NAME = "frame_player"
-HELD_FRAME_RESEND_S = 0.5  # --hold-first: how often the held first frame is sent again
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Frame sources (no ROS)
-
-class FrameSource:
-    """Frames in order; `read()` -> BGR uint8 image or None at the end; `rewind()` for --loop."""
-
-    name = "frames"
-    length: int | None = None  # number of frames when known
-    native_rate: float | None = None  # frames per second the source itself suggests (video/camera)
-
-    def read(self) -> np.ndarray | None:
-        raise NotImplementedError
-
-    def rewind(self) -> bool:
-        """Start again from the first frame; False when the source cannot (a camera)."""
-        return False
-
-    def close(self) -> None:
-        pass
-
-
-class FolderSource(FrameSource):
-    def __init__(self, folder):
-        self.folder = Path(folder)
-        if not self.folder.is_dir():
-            raise FileNotFoundError(f"frames folder {self.folder} does not exist")
-        self.paths = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not self.paths:
-            raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {self.folder}")
-        self.name = str(self.folder)
-        self.length = len(self.paths)
-        self._next = 0
-
-    def read(self):
-        while self._next < len(self.paths):
-            path = self.paths[self._next]
-            self._next += 1
-            img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if img is not None:
-                return img
-            print(f"[{NODE_NAME}] skipping unreadable image {path}", file=sys.stderr)
-        return None
-
-    def rewind(self):
-        self._next = 0
-        return True
-
-
-class ArraySource(FrameSource):
-    """Frames already in memory (the built-in sequence)."""
-
-    def __init__(self, frames, name="frames"):
-        self.frames = list(frames)
-        if not self.frames:
-            raise ValueError("no frames")
-        self.name = name
-        self.length = len(self.frames)
-        self._next = 0
-
-    def read(self):
-        if self._next >= len(self.frames):
-            return None
-        self._next += 1
-        return self.frames[self._next - 1]
-
-    def rewind(self):
-        self._next = 0
-        return True
-
-
-class CaptureSource(FrameSource):
-    """A video file or a camera through cv2.VideoCapture."""
-
-    def __init__(self, target, is_camera: bool):
-        self.target, self.is_camera = target, is_camera
-        if not is_camera and not Path(target).is_file():
-            raise FileNotFoundError(f"video file {target} does not exist")
-        self.cap = cv2.VideoCapture(target)
-        if not self.cap.isOpened():
-            raise RuntimeError(f"cannot open {'camera' if is_camera else 'video'} {target!r} with OpenCV")
-        self.name = f"camera {target}" if is_camera else str(target)
-        fps = float(self.cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        self.native_rate = fps if 0.5 < fps < 1000 else None
-        n = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        self.length = n if (n > 0 and not is_camera) else None
-
-    def read(self):
-        ok, img = self.cap.read()
-        if not ok or img is None:
-            return None
-        if img.ndim == 2:
-            img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
-        return img
-
-    def rewind(self):
-        if self.is_camera:
-            return False
-        self.cap.release()
-        self.cap = cv2.VideoCapture(self.target)
-        return self.cap.isOpened()
-
-    def close(self):
-        self.cap.release()
-
-
-def open_source(frames=None, video=None, camera=None, builtin=False, builtin_frames=None) -> FrameSource:
-    """Exactly one of: a frames folder, a video file, a camera index, the built-in sequence."""
-    chosen = [x is not None and x is not False for x in (frames, video, camera, builtin)]
-    if sum(chosen) != 1:
-        raise ValueError("choose exactly one source: --frames DIR, --video FILE, --camera INDEX or --builtin")
-    if frames is not None:
-        return FolderSource(frames)
-    if video is not None:
-        return CaptureSource(str(video), is_camera=False)
-    if camera is not None:
-        return CaptureSource(int(camera), is_camera=True)
-    from .. import synthetic
-
-    n = synthetic.DEFAULT_FRAMES if builtin_frames is None else int(builtin_frames)
-    imgs, _ = synthetic.make_sequence(n_frames=n)
-    return ArraySource(imgs, name=f"built-in sequence ({n} frames)")
 
 
 def parse_size(text: str | None) -> tuple[int, int] | None:
@@ -178,193 +52,6 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
     if w < 8 or h < 8:
         raise argparse.ArgumentTypeError(f"size {text} is too small")
     return w, h
-
-
-def fit_size(img: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
-    if size is None or (img.shape[1], img.shape[0]) == tuple(size):
-        return img
-    interp = cv2.INTER_AREA if size[0] < img.shape[1] else cv2.INTER_LINEAR
-    return cv2.resize(img, tuple(size), interpolation=interp)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# The node
-
-def _make_node_class():
-    """Build the rclpy node class lazily, so importing this module (for the CLI) does not need rclpy."""
-    from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
-    from rclpy.node import Node
-    from rclpy.qos import QoSProfile, qos_profile_sensor_data, ReliabilityPolicy, HistoryPolicy
-    from sensor_msgs.msg import Image
-
-    from .image_codec import bgr_to_imgmsg
-
-    class FramePlayer(Node):
-        def __init__(self, source: FrameSource, args):
-            super().__init__(NODE_NAME)
-            self.source = source
-            self.args = args
-            rate = args.rate if args.rate is not None else (source.native_rate or 30.0)
-            self.declare_parameter("frame_id", args.frame_id, ParameterDescriptor(description="header.frame_id"))
-            # dynamic typing: `-p rate:=10` (an integer) is as good as `rate:=10.0`; anything else is refused
-            self.declare_parameter("rate", float(rate),
-                                   ParameterDescriptor(description="frames per second; <= 0: as fast as possible",
-                                                       dynamic_typing=True))
-            r = self.get_parameter("rate").value
-            if isinstance(r, bool) or not isinstance(r, (int, float)):
-                raise ValueError(f"parameter rate must be a number, got {r!r}")
-            self.declare_parameter("loop", bool(args.loop), ParameterDescriptor(description="restart at the end"))
-            self.declare_parameter("paused", bool(args.paused),
-                                   ParameterDescriptor(description="while true nothing is published"))
-            self._resume = threading.Event()
-            if not self.get_parameter("paused").value:
-                self._resume.set()
-            self.add_on_set_parameters_callback(self._on_params)
-            if args.reliable:
-                qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE)
-            else:
-                qos = qos_profile_sensor_data
-            self.pub = self.create_publisher(Image, args.topic, qos)
-            self.published = 0
-            self.stop = threading.Event()
-            self.done = threading.Event()
-            self.error: BaseException | None = None
-            self._stamps = None
-            if args.stamps_out:
-                Path(args.stamps_out).parent.mkdir(parents=True, exist_ok=True)
-                self._stamps = open(args.stamps_out, "w", buffering=1)
-                self._stamps.write("seq,frame,sec,nanosec\n")
-            self._thread = threading.Thread(target=self._run_guarded, name="frame_player", daemon=True)
-
-        # parameters ------------------------------------------------------------------------------------------
-        def _on_params(self, params):
-            for p in params:
-                if p.name == "rate" and (isinstance(p.value, bool) or not isinstance(p.value, (int, float))):
-                    return SetParametersResult(successful=False, reason="rate must be a number")
-                if p.name == "paused":
-                    if p.value:
-                        self._resume.clear()
-                    else:
-                        self._resume.set()
-            return SetParametersResult(successful=True)
-
-        # publishing ------------------------------------------------------------------------------------------
-        def start(self):
-            self._thread.start()
-
-        def _run_guarded(self):
-            try:
-                self._run()
-            except BaseException as err:  # noqa: BLE001 - reported by main()
-                self.error = err
-            finally:
-                self.done.set()
-
-        def _wait_subscribers(self):
-            need = int(self.args.wait_subscribers or 0)
-            if need <= 0:
-                return True
-            self.get_logger().info(f"waiting for {need} subscriber(s) on {self.pub.topic_name}")
-            deadline = time.monotonic() + float(self.args.wait_timeout)
-            while not self.stop.is_set():
-                if self.pub.get_subscription_count() >= need:
-                    time.sleep(0.2)  # let discovery settle on both sides
-                    return True
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"no {need} subscriber(s) on {self.pub.topic_name} after "
-                                       f"{self.args.wait_timeout:.0f} s")
-                time.sleep(0.05)
-            return False
-
-        def _run(self):
-            if not self._wait_subscribers():
-                return
-            limit = self.args.count
-            # --duration counts playing time: the clock starts at the first frame and stops while paused
-            played, last_tick = 0.0, None
-            frame_index = 0
-            next_t = None
-            k = 0
-            held, held_sent = None, 0.0  # --hold-first: the first frame, sent again while held
-            while not self.stop.is_set():
-                if limit is not None and self.published >= limit:
-                    break
-                now = time.monotonic()
-                if last_tick is not None and self._resume.is_set():
-                    played += now - last_tick
-                last_tick = now if self.published else None
-                if self.args.duration and played >= self.args.duration:
-                    break
-                if not self._resume.is_set():
-                    self._resume.wait(0.1)
-                    next_t = None  # restart the schedule after a pause
-                    if held is not None and time.monotonic() - held_sent >= HELD_FRAME_RESEND_S:
-                        # Best effort: a subscriber that matched this writer only after the first frame went out
-                        # never got it. The same message again (same stamp) is a no-op for one that did.
-                        self.pub.publish(held)
-                        held_sent = time.monotonic()
-                    continue
-                held = None
-                img = self.source.read()
-                if img is None:
-                    if self.get_parameter("loop").value and self.source.rewind():
-                        frame_index = 0
-                        img = self.source.read()
-                    if img is None:
-                        break
-                img = fit_size(img, self.args.size)
-                rate = float(self.get_parameter("rate").value)
-                now = time.monotonic()
-                if rate > 0:
-                    period = 1.0 / rate
-                    if next_t is None or now - (next_t + k * period) > period:
-                        next_t, k = now, 0  # first frame, or late by more than a period: restart the schedule
-                    target = next_t + k * period
-                    while not self.stop.is_set():
-                        wait = target - time.monotonic()
-                        if wait <= 0:
-                            break
-                        time.sleep(min(wait, 0.05))
-                    if self.stop.is_set():
-                        break
-                    k += 1
-                    if k > 1000:
-                        next_t, k = target, 1
-                header_stamp = self.get_clock().now().to_msg()
-                msg = bgr_to_imgmsg(img, encoding=self.args.encoding)
-                msg.header.stamp = header_stamp
-                msg.header.frame_id = str(self.get_parameter("frame_id").value)
-                if self.args.hold_first and self.published == 0:
-                    # pause before publishing, so a client that sees the first frame can only un-pause after this
-                    self.set_parameters([_param("paused", True)])
-                    self.get_logger().info("publishing the first frame, then holding until parameter paused is false")
-                    held, held_sent = msg, time.monotonic()
-                if self._stamps is not None:
-                    self._stamps.write(f"{self.published},{frame_index},{header_stamp.sec},{header_stamp.nanosec}\n")
-                self.pub.publish(msg)
-                self.published += 1
-                frame_index += 1
-            if self._stamps is not None:
-                self._stamps.close()
-                self._stamps = None
-
-        def shutdown(self):
-            self.stop.set()
-            self._resume.set()
-            if self._thread.is_alive():
-                self._thread.join(timeout=2.0)
-            if self._stamps is not None:
-                self._stamps.close()
-                self._stamps = None
-            self.source.close()
-
-    return FramePlayer
-
-
-def _param(name, value):
-    from rclpy.parameter import Parameter
-
-    return Parameter(name, value=value)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -436,7 +123,9 @@ def run_play(args, ros_args: list[str] | None = None) -> int:
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     code = 0
     try:
-        node = _make_node_class()(source, args)
+        from .player_node import FramePlayer
+
+        node = FramePlayer(source, args)
         rate = node.get_parameter("rate").value
         node.get_logger().info(
             f"publishing {source.name} on {node.pub.topic_name} at "
@@ -462,67 +151,15 @@ def run_play(args, ros_args: list[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        if node is not None:
-            node.shutdown()
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+        from .lifetime import close_node
+
+        close_node(node)
         for s, h in old.items():
             signal.signal(s, h)
         if profile:
             with contextlib.suppress(OSError):
                 os.unlink(profile)
     return code
-
-
-_FASTDDS_PROFILE = """<?xml version="1.0" encoding="UTF-8" ?>
-<!-- written by siam-tracker play: a shared-memory segment large enough for whole camera images -->
-<profiles xmlns="http://www.eprosima.com">
-  <transport_descriptors>
-    <transport_descriptor>
-      <transport_id>siam_player_shm</transport_id>
-      <type>SHM</type>
-      <segment_size>{segment}</segment_size>
-      <maxMessageSize>{message}</maxMessageSize>
-    </transport_descriptor>
-    <transport_descriptor>
-      <transport_id>siam_player_udp</transport_id>
-      <type>UDPv4</type>
-    </transport_descriptor>
-  </transport_descriptors>
-  <participant profile_name="siam_player_participant" is_default_profile="true">
-    <rtps>
-      <userTransports>
-        <transport_id>siam_player_shm</transport_id>
-        <transport_id>siam_player_udp</transport_id>
-      </userTransports>
-      <useBuiltinTransports>false</useBuiltinTransports>
-    </rtps>
-  </participant>
-</profiles>
-"""
-
-
-def use_large_shm_segment(frame_bytes: int) -> str | None:
-    """Fast DDS's default shared-memory segment (512 KiB) is smaller than one 640x480 bgr8 image (900 KiB), so
-    images go over fragmented UDP instead, and best-effort (sensor-data) subscribers lose most of them as soon as
-    the machine is busy. With Fast DDS and no user profile, give this process's participant a shared-memory
-    segment of 16 frames (at least 32 MiB): the segment is the writer's, so every local subscriber benefits.
-    Returns the profile path written, or None when left alone."""
-    rmw = os.environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
-    if "fastrtps" not in rmw and "fastdds" not in rmw:
-        return None
-    if os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE") or os.environ.get("FASTRTPS_DEFAULT_PROFILES_FILE"):
-        return None
-    message = max(4 << 20, 2 * int(frame_bytes) + (64 << 10))
-    segment = max(32 << 20, 16 * message)
-    import tempfile
-
-    fd, path = tempfile.mkstemp(prefix="siam_player_fastdds_", suffix=".xml")
-    with os.fdopen(fd, "w") as f:
-        f.write(_FASTDDS_PROFILE.format(segment=segment, message=message))
-    os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = path
-    return path
 
 
 def _no_signal_handlers():

@@ -1,8 +1,20 @@
-"""Boxes: (x, y, w, h) with (x, y) the top-left corner, in pixels, 0-based. IoU and centre error live here once;
-the evaluation protocol (evaluation/metrics.py) uses them."""
+"""Boxes: (x, y, w, h) with (x, y) the top-left corner, in pixels, 0-based. The two box forms (top-left + size for the
+API, files and metrics; centre + size inside the tracker and in vision_msgs) convert here, once; IoU and centre error
+live here too (the evaluation protocol, evaluation/metrics.py, uses them)."""
 from __future__ import annotations
 
 import numpy as np
+
+
+def to_center(box) -> tuple[float, float, float, float]:
+    """(x, y, w, h) top-left box -> (cx, cy, w, h) centre box."""
+    x, y, w, h = (float(v) for v in box)
+    return x + w / 2.0, y + h / 2.0, w, h
+
+
+def from_center(cx: float, cy: float, w: float, h: float) -> tuple[float, float, float, float]:
+    """(cx, cy, w, h) centre box -> (x, y, w, h) top-left box."""
+    return cx - w / 2.0, cy - h / 2.0, w, h
 
 
 def iou(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:

@@ -28,9 +28,11 @@ import numpy as np
 
 from ..config import Config, TrackingConfig
 from .crops import channel_mean, crop_square, exemplar_region, to_tensor_layout
+from .geometry import from_center, to_center
 
 DEFAULT_TARGET = "default"
 MIN_CONFIDENCE_SPREAD = 0.5  # logits
+LOST_SEARCH_EXTRA = 128  # pixels added to the search input while a target is lost (lost_search_key)
 # How far a box may reach past the image, as a fraction of the image's width / height (validate_box).
 BOX_MARGIN = 1.0
 
@@ -128,9 +130,8 @@ class SiamTracker:
         cfg.validate()
         n = cfg.num_scales
         self.scale_factors = cfg.scale_step ** (np.arange(n) - n // 2)
-        self.pairs = [tuple(p) for p in cfg.test_sizes] if cfg.multi_scale_test else \
-            [(cfg.exemplar_size, cfg.instance_size)]
-        self.lost_instance_size = self.pairs[0][1] + 128  # e.g. 383: 1.5x the area side at the same resolution
+        self.pairs = input_pairs(cfg)
+        self.lost_instance_size = lost_search_key(cfg)[1]
         self._targets: dict[str, _Target] = {}
         self._windows: dict[int, np.ndarray] = {}
         self.timings = {"crop": 0.0, "template": 0.0, "search": 0.0, "post": 0.0}
@@ -156,20 +157,21 @@ class SiamTracker:
     def clear(self) -> None:
         self._targets.clear()
 
-    def adopt(self, target_id: str, other: "SiamTracker") -> None:
-        """Take over `target_id`'s full state from another tracker (e.g. one that caught it up over past frames)."""
-        self._targets[target_id] = other._targets[target_id]
+    def rename(self, old_id: str, new_id: str) -> None:
+        """Give target `old_id` (its whole state) the id `new_id`, replacing any target of that id (the ROS node
+        initialises and catches up a new target under a provisional id, then installs it under its own)."""
+        self._targets[new_id] = self._targets.pop(old_id)
 
     def state(self, target_id: str) -> dict:
         t = self._targets[target_id]
-        return {"box": [t.cx - t.w / 2, t.cy - t.h / 2, t.w, t.h], "lost": t.lost, "lost_frames": t.lost_frames}
+        return {"box": list(from_center(t.cx, t.cy, t.w, t.h)), "lost": t.lost, "lost_frames": t.lost_frames}
 
     # ------------------------------------------------------------------ init
     def init(self, frame, box, target_id: str = DEFAULT_TARGET) -> None:
         """Start (or restart) tracking `target_id` at `box` (x, y, w, h) on `frame`."""
         frame = prepare_frame(frame)
-        x, y, w, h = validate_box(box, frame.shape)
-        target = _Target(cx=x + w / 2.0, cy=y + h / 2.0, w=w, h=h)
+        cx, cy, w, h = to_center(validate_box(box, frame.shape))
+        target = _Target(cx=cx, cy=cy, w=w, h=h)
         pad = channel_mean(frame)
         s_z = exemplar_region(w, h, self.cfg.context)
         for z_size in sorted({p[0] for p in self.pairs}):
@@ -189,16 +191,17 @@ class SiamTracker:
         self._targets[target_id] = target
 
     # ------------------------------------------------------------------ update
-    def update(self, frame) -> dict[str, TrackResult]:
-        """Track every target one frame further; returns a result per target id."""
-        if not self._targets:
+    def update(self, frame, ids=None) -> dict[str, TrackResult]:
+        """Track every target (or only those of `ids`) one frame further; returns a result per target id tracked."""
+        targets = self._targets if ids is None else {i: self._targets[i] for i in ids if i in self._targets}
+        if not targets:
             return {}
         frame = prepare_frame(frame)
         t0 = time.perf_counter()
         pad = channel_mean(frame)
         # Requests: (z_size, x_size) -> list of (target id, scale index, region side, crop)
         groups: dict[tuple, list] = {}
-        for tid, t in self._targets.items():
+        for tid, t in targets.items():
             s_z = exemplar_region(t.w, t.h, self.cfg.context)
             if t.searching:
                 z_size = self.pairs[0][0]
@@ -220,7 +223,7 @@ class SiamTracker:
         search_time = 0.0
         for (z_size, x_size), items in groups.items():
             x = to_tensor_layout([it[3] for it in items])
-            kernel = np.concatenate([self._targets[it[0]].kernels[z_size] for it in items], axis=0)
+            kernel = np.concatenate([targets[it[0]].kernels[z_size] for it in items], axis=0)
             ts = time.perf_counter()
             out = self.backend.search(x, kernel)
             search_time += time.perf_counter() - ts
@@ -232,7 +235,7 @@ class SiamTracker:
         self.timings["crop"] += (t2 - t1) - search_time  # stacking crops into the batch
 
         results = {}
-        for tid, t in self._targets.items():
+        for tid, t in targets.items():
             if t.searching:
                 results[tid] = self._update_lost(tid, t, logits, regions, frame.shape)
             else:
@@ -356,7 +359,7 @@ class SiamTracker:
 
     @staticmethod
     def _result(tid, t: _Target, confidence, up, response_region) -> TrackResult:
-        box = np.array([t.cx - t.w / 2.0, t.cy - t.h / 2.0, t.w, t.h])
+        box = np.array(from_center(t.cx, t.cy, t.w, t.h))
         return TrackResult(tid, box, confidence, t.lost, _sigmoid(up).astype(np.float32), response_region)
 
     def reset_timings(self) -> None:
@@ -383,14 +386,26 @@ class SiamTracker:
         return calls
 
 
+def input_pairs(cfg: TrackingConfig) -> list[tuple[int, int]]:
+    """The (exemplar size, search size) pairs of a tracked target's search: the test sizes, or the one pair."""
+    return [tuple(p) for p in cfg.test_sizes] if cfg.multi_scale_test else [(cfg.exemplar_size, cfg.instance_size)]
+
+
+def lost_search_key(cfg: TrackingConfig) -> tuple[int, int]:
+    """(exemplar size, search size) of the lost-mode search: the first pair's search input LOST_SEARCH_EXTRA larger
+    (e.g. 383 for 255: 1.5x the area side at the same resolution, so the template still matches in scale)."""
+    z_size, x_size = input_pairs(cfg)[0]
+    return z_size, x_size + LOST_SEARCH_EXTRA
+
+
 def search_calls(cfg: TrackingConfig, max_targets: int) -> list[tuple[int, int, int]]:
     """Every (exemplar size, search size, batch) `update` can send to the backend with up to `max_targets` targets.
 
     Tracked targets send num_scales crops per input-size pair, lost ones one wider crop (pairs[0]'s exemplar size
     at the lost-mode size); any split of the targets between the two states can happen.
     """
-    pairs = [tuple(p) for p in cfg.test_sizes] if cfg.multi_scale_test else [(cfg.exemplar_size, cfg.instance_size)]
-    lost_key = (pairs[0][0], pairs[0][1] + 128)  # SiamTracker.lost_instance_size
+    pairs = input_pairs(cfg)
+    lost_key = lost_search_key(cfg)
     calls = set()
     for tracked in range(max_targets + 1):
         for lost in range(max_targets + 1 - tracked):

@@ -1,0 +1,133 @@
+"""Figures of a session: per-frame rows (answer, IoU against the ground truth, latency), the summary numbers and the
+printed table; shared by the demo, `latency` and `load`. No ROS."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..tracking.geometry import iou
+
+
+def percentiles_ms(values_ns) -> dict:
+    v = np.asarray(values_ns, dtype=np.float64) / 1e6
+    if v.size == 0:
+        return {"count": 0, "p50_ms": None, "p95_ms": None, "max_ms": None, "mean_ms": None}
+    return {"count": int(v.size), "p50_ms": float(np.percentile(v, 50)), "p95_ms": float(np.percentile(v, 95)),
+            "max_ms": float(v.max()), "mean_ms": float(v.mean())}
+
+
+def analyse(session, groundtruth: np.ndarray | None, target_id: str = "") -> dict:
+    """Per-frame table and summary numbers of a session."""
+    by_stamp = {}
+    for r in session.records:
+        if target_id and r.target_id != target_id:
+            continue
+        by_stamp.setdefault(r.stamp_ns, r)  # first answer per frame
+    init_stamp = session.stamps[0][2] if session.stamps else None
+    rows, latencies, ious, held_ious = [], [], [], []
+    held = None  # the latest answer so far: what a controller holds while the node skips frames
+    for seq, frame, stamp in session.stamps:
+        r = by_stamp.get(stamp)
+        row = {"seq": seq, "frame": frame, "stamp_ns": stamp, "init": stamp == init_stamp, "answered": r is not None}
+        if r is None and held is not None:
+            row["held_box"] = [float(v) for v in held.box]
+        if r is not None:
+            held = r
+            row.update(box=[float(v) for v in r.box], score=float(r.score), lost=bool(r.lost),
+                       latency_ms=(r.receipt_ns - stamp) / 1e6)
+            if stamp != init_stamp:
+                latencies.append(r.receipt_ns - stamp)
+        if groundtruth is not None and frame < len(groundtruth):
+            gt = groundtruth[frame]
+            row["gt"] = [float(v) for v in gt]
+            if r is not None and stamp != init_stamp and np.all(np.isfinite(gt)):
+                row["iou"] = float(iou(np.asarray(r.box), gt)[0])
+                ious.append(row["iou"])
+                held_ious.append(row["iou"])
+            elif r is None and row.get("held_box") is not None and np.all(np.isfinite(gt)):
+                held_ious.append(float(iou(np.asarray(row["held_box"]), gt)[0]))
+        rows.append(row)
+    streamed = [row for row in rows if not row["init"]]
+    answered = [row for row in streamed if row["answered"]]
+    receipts = sorted(by_stamp[row["stamp_ns"]].receipt_ns for row in answered)
+    rate = (len(receipts) - 1) / ((receipts[-1] - receipts[0]) / 1e9) if len(receipts) > 2 and \
+        receipts[-1] > receipts[0] else None
+    pub_stamps = [row["stamp_ns"] for row in streamed]
+    pub_rate = (len(pub_stamps) - 1) / ((pub_stamps[-1] - pub_stamps[0]) / 1e9) if len(pub_stamps) > 2 and \
+        pub_stamps[-1] > pub_stamps[0] else None
+    summary = {
+        "frames_published": len(session.stamps),
+        "frames_streamed_after_init": len(streamed),
+        "frames_answered": len(answered),
+        "frames_dropped": len(streamed) - len(answered),
+        "frames_lost_state": sum(1 for row in answered if row.get("lost")),
+        "publish_rate_hz": pub_rate,
+        "processing_rate_hz": rate,
+        "mean_iou": float(np.mean(ious)) if ious else None,
+        "iou_frames": len(ious),
+        # what a controller holds: the latest answer on every streamed frame, dropped ones included
+        "mean_iou_latest_answer_every_frame": float(np.mean(held_ious)) if held_ious else None,
+        "success_rate_iou_0.5": float(np.mean(np.asarray(ious) > 0.5)) if ious else None,
+        "latency": percentiles_ms(latencies),
+        "init_frame": session.init_frame,
+        "stream_seconds": session.stream_seconds,
+        "node": node_counters(session.node_diagnostics, len(session.stamps)),
+        "load_average": list(session.load_average),
+    }
+    return {"summary": summary, "frames": rows}
+
+
+def node_counters(diag: dict, published: int) -> dict:
+    """The node's own view from /diagnostics: frames received / processed / skipped, backend, processing time."""
+    def num(key):
+        try:
+            return int(diag[key])
+        except (KeyError, ValueError):
+            return None
+
+    out = {"received": num("received"), "processed": num("processed"), "skipped": num("dropped"),
+           "backend": diag.get("backend"), "processing_time_median_ms": diag.get("processing_time_median_ms"),
+           "latency_median_ms": diag.get("latency_median_ms")}
+    out["lost_in_transport"] = (published - out["received"]) if out["received"] is not None else None
+    return out
+
+
+def format_node_line(n: dict) -> str:
+    if not n or n.get("received") is None:
+        return "n/a (no /diagnostics from the node)"
+    return (f"received {n['received']}, processed {n['processed']}, skipped {n['skipped']} to stay current; "
+            f"lost in transport {n['lost_in_transport']}; {n['backend']}, "
+            f"{n['processing_time_median_ms']} ms per frame (median)")
+
+
+def load_average_line(figures: dict) -> list[tuple[str, str]]:
+    """[("machine load average", "... at start, ... at end (N CPUs)")], or [] when the run did not record it."""
+    load = figures.get("load_average", ())
+    if len(load) != 2:
+        return []
+    return [("machine load average", f"{load[0]:.1f} at start, {load[1]:.1f} at end ({os.cpu_count()} CPUs)")]
+
+
+def format_table(title: str, s: dict, extra: list[tuple[str, str]] = ()) -> str:
+    lat = s["latency"]
+
+    def f(v, fmt="{:.1f}", none="n/a"):
+        return none if v is None else fmt.format(v)
+
+    lines = [
+        ("frames published", f"{s['frames_published']} (1 init frame + {s['frames_streamed_after_init']} streamed)"),
+        ("frames answered", f"{s['frames_answered']} Detection2D received"),
+        ("frames dropped", f"{s['frames_dropped']} (skipped by the node to stay current, or lost on the way)"),
+        ("publish rate", f"{f(s['publish_rate_hz'])} Hz"),
+        ("processing rate", f"{f(s['processing_rate_hz'])} Hz (answers per second)"),
+        ("mean IoU vs ground truth", f"{f(s['mean_iou'], '{:.3f}')} over {s['iou_frames']} answered frames"
+                                     f" (success@0.5 {f(s['success_rate_iou_0.5'], '{:.2f}')}); latest answer on "
+                                     f"every frame: {f(s.get('mean_iou_latest_answer_every_frame'), '{:.3f}')}"),
+        ("frames reported lost", str(s["frames_lost_state"])),
+        ("latency stamp->receipt", f"p50 {f(lat['p50_ms'])} ms, p95 {f(lat['p95_ms'])} ms, max {f(lat['max_ms'])} ms"),
+        ("node (its /diagnostics)", format_node_line(s.get("node", {}))),
+    ] + load_average_line(s)
+    lines += list(extra)
+    width = max(len(k) for k, _ in lines)
+    return "\n".join([title] + [f"  {k.ljust(width)}  {v}" for k, v in lines])

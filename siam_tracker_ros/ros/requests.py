@@ -1,0 +1,160 @@
+"""The tracker node's services: checks made at once (target id, box, frame stamp, max_targets), the job queue (busy,
+timeout, supersede) and the coroutines that await a job's answer. A mixin of TrackerNode (node.py)."""
+from __future__ import annotations
+
+import collections
+import re
+import threading
+
+import numpy as np
+
+from siam_tracker_ros.tracking.tracker import DEFAULT_TARGET
+
+from . import messages
+from .jobs import Job
+from .messages import format_stamp, stamp_ns
+
+SERVICE_QUEUE_DEPTH = 100
+TARGET_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:/-]+")
+
+
+class RequestsMixin:
+    def _target_id_error(self, target_id: str) -> str | None:
+        if len(target_id) > self._max_id_length:
+            return (f"target_id of {len(target_id)} characters is too long (max_target_id_length = "
+                    f"{self._max_id_length})")
+        if not TARGET_ID_PATTERN.fullmatch(target_id):
+            return (f"target_id {target_id[:32]!r} has characters other than A-Z a-z 0-9 _ . : / - (ids name "
+                    f"diagnostics statuses and log lines)")
+        return None
+
+    async def _on_init_target(self, request, response):
+        target_id = request.target_id or DEFAULT_TARGET
+        try:
+            bad_id = self._target_id_error(target_id)
+            if bad_id:
+                self._refuse("target_id", f"init_target: {bad_id}")
+                response.success, response.message, response.target_id = False, bad_id, ""
+                return response
+            response.target_id = target_id
+            result = self._init_target(request, target_id)
+            if isinstance(result, Job):
+                result = await self._wait(result)
+            ok, message = result
+        except Exception as err:  # never let a request take the node down
+            ok, message = False, f"internal error: {type(err).__name__}: {err}"
+        response.success, response.message = ok, message
+        if ok:
+            self.get_logger().info(f"init_target '{target_id}': {message}", throttle_duration_sec=1.0)
+        else:
+            self.get_logger().warning(f"init_target '{target_id}' refused: {message}", throttle_duration_sec=1.0)
+        return response
+
+    def _init_target(self, request, target_id: str):
+        """(False, reason) for a request refused at once, else the queued Job."""
+        from siam_tracker_ros.tracking import InputError, validate_box
+        from siam_tracker_ros.tracking.tracker import check_box_margin
+
+        if self.tracker is None:
+            return False, self.tracker_error
+        try:
+            b = request.bbox
+            values = [b.center.position.x, b.center.position.y, b.size_x, b.size_y, b.center.theta]
+            if not all(np.isfinite(values)):
+                raise InputError(f"bbox has NaN or infinite values: centre ({values[0]}, {values[1]}), "
+                                 f"size {values[2]} x {values[3]}, theta {values[4]}")
+            if abs(b.center.theta) > 1e-6:
+                raise InputError(f"bbox.center.theta = {b.center.theta}: only axis-aligned boxes (theta 0) are "
+                                 f"supported")
+            box = messages.bbox_to_box(b)
+            want = stamp_ns(request.header.stamp)
+            with self._cond:
+                if not len(self._frames):
+                    self._refuse("frame", "init_target before any frame")
+                    return False, f"no frames received yet on {self.image_topic}"
+                frame = self._frames.get(want)
+                if frame is None:
+                    oldest, newest = self._frames.oldest_ns, self._frames.newest_ns
+                    why = ("newer than the newest frame received: not received (yet)" if want > newest else
+                           "older than frame_buffer_seconds, or never received")
+                    self._refuse("frame", f"init_target on unknown stamp {format_stamp(want)}")
+                    return False, (f"no frame with stamp {format_stamp(want)} in the buffer of the last "
+                                   f"{len(self._frames)} frames (stamps {format_stamp(oldest)} .. "
+                                   f"{format_stamp(newest)}): {why}")
+                if target_id not in self._target_states and target_id not in self._pending_ids() \
+                        and len(self._target_states) >= self._max_targets:
+                    self._refuse("max_targets", f"init_target '{target_id}'")
+                    return False, (f"already tracking {len(self._target_states)} targets (max_targets = "
+                                   f"{self._max_targets}): stop one first or re-use its id")
+            if frame.shape is not None:
+                validate_box(box, frame.shape)
+                check_box_margin(box, frame.shape, self._box_margin)
+        except InputError as err:
+            self._refuse("box", f"init_target '{target_id}': {err}")
+            return False, f"bad box: {err}"
+        return self._submit(Job("init", target_id, box=box, frame=frame))
+
+    def _pending_ids(self) -> set:
+        return {j.target_id for j in self._jobs if j.kind == "init" and not j.finished}
+
+    async def _on_stop_target(self, request, response):
+        try:
+            if self.tracker is None:
+                ok, message = (request.target_id == ""), self.tracker_error
+            elif request.target_id and self._target_id_error(request.target_id):
+                message = self._target_id_error(request.target_id)
+                self._refuse("target_id", f"stop_target: {message}")
+                ok = False
+            else:
+                result = self._submit(Job("stop", request.target_id))
+                if isinstance(result, Job):
+                    result = await self._wait(result)
+                ok, message = result
+        except Exception as err:
+            ok, message = False, f"internal error: {type(err).__name__}: {err}"
+        response.success, response.message = ok, message
+        self.get_logger().info(f"stop_target '{request.target_id[:64]}': {message}", throttle_duration_sec=1.0)
+        return response
+
+    def _submit(self, job: Job):
+        """Queue a job (the Job), or (False, "busy ...") when max_queued_requests jobs already wait."""
+        from rclpy.task import Future
+
+        with self._cond:
+            if self._stop:
+                return False, "node is shutting down"
+            if job.kind == "init":
+                # A new init of an id replaces the older one: cancel it queued, abort its catch-up if running.
+                reason = f"superseded by a newer init_target for '{job.target_id}'"
+                for other in list(self._jobs) + [self._running_job]:
+                    if other is not None and other.kind == "init" and other.target_id == job.target_id:
+                        if other.cancel(reason):
+                            self._refuse("superseded", f"init_target '{job.target_id}'")
+            waiting = sum(1 for j in self._jobs if not j.finished)
+            if waiting >= self._max_queued:
+                self._refuse("busy", f"{job.kind}_target '{job.target_id}' with {waiting} requests queued")
+                return False, (f"busy: {waiting} requests are waiting for the tracker (max_queued_requests = "
+                               f"{self._max_queued}); try again")
+            executor = self.executor
+            job.future = Future(executor=executor)
+            job.future.add_done_callback(lambda _f: None)  # wakes the executor, which then resumes the waiting call
+            self._jobs = collections.deque(j for j in self._jobs if not j.finished)
+            self._jobs.append(job)
+            job.timer = threading.Timer(self._init_timeout, self._expire, (job,))
+            job.timer.daemon = True
+            job.timer.start()
+            self._cond.notify()
+        return job
+
+    async def _wait(self, job: Job) -> tuple[bool, str]:
+        if self.executor is None:  # not spun by an executor (direct calls): block
+            job.done.wait()
+        else:
+            await job.future
+        return job.success, job.message
+
+    def _expire(self, job: Job) -> None:
+        if job.cancel(f"timed out after {self._init_timeout:g} s waiting for the tracker (init_timeout); "
+                             f"the request is cancelled" + (", the target is not installed" if job.kind == "init"
+                                                            else "")):
+            self._refuse("timeout", f"{job.kind}_target '{job.target_id}'")

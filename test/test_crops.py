@@ -1,0 +1,49 @@
+"""Crops: a large target's crop is area-filtered (not aliased), a crop at scale >= 0.5 is the plain linear warp."""
+import cv2
+import numpy as np
+import pytest
+
+from siam_tracker_ros.tracking.crops import crop_square
+
+
+def _stripes(h=600, w=800):
+    """1-pixel stripes and rows of noise: a linear (point-sampling) shrink aliases them, an area filter averages."""
+    frame = np.zeros((h, w, 3), np.uint8)
+    frame[:, ::2] = 255
+    frame[::3] = np.random.default_rng(0).integers(0, 256, (h // 3, w, 3))
+    return frame
+
+
+@pytest.mark.parametrize("factor", [3, 4, 7])  # (at 2 a linear warp between two pixels is their mean)
+def test_large_target_crop_equals_an_area_resize_of_its_region(factor):
+    frame, out = _stripes(), 64
+    region, x0, y0 = factor * out, 100, 50
+    # Pixel-centre coordinates: the square [x0, x0 + region) of pixels is centred on x0 + region / 2 - 0.5.
+    cx, cy = x0 + region / 2 - 0.5, y0 + region / 2 - 0.5
+    reference = cv2.resize(frame[y0:y0 + region, x0:x0 + region], (out, out), interpolation=cv2.INTER_AREA)
+    crop = crop_square(frame, cx, cy, region, out, (0, 0, 0))
+    assert np.abs(crop.astype(int) - reference).max() <= 1
+    # what warpAffine alone gives (its INTER_AREA is linear): far from the area average
+    scale = out / region
+    m = np.array([[scale, 0, (out - 1) / 2 - scale * cx], [0, scale, (out - 1) / 2 - scale * cy]])
+    aliased = cv2.warpAffine(frame, m, (out, out), flags=cv2.INTER_AREA)
+    assert np.abs(aliased.astype(int) - reference).mean() > 5
+
+
+def test_crop_at_half_scale_or_more_is_the_linear_warp():
+    frame = _stripes()
+    for region, cx, cy in ((127.0, 300.2, 200.7), (254.0, 410.5, 250.0), (60.0, 5.0, 590.0)):
+        out = 127
+        scale = out / region
+        m = np.array([[scale, 0, (out - 1) / 2 - scale * cx], [0, scale, (out - 1) / 2 - scale * cy]])
+        expected = cv2.warpAffine(frame, m, (out, out), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                                  borderValue=(1, 2, 3))
+        assert np.array_equal(crop_square(frame, cx, cy, region, out, (1, 2, 3)), expected)
+
+
+def test_large_crop_off_the_image_is_padded():
+    frame = _stripes()
+    crop = crop_square(frame, -2000.0, -2000.0, 1000.0, 127, (10, 20, 30))
+    assert crop.shape == (127, 127, 3) and (crop == (10, 20, 30)).all()
+    half = crop_square(frame, 0.0, 300.0, 1000.0, 127, (10, 20, 30))
+    assert (half[:, :50] == (10, 20, 30)).all() and not (half[:, 70:] == (10, 20, 30)).all()
