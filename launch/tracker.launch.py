@@ -3,7 +3,9 @@
     ros2 launch siam_tracker_ros tracker.launch.py image:=/camera/image_raw
     ros2 launch siam_tracker_ros tracker.launch.py image:=/cam/image backend:=onnxruntime weights:=/path/to/weights.pt
 
-Parameters come from config/tracker.yaml (or params_file:=...); the launch arguments backend and weights
+    ros2 launch siam_tracker_ros tracker.launch.py image:=/cam/image model:=large
+
+Parameters come from config/tracker.yaml (or params_file:=...); the launch arguments backend, model and weights
 override the file when given (an empty value leaves the file's value).
 """
 from launch import LaunchDescription
@@ -26,6 +28,9 @@ def generate_launch_description():
             "backend", default_value="",
             description="inference backend override: auto, torch, onnxruntime or tensorrt (empty: keep params_file)"),
         DeclareLaunchArgument(
+            "model", default_value="",
+            description="shipped model override: auto, small or large (empty: keep params_file)"),
+        DeclareLaunchArgument(
             "weights", default_value="",
             description="weights file override (empty: keep params_file)"),
         DeclareLaunchArgument(
@@ -42,7 +47,7 @@ def generate_launch_description():
 def _tracker_node(context):
     # Overrides only for arguments given a non-empty value, so params_file stays the single source of defaults.
     overrides = {}
-    for name in ("backend", "weights"):
+    for name in ("backend", "model", "weights"):
         value = LaunchConfiguration(name).perform(context)
         if value:
             overrides[name] = value

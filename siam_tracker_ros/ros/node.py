@@ -206,17 +206,21 @@ class TrackerNode(RequestsMixin, WorkerMixin, Node):
 
     def _create_tracker(self) -> None:
         from siam_tracker_ros.backends import default_weights_path
+        from siam_tracker_ros.backends.select import cuda_available
         from siam_tracker_ros.config import Config, ConfigError
         from siam_tracker_ros.model import WeightsError
         from siam_tracker_ros.tracking import SiamTracker
 
         g = lambda name: self.get_parameter(name).value  # noqa: E731
-        weights = str(g("weights")) or str(default_weights_path())
+        weights = str(g("weights"))
         self.weights_path = weights
         try:
             for p in PARAMS:
                 if p.choices and g(p.name) not in p.choices:
                     raise ConfigError(f"parameter {p.name} = {g(p.name)!r}: expected one of {', '.join(p.choices)}")
+            if not weights:
+                cuda = g("device") == "cuda" or (g("device") == "auto" and cuda_available())
+                weights = self.weights_path = str(default_weights_path(str(g("model")), cuda))
             cfg = Config.load(g("config_file")) if g("config_file") else Config()
             cfg.backend.name = str(g("backend"))
             cfg.backend.device = str(g("device"))
