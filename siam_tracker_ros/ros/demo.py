@@ -106,7 +106,7 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--init-box", type=parse_box, metavar="X,Y,W,H", help="box on the first frame (default: the "
                                                                            "ground truth's)")
     node = p.add_argument_group("tracker node")
-    node.add_argument("--weights", help="weights file (default: the node's: weights/siam_default.pt or "
+    node.add_argument("--weights", help="weights file (default: the node's: weights/siam_small.pt / siam_large.pt or "
                                         "$SIAM_TRACKER_WEIGHTS)")
     node.add_argument("--backend", help="auto, torch, onnxruntime or tensorrt (default: the parameters file's)")
     node.add_argument("--params-file", help="node parameters (default: config/tracker.yaml)")
