@@ -11,7 +11,7 @@ from siam_tracker_ros.backends import BackendError
 from siam_tracker_ros.backends.onnx_backend import OnnxBackend
 from siam_tracker_ros.backends.torch_backend import TorchBackend
 from siam_tracker_ros.config import Config, ConfigError, ModelConfig
-from siam_tracker_ros.model import WeightsError, build_model, load_weights, save_weights
+from siam_tracker_ros.model import WeightsError, build_model, cross_correlate, load_weights, save_weights
 from siam_tracker_ros.model.backbone import feature_size
 
 ABLATIONS = {
@@ -40,6 +40,34 @@ def test_fusion_pools_shallow_maps_to_conv5_resolution():
     f3, f4, f5 = model.backbone(torch.zeros(1, 3, 255, 255))
     assert (f3.shape[-1], f4.shape[-1], f5.shape[-1]) == (26, 24, 22)
     assert model.fusion(f3, f4, f5).shape[-1] == 22
+
+
+class _Correlate(torch.nn.Module):
+    def forward(self, x, kernel):
+        return cross_correlate(x, kernel)
+
+
+@pytest.mark.parametrize("feature,kernel", [(22, 6), (30, 14), (38, 22), (7, 7)])
+def test_exported_cross_correlation_equals_per_sample_convolution(feature, kernel, tmp_path):
+    """The exported form (tap table + Gather) against a plain convolution of each sample with its own kernel, with a
+    different kernel per sample and a batch size other than the one exported with."""
+    import onnxruntime as ort
+
+    gen = torch.Generator().manual_seed(feature)
+    x = torch.randn(2, 5, feature, feature, generator=gen)
+    k = torch.randn(2, 5, kernel, kernel, generator=gen)
+    path = tmp_path / "xcorr.onnx"
+    torch.onnx.export(_Correlate().eval(), (x, k), str(path), input_names=["x", "kernel"], output_names=["out"],
+                      dynamic_axes={"x": {0: "b"}, "kernel": {0: "b"}, "out": {0: "b"}}, opset_version=17,
+                      dynamo=False)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x3 = torch.randn(3, 5, feature, feature, generator=gen)
+    k3 = torch.randn(3, 5, kernel, kernel, generator=gen)
+    got = session.run(None, {"x": x3.numpy(), "kernel": k3.numpy()})[0]
+    want = torch.cat([torch.nn.functional.conv2d(x3[i:i + 1], k3[i:i + 1]) for i in range(3)]).numpy()
+    assert got.shape == want.shape == (3, 1, feature - kernel + 1, feature - kernel + 1)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+    np.testing.assert_allclose(cross_correlate(x3, k3).numpy(), want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
 
 
 @pytest.mark.parametrize("name", list(ABLATIONS))

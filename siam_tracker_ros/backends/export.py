@@ -6,6 +6,7 @@ the template kernels as its second input: the template branch runs once per targ
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import warnings
@@ -49,9 +50,23 @@ def kernel_size_for(exemplar_size: int) -> int:
     return feature_size(exemplar_size)["conv5"]
 
 
+@functools.lru_cache(maxsize=1)
+def export_code_version() -> str:
+    """Hash of the code that turns the network into ONNX graphs (this file and the model package)."""
+    here = Path(__file__).resolve().parent
+    files = [here / "export.py"] + sorted((here.parent / "model").glob("*.py"))
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def model_fingerprint(model: TrackerNet) -> str:
-    """Hash of the weights and config: ties exported graphs and engines to the exact model."""
-    h = hashlib.sha256(json.dumps(model.config.__dict__, sort_keys=True).encode())
+    """Hash of the weights, config and export code: ties exported graphs and engines to the exact model, and graphs
+    cached by an older export (another form of the cross-correlation, say) are not reused."""
+    h = hashlib.sha256(export_code_version().encode())
+    h.update(json.dumps(model.config.__dict__, sort_keys=True).encode())
     for key, value in sorted(model.state_dict().items()):
         h.update(key.encode())
         h.update(value.detach().cpu().contiguous().numpy().tobytes())

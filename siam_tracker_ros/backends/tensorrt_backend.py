@@ -6,9 +6,9 @@ the graphs are exported from a half-precision copy of the network instead of set
 `BuilderFlag.FP16`. Device buffers take the engine's tensor types (`engine.get_tensor_dtype`), and an execution
 context that TensorRT could not create (`create_execution_context()` returns None, e.g. out of GPU memory) is an error.
 
-Cross-correlation is exported as a sum of shifted slices times kernel taps for the kernels the tracker uses (up to
-model.siamese.SHIFT_SUM_MAX_TAPS taps; unfold + batched matrix product only beyond that), so the search engine needs
-no convolution with runtime weights: the batch stays dynamic. The optimisation profile covers batch 1 to
+Cross-correlation is exported as a batched matrix product of features and kernel taps followed by a Gather and a sum
+(model.siamese.cross_correlate), so the search engine needs no convolution with runtime weights: the batch stays
+dynamic. The optimisation profile covers batch 1 to
 `max_batch`, which the tracker sizes from its scales and the node's max_targets (tracking.tracker.max_search_batch).
 
 Engines are tied to the model, the export code, the TensorRT version and the GPU. Each cached engine has a JSON sidecar
@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import Backend, BackendError, cache_dir
-from .export import (OPSET, export_search, export_template, model_fingerprint, search_graph_name,
+from .export import (OPSET, export_code_version, export_search, export_template, model_fingerprint, search_graph_name,
                      template_graph_name)
 
 log = logging.getLogger(__name__)
@@ -50,18 +50,6 @@ TENSORRT_OPS = {
 
 def default_engine_dir() -> Path:
     return cache_dir("engines")
-
-
-def export_code_version() -> str:
-    """Hash of the code that turns the network into ONNX graphs (export.py and the model package): an engine built
-    from graphs of an older export or model code is rebuilt."""
-    here = Path(__file__).resolve().parent
-    files = [here / "export.py"] + sorted((here.parent / "model").glob("*.py"))
-    h = hashlib.sha256()
-    for f in files:
-        h.update(f.name.encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()[:16]
 
 
 def max_batch_for(max_targets: int, num_scales: int = DEFAULT_NUM_SCALES) -> int:

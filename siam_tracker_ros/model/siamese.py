@@ -26,7 +26,16 @@ from .backbone import AlexNetBackbone
 from .fusion import MultiLayerFeatureFusion
 
 
-SHIFT_SUM_MAX_TAPS = 64
+def _tap_indices(height: int, width: int, h: int, w: int) -> torch.Tensor:
+    """(out_h * out_w, h * w) flat indices into a (height * width * h * w) tap table: output cell (y, x) reads, for
+    each kernel tap (i, j), the table entry of feature cell (y + i, x + j) and tap (i, j)."""
+    out_h, out_w = height - h + 1, width - w + 1
+    y = torch.arange(out_h).view(-1, 1, 1, 1)
+    x = torch.arange(out_w).view(1, -1, 1, 1)
+    i = torch.arange(h).view(1, 1, -1, 1)
+    j = torch.arange(w).view(1, 1, 1, -1)
+    index = (((y + i) * width + (x + j)) * h + i) * w + j
+    return index.reshape(out_h * out_w, h * w)
 
 
 def cross_correlate(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
@@ -34,27 +43,24 @@ def cross_correlate(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
 
     Exported without a grouped convolution, so the batch stays a free dimension in the ONNX graph (a grouped
     convolution bakes the batch size into its `group` attribute) and TensorRT needs no convolution with runtime
-    weights: small kernels as a sum of shifted slices, larger ones as unfold + batched matrix product (a GEMM).
-    Every form gives the same numbers (tests).
+    weights. The exported form sums over channels first, in one batched matrix product: every feature cell against
+    every kernel tap, a (B, H*W, h*w) table of one number per pair; each output cell is then the sum of the h*w
+    entries on its diagonal (one Gather with constant indices, one ReduceSum). The channels are read once, so it is
+    a few cheap nodes however large the kernel: in ONNX Runtime (2 threads, three 255 crops of the small network)
+    0.55 ms against 3.0 ms for the earlier sum of h*w shifted slices of all channels. Every form gives the same
+    numbers (tests).
     """
     # Python ints: spatial sizes are static in an exported graph, the batch stays free (-1).
     c, h, w = int(kernel.shape[1]), int(kernel.shape[2]), int(kernel.shape[3])
-    out_h, out_w = int(x.shape[2]) - h + 1, int(x.shape[3]) - w + 1
+    height, width = int(x.shape[2]), int(x.shape[3])
+    out_h, out_w = height - h + 1, width - w + 1
     if not torch.onnx.is_in_onnx_export():
         # Eager PyTorch: a grouped convolution with the batch folded into channels is the fastest CPU kernel.
         b = x.shape[0]
-        return F.conv2d(x.reshape(1, b * c, x.shape[2], x.shape[3]), kernel, groups=b).reshape(b, 1, out_h, out_w)
-    if h * w <= SHIFT_SUM_MAX_TAPS:
-        # Small kernels (the 6x6 of a 127 exemplar): a sum of h*w shifted slices times one kernel tap each. Plain
-        # Slice/Mul/Add nodes: ONNX Runtime runs this ~10x faster than the Gather-based im2col that unfold exports to.
-        acc = None
-        for i in range(h):
-            for j in range(w):
-                term = x[:, :, i:i + out_h, j:j + out_w] * kernel[:, :, i:i + 1, j:j + 1]
-                acc = term if acc is None else acc + term
-        return acc.sum(dim=1, keepdim=True)
-    columns = F.unfold(x, (h, w))  # (B, C*h*w, out_h*out_w)
-    response = torch.bmm(kernel.reshape(-1, 1, c * h * w), columns)
+        return F.conv2d(x.reshape(1, b * c, height, width), kernel, groups=b).reshape(b, 1, out_h, out_w)
+    table = torch.matmul(x.flatten(2).transpose(1, 2), kernel.flatten(2))  # (B, H*W, h*w)
+    taps = _tap_indices(height, width, h, w)
+    response = table.flatten(1)[:, taps].sum(dim=2)  # (B, out_h*out_w)
     return response.reshape(-1, 1, out_h, out_w)
 
 

@@ -47,8 +47,13 @@ class TrackResult:
     box: np.ndarray  # (x, y, w, h), top-left corner, image pixels
     confidence: float  # [0, 1]
     lost: bool
-    response: np.ndarray  # upsampled probability map of the chosen scale, float32 in [0, 1]
+    response_logits: np.ndarray  # upsampled logit map of the chosen scale, float32
     response_region: tuple  # (cx, cy, side): the square of the image the response map covers
+
+    @property
+    def response(self) -> np.ndarray:
+        """The response as a probability map, float32 in [0, 1]: computed on demand (the heatmap only), not per frame."""
+        return _sigmoid(self.response_logits).astype(np.float32)
 
 
 @dataclass
@@ -360,7 +365,7 @@ class SiamTracker:
     @staticmethod
     def _result(tid, t: _Target, confidence, up, response_region) -> TrackResult:
         box = np.array(from_center(t.cx, t.cy, t.w, t.h))
-        return TrackResult(tid, box, confidence, t.lost, _sigmoid(up).astype(np.float32), response_region)
+        return TrackResult(tid, box, confidence, t.lost, up, response_region)
 
     def reset_timings(self) -> None:
         for k in self.timings:
