@@ -155,11 +155,12 @@ def _jitter(t: float, amp, phase) -> np.ndarray:
     return np.array([jx, jy])
 
 
-def _occlude(frame, t, centre, a_obj, occ_sprite, occ_alpha, width, unit) -> float:
-    """Composite the occluder while t is in its time window; the fraction of the object's matte it covers."""
+def _occlude(frame, t, centre, a_obj, occ_sprite, occ_alpha, width, unit) -> tuple[float, np.ndarray]:
+    """Composite the occluder while t is in its time window; the fraction of the object's matte it covers and the
+    occluder's own tight box inside the image (NaN when it is not in the frame)."""
     t0, t1 = _OCCLUDER_T
     if not t0 <= t <= t1:
-        return 0.0
+        return 0.0, np.full(4, np.nan)
     occ_h, occ_w = occ_alpha.shape[:2]
     u = (t - t0) / (t1 - t0)
     ox = (_OCCLUDER_X[0] + (_OCCLUDER_X[1] - _OCCLUDER_X[0]) * u) * width
@@ -167,7 +168,7 @@ def _occlude(frame, t, centre, a_obj, occ_sprite, occ_alpha, width, unit) -> flo
     mo = np.array([[1.0, 0.0, ox - occ_w / 2.0], [0.0, 1.0, oy - occ_h / 2.0]])
     a_occ = _composite(frame, occ_sprite, occ_alpha, mo)
     covered = ((a_obj >= 0.5) & (a_occ >= 0.5)).sum()
-    return float(covered) / max(float((a_obj >= 0.5).sum()), 1.0)
+    return float(covered) / max(float((a_obj >= 0.5).sum()), 1.0), _tight_box(a_occ)
 
 
 def _light(frame, t, light_phase, xs, ys):
@@ -186,7 +187,8 @@ def make_sequence(n_frames: int = DEFAULT_FRAMES, size: tuple[int, int] = DEFAUL
     ``(n_frames, 4)`` float array of ground-truth boxes ``(x, y, w, h)`` (NaN where the object is outside the image).
     With ``return_info=True`` a third value is a dict of per-frame arrays: ``occlusion`` (fraction of the object's
     matte covered by the occluder), ``in_frame`` (fraction of the object's matte inside the image), ``scale`` and
-    ``angle`` (degrees) of the object, ``center`` (N, 2) of the object in image pixels.
+    ``angle`` (degrees) of the object, ``center`` (N, 2) of the object in image pixels, ``occluder_box`` (N, 4) the
+    occluder's box in the image (NaN while it is not in view).
     """
     if n_frames < 1:
         raise ValueError(f"n_frames must be >= 1, got {n_frames}")
@@ -224,6 +226,7 @@ def make_sequence(n_frames: int = DEFAULT_FRAMES, size: tuple[int, int] = DEFAUL
     frames, boxes = [], np.full((n_frames, 4), np.nan)
     info = {k: np.zeros(n_frames) for k in ("occlusion", "in_frame", "scale", "angle")}
     info["center"] = np.zeros((n_frames, 2))
+    info["occluder_box"] = np.full((n_frames, 4), np.nan)
     for i in range(n_frames):
         t = i / max(n_frames - 1, 1)
         # 1. background through the moving camera
@@ -246,7 +249,8 @@ def make_sequence(n_frames: int = DEFAULT_FRAMES, size: tuple[int, int] = DEFAUL
         info["center"][i] = centre
 
         # 3. the occluder in front, crossing while it is inside its time window
-        info["occlusion"][i] = _occlude(frame, t, centre, a_obj, occ_sprite, occ_alpha, width, unit)
+        info["occlusion"][i], info["occluder_box"][i] = _occlude(frame, t, centre, a_obj, occ_sprite, occ_alpha,
+                                                                 width, unit)
         # 4. light: a global gain (0.75..1.2) and a brightness gradient travelling across the image
         frame = _light(frame, t, light_phase, xs, ys)
         # 5. sensor noise (sigma 2 grey levels; a few seeded noise images, shifted per frame) and rounding to uint8

@@ -53,6 +53,23 @@ def test_analyse_counts_iou_latency():
     assert "mean IoU" in table and "p50 20.0 ms" in table
 
 
+def test_analyse_counts_frames_on_the_distractor():
+    session, gt = _session(n=10, answered=range(1, 10))
+    distractor = np.full((10, 4), np.nan)
+    distractor[5:8] = [[12.0 + i, 20.0, 40.0, 30.0] for i in range(5, 8)]  # a box 2 px right of each answer
+    distractor[8] = [200.0, 200.0, 10.0, 10.0]  # present but far from the answer
+    result = report.analyse(session, gt, distractors=distractor)
+    s = result["summary"]
+    # answers sit exactly on the ground truth: closer to it than to the distractor on every frame
+    assert s["frames_on_distractor"] == 0 and s["frames_on_distractor_confident"] == []
+    shifted, _ = _session(n=10, answered=range(1, 10), shift=12.0)  # answers on the distractor from frame 5 to 7
+    s = report.analyse(shifted, gt, distractors=distractor)["summary"]
+    assert s["frames_on_distractor"] == 3
+    assert s["frames_on_distractor_confident"] == [5, 6, 7]  # score 0.9, not lost
+    assert "box on the occluder" in report.format_table("t", s)
+    assert "frames_on_distractor" not in report.analyse(shifted, gt)["summary"]
+
+
 def test_video_written(tmp_path):
     session, gt = _session()
     rows = report.analyse(session, gt)["frames"]

@@ -93,3 +93,19 @@ def test_bad_arguments():
         synthetic.make_sequence(n_frames=0)
     with pytest.raises(ValueError):
         synthetic.make_sequence(size=(10, 10))
+
+
+def test_occluder_box_where_the_occluder_is(sequence):
+    frames, boxes, info, _ = sequence
+    occ = info["occluder_box"]
+    present = np.all(np.isfinite(occ), axis=1)
+    assert present.any() and not present.all()
+    assert present[info["occlusion"] > 0].all()  # covering the object means being in view
+    i = int(np.argmax(info["occlusion"]))
+    x, y, w, h = occ[i].astype(int)
+    # the box holds the occluder's pixels: the astronaut's white suit differs from the frame outside it
+    assert w > 10 and h > 50 and frames[i][y:y + h, x:x + w].std() > 10
+    heavy = info["occlusion"] > 0.5
+    gx, gy = boxes[heavy, 0] + boxes[heavy, 2] / 2, boxes[heavy, 1] + boxes[heavy, 3] / 2
+    assert np.all((gx > occ[heavy, 0] - boxes[heavy, 2]) & (gx < occ[heavy, 0] + occ[heavy, 2] + boxes[heavy, 2]))
+    assert np.all(np.isfinite(gy))

@@ -129,11 +129,12 @@ def add_demo_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def load_sequence_info(args) -> tuple[str, np.ndarray | None, tuple | None, list[str]]:
-    """(description, ground truth or None, init box or None, player source arguments)."""
+def load_sequence_info(args) -> tuple[str, np.ndarray | None, tuple | None, list[str], np.ndarray | None]:
+    """(description, ground truth or None, init box or None, player source arguments, per-frame occluder boxes of the
+    built-in sequence or None)."""
     if args.frames and args.video:
         raise DemoError("give either --frames or --video, not both")
-    gt = None
+    gt, occluder = None, None
     if args.groundtruth:
         gt = read_groundtruth(args.groundtruth)
     if args.frames:
@@ -152,9 +153,10 @@ def load_sequence_info(args) -> tuple[str, np.ndarray | None, tuple | None, list
 
         n = args.builtin_frames or synthetic.DEFAULT_FRAMES
         args.builtin_frames = n
-        _, gt = synthetic.make_sequence(n_frames=n)
+        _, gt, info = synthetic.make_sequence(n_frames=n, return_info=True)
+        occluder = info["occluder_box"]
         desc, source = f"built-in sequence ({n} frames, 640x480)", ["--builtin", "--builtin-frames", str(n)]
-    return desc, gt, args.init_box, source
+    return desc, gt, args.init_box, source, occluder
 
 
 def session_from_args(args, out, player_args, init_box, gt, **options):
@@ -171,21 +173,21 @@ def run_demo(args) -> int:
     out = Path(args.out)
 
     def start():
-        desc, gt, init_box, source = load_sequence_info(args)
+        desc, gt, init_box, source, occluder = load_sequence_info(args)
         if init_box is None and gt is None:
             raise DemoError("no ground truth for this sequence: give --init-box X,Y,W,H (or --groundtruth FILE)")
         player_args = list(source)
         if args.max_frames:
             player_args += ["--count", str(args.max_frames)]
         print(f"siam-tracker demo: {desc} at {args.rate:g} Hz -> {out}/", flush=True)
-        return desc, gt, session_from_args(args, out, player_args, init_box, gt)
+        return desc, gt, occluder, session_from_args(args, out, player_args, init_box, gt)
 
     started, code = run_reporting_errors("demo", start)
     if code is not None:
         return code
-    desc, gt, session = started
+    desc, gt, occluder, session = started
 
-    result = analyse(session, gt)
+    result = analyse(session, gt, distractors=occluder)
     s = result["summary"]
     extra = []
     video = None

@@ -162,7 +162,7 @@ def _report(command: str, args, start, formatter) -> int:
 def resized_sequence(args):
     """load_sequence_info for a stream resized to --size: (description, ground truth scaled to that size, init box,
     player source arguments, (width, height))."""
-    desc, gt, init_box, source = load_sequence_info(args)
+    desc, gt, init_box, source, _ = load_sequence_info(args)
     if init_box is None and gt is None:
         raise DemoError("no ground truth for this sequence: give --init-box X,Y,W,H")
     size = tuple(int(v) for v in args.size.lower().split("x"))

@@ -6,7 +6,10 @@ import os
 
 import numpy as np
 
-from ..tracking.geometry import iou
+from ..tracking.geometry import iou, on_distractor
+
+# A box on the distractor counts against the demo only when the tracker vouches for it (the lost threshold).
+CONFIDENT_SCORE = 0.5
 
 
 def percentiles_ms(values_ns) -> dict:
@@ -17,8 +20,10 @@ def percentiles_ms(values_ns) -> dict:
             "max_ms": float(v.max()), "mean_ms": float(v.mean())}
 
 
-def analyse(session, groundtruth: np.ndarray | None, target_id: str = "") -> dict:
-    """Per-frame table and summary numbers of a session."""
+def analyse(session, groundtruth: np.ndarray | None, target_id: str = "", distractors: np.ndarray | None = None) -> dict:
+    """Per-frame table and summary numbers of a session. `distractors`: per-frame boxes of something the tracker must
+    not follow (the built-in sequence's occluder; NaN rows where there is none): frames whose answer lies on it are
+    counted, and those the tracker reported with a score above CONFIDENT_SCORE and not lost are listed."""
     by_stamp = {}
     for r in session.records:
         if target_id and r.target_id != target_id:
@@ -47,6 +52,8 @@ def analyse(session, groundtruth: np.ndarray | None, target_id: str = "") -> dic
                 held_ious.append(row["iou"])
             elif r is None and row.get("held_box") is not None and np.all(np.isfinite(gt)):
                 held_ious.append(float(iou(np.asarray(row["held_box"]), gt)[0]))
+            if distractors is not None and r is not None and stamp != init_stamp and frame < len(distractors):
+                row["on_distractor"] = bool(on_distractor(np.asarray(r.box), gt, distractors[frame])[0])
         rows.append(row)
     streamed = [row for row in rows if not row["init"]]
     answered = [row for row in streamed if row["answered"]]
@@ -75,6 +82,11 @@ def analyse(session, groundtruth: np.ndarray | None, target_id: str = "") -> dic
         "node": node_counters(session.node_diagnostics, len(session.stamps)),
         "load_average": list(session.load_average),
     }
+    if distractors is not None:
+        on = [row for row in answered if row.get("on_distractor")]
+        summary["frames_on_distractor"] = len(on)
+        summary["frames_on_distractor_confident"] = [
+            row["frame"] for row in on if row["score"] > CONFIDENT_SCORE and not row["lost"]]
     return {"summary": summary, "frames": rows}
 
 
@@ -125,6 +137,10 @@ def format_table(title: str, s: dict, extra: list[tuple[str, str]] = ()) -> str:
                                      f" (success@0.5 {f(s['success_rate_iou_0.5'], '{:.2f}')}); latest answer on "
                                      f"every frame: {f(s.get('mean_iou_latest_answer_every_frame'), '{:.3f}')}"),
         ("frames reported lost", str(s["frames_lost_state"])),
+    ] + ([("box on the occluder", f"{s['frames_on_distractor']} frames, "
+                                   f"{len(s['frames_on_distractor_confident'])} of them with score > "
+                                   f"{CONFIDENT_SCORE:g} and not lost {s['frames_on_distractor_confident'] or ''}")]
+         if "frames_on_distractor" in s else []) + [
         ("latency stamp->receipt", f"p50 {f(lat['p50_ms'])} ms, p95 {f(lat['p95_ms'])} ms, max {f(lat['max_ms'])} ms"),
         ("node (its /diagnostics)", format_node_line(s.get("node", {}))),
     ] + load_average_line(s)

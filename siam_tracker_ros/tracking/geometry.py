@@ -41,3 +41,11 @@ def center_error(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     d = (pred[:, :2] + pred[:, 2:] / 2) - (gt[:, :2] + gt[:, 2:] / 2)
     err = np.sqrt((d ** 2).sum(axis=1))
     return np.where(np.isfinite(err), err, np.inf)
+
+
+def on_distractor(pred: np.ndarray, gt: np.ndarray, distractor: np.ndarray) -> np.ndarray:
+    """Row-wise: the predicted box overlaps the distractor (an occluder, say) and more than it overlaps the target's
+    ground truth, i.e. it follows the distractor. Rows without a distractor box (NaN) give False."""
+    with_distractor = np.all(np.isfinite(np.asarray(distractor, dtype=np.float64).reshape(-1, 4)), axis=1)
+    on = iou(pred, distractor)
+    return with_distractor & (on > 0.0) & (on > iou(pred, gt))
