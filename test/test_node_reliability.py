@@ -251,6 +251,41 @@ def test_full_request_queue_answers_busy_at_once(rel, sequence):  # noqa: F811
     alive(rel)
 
 
+def test_stop_of_an_unknown_id_is_answered_at_once_outside_the_queue(rel, sequence):  # noqa: F811
+    """With the worker busy on a catch-up and the queue full, 20 stop_target calls for ids neither tracked nor waiting
+    for their init are all answered at once "no target" (none "busy", none waiting for the tracker), while a stop for
+    an id whose init is still queued waits its turn and stops it."""
+    client, _, _ = rel
+    frames, gt = sequence
+    early = catch_up_setup(client, frames, gt, n=40)
+    try:
+        assert client.set_param("max_queued_requests", 2).successful
+        n0 = refused(client, "busy")
+        running = init_async(client, gt[0], early, "running")  # the worker takes it: a catch-up over 40 frames
+        time.sleep(0.3)
+        queued = init_async(client, gt[0], early, "queued")  # waits behind it: 1 of the 2 places
+        time.sleep(0.1)
+        ghosts = [client.stop_client.call_async(client.StopTarget.Request(target_id=f"ghost{k}")) for k in range(20)]
+        client.wait_for(lambda: all(f.done() for f in ghosts), 20, "20 answers to stops of unknown ids")
+        results = [f.result() for f in ghosts]
+        assert all(not r.success and r.message.startswith(f"no target 'ghost{k}'") for k, r in enumerate(results)), \
+            [r.message for r in results]
+        assert not queued.done(), "the catch-ups ended before the stops were answered: 'at once' was not shown"
+        # A stop of an id whose init waits is queued (the second place), not refused: it stops the target once
+        # installed.
+        stop_queued = client.stop_client.call_async(client.StopTarget.Request(target_id="queued"))
+        client.wait_for(lambda: running.done() and queued.done() and stop_queued.done(), 60, "the queued requests")
+        assert running.result().success and queued.result().success, (running.result().message,
+                                                                       queued.result().message)
+        assert stop_queued.result().success and stop_queued.result().message == "stopped queued", \
+            stop_queued.result().message
+        assert refused(client, "busy") == n0  # no stop took a place in the queue
+    finally:
+        assert client.set_param("max_queued_requests", 10).successful
+    client.publish_and_track(frames[2], ids=["default", "running"])
+    alive(rel)
+
+
 def test_timed_out_init_does_not_install_its_target(rel, sequence):  # noqa: F811
     client, _, _ = rel
     frames, gt = sequence
