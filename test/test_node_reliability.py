@@ -76,6 +76,10 @@ def init_async(client, box, stamp, target_id):
     return client.init_client.call_async(req)
 
 
+def stop_async(client, target_id):
+    return client.stop_client.call_async(client.StopTarget.Request(target_id=target_id))
+
+
 def bbox(cx, cy, sx, sy):
     from vision_msgs.msg import BoundingBox2D
 
@@ -203,59 +207,43 @@ def test_target_id_length_and_characters(rel, sequence):  # noqa: F811
 
 
 def test_full_request_queue_answers_busy_at_once(rel, sequence):  # noqa: F811
-    """max_queued_requests = 1 while inits catch up over buffered frames: every request is answered, the ones that
-    find the queue full with success=false ("busy") without waiting for the tracker."""
+    """max_queued_requests = 2 while inits catch up over buffered frames: every request is answered; the ones that
+    find the queue full with success=false ("busy") without waiting for the tracker. A stop of an id whose init is
+    pending takes a place and stops the target once installed; stops of ids neither tracked nor pending are answered
+    at once "no target" and take no place (they used to fill the queue and turn valid inits away as "busy")."""
     client, _, _ = rel
     frames, gt = sequence
     early = catch_up_setup(client, frames, gt)
     try:
-        assert client.set_param("max_queued_requests", 1).successful
+        assert client.set_param("max_queued_requests", 2).successful
         n0 = refused(client, "busy")
-        futures = [init_async(client, gt[0], early, f"q{k}") for k in range(12)]
-        client.wait_for(lambda: all(f.done() for f in futures), 120, "12 answers")
-        results = [f.result() for f in futures]
+        # "first" runs (a catch-up), "second" waits: the first place. 30 ms apart: the order the node takes them in.
+        first = init_async(client, gt[0], early, "first")
+        time.sleep(0.03)
+        second = init_async(client, gt[0], early, "second")
+        time.sleep(0.03)
+        stop_second = stop_async(client, "second")  # pending: the second place
+        inits = [init_async(client, gt[0], early, f"q{k}") for k in range(10)]
+        ghosts = [stop_async(client, f"ghost{k}") for k in range(20)]
+        client.wait_for(lambda: all(f.done() for f in inits + ghosts), 60, "30 answers")
+        assert not (first.done() and second.done()), "the catch-ups ended first: 'at once' was not shown"
+        results = [f.result() for f in inits]
         busy = [r for r in results if not r.success and r.message.startswith("busy")]
         assert len(busy) >= 6, [r.message for r in results]
         assert all(r.success or r.message.startswith("busy") or "max_targets" in r.message for r in results), \
             [r.message for r in results]
+        answers = [f.result() for f in ghosts]
+        assert all(not r.success and r.message.startswith(f"no target 'ghost{k}'") for k, r in enumerate(answers)), \
+            [r.message for r in answers]
+        client.wait_for(lambda: first.done() and second.done() and stop_second.done(), 60, "the queued requests")
+        assert first.result().success and second.result().success, (first.result().message,
+                                                                     second.result().message)
+        assert stop_second.result().success and stop_second.result().message == "stopped second", \
+            stop_second.result().message
         wait_refused(client, "busy", n0 + len(busy) - 1, "busy answers counted")
+        assert refused(client, "busy") == n0 + len(busy)  # the stops were not
     finally:
         assert client.set_param("max_queued_requests", 10).successful
-    assert_alive(rel)
-
-
-def test_stop_of_an_unknown_id_is_answered_at_once_outside_the_queue(rel, sequence):  # noqa: F811
-    """With the worker busy on a catch-up and the queue full, 20 stop_target calls for ids neither tracked nor waiting
-    for their init are all answered at once "no target" (none "busy", none waiting for the tracker), while a stop for
-    an id whose init is still queued waits its turn and stops it."""
-    client, _, _ = rel
-    frames, gt = sequence
-    early = catch_up_setup(client, frames, gt, n=40)
-    try:
-        assert client.set_param("max_queued_requests", 2).successful
-        n0 = refused(client, "busy")
-        running = init_async(client, gt[0], early, "running")  # the worker takes it: a catch-up over 40 frames
-        time.sleep(0.3)
-        queued = init_async(client, gt[0], early, "queued")  # waits behind it: 1 of the 2 places
-        time.sleep(0.1)
-        ghosts = [client.stop_client.call_async(client.StopTarget.Request(target_id=f"ghost{k}")) for k in range(20)]
-        client.wait_for(lambda: all(f.done() for f in ghosts), 20, "20 answers to stops of unknown ids")
-        results = [f.result() for f in ghosts]
-        assert all(not r.success and r.message.startswith(f"no target 'ghost{k}'") for k, r in enumerate(results)), \
-            [r.message for r in results]
-        assert not queued.done(), "the catch-ups ended before the stops were answered: 'at once' was not shown"
-        # A stop of an id whose init waits is queued (the second place), not refused: it stops the target once
-        # installed.
-        stop_queued = client.stop_client.call_async(client.StopTarget.Request(target_id="queued"))
-        client.wait_for(lambda: running.done() and queued.done() and stop_queued.done(), 60, "the queued requests")
-        assert running.result().success and queued.result().success, (running.result().message,
-                                                                       queued.result().message)
-        assert stop_queued.result().success and stop_queued.result().message == "stopped queued", \
-            stop_queued.result().message
-        assert refused(client, "busy") == n0  # no stop took a place in the queue
-    finally:
-        assert client.set_param("max_queued_requests", 10).successful
-    client.publish_and_track(frames[2], ids=["default", "running"])
     assert_alive(rel)
 
 
