@@ -12,9 +12,9 @@ from siam_tracker_ros.ros import messages  # noqa: E402
 @pytest.fixture(scope="module", autouse=True)
 def _interfaces():
     """The package's generated msg types live in the colcon install: make them importable here."""
-    from test_node import _use_installed_srv
+    from node_helpers import use_installed_srv
 
-    _use_installed_srv()
+    use_installed_srv()
     pytest.importorskip("siam_tracker_ros.msg", reason="siam_tracker_ros msg types not built: run make bootstrap")
 
 

@@ -2,7 +2,7 @@
 
 A node process is shared by the tests of this module (they run in file order and leave no target behind); the start-up
 failures and the warm-up each start a node of their own. The fuzz test (500 random Image messages) comes last.
-Frames come from a real sequence of the shared data (test_node's lookup); the weights are test_node's small random
+Frames come from a real sequence of the shared data (node_helpers' lookup); the weights are node_helpers' small random
 network (the tracker's output is compared with the offline tracker, not with the ground truth).
 """
 from __future__ import annotations
@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import yaml
 
-from ros_helpers import release_domain_id, ros_env
-from test_node import (NUM_FRAMES, Client, iou, node_config, sequence, start_node, stop_node,  # noqa: F401
-                       weights)
+from node_helpers import (NUM_FRAMES, assert_alive, iou, node_config, sequence, shared_node_args,  # noqa: F401
+                          stop_all_targets, tracker_node, weights)
+from ros_helpers import ros_env
 
 
 # ---------------------------------------------------------------------------------------------------- helpers
@@ -32,43 +32,16 @@ def proc_memory(pid: int) -> dict:
 
 @pytest.fixture(scope="module")
 def rel(sequence, weights, tmp_path_factory):  # noqa: F811
-    """(client, node process, log path): one tracker node for the module."""
-    env = ros_env()
-    domain = int(env["ROS_DOMAIN_ID"])
-    log = tmp_path_factory.mktemp("node") / "tracker_node.log"
-    proc = start_node(env, "-p", f"weights:={weights}", "-p", "backend:=torch", "-p", "device:=cpu",
-                      "-p", "num_threads:=1", "-p", "reliable_qos:=true", "-p", "qos_depth:=10",
-                      "-p", "use_compressed:=true", "-p", "frame_buffer_seconds:=20.0", log_path=log)
-    client = Client(domain)
-    try:
-        if not client.init_client.wait_for_service(timeout_sec=60.0):
-            pytest.fail(f"init_target never appeared; node log:\n{log.read_text()[-3000:]}")
-        client.wait_for(lambda: client.diags and client.latest_diag(timeout=5)["_message"] != "warming up", 60,
-                        "the end of the warm-up")
-        yield client, proc, log
-    finally:
-        client.close()
-        code = stop_node(proc)
-        release_domain_id(domain)
-        text = log.read_text()
-        print(f"--- tracker_node log (exit {code}) ---\n{text[-6000:]}")
-        assert code in (0, -2), f"node exited with {code}"
-        assert "Traceback" not in text, text[-6000:]
+    """(client, node process, log path): one tracker node for the module, its frame buffer 20 s deep."""
+    with tracker_node(tmp_path_factory.mktemp("node") / "tracker_node.log", *shared_node_args(weights),
+                      "-p", "frame_buffer_seconds:=20.0", warmed_up=True) as node:
+        yield node
 
 
 @pytest.fixture(autouse=True)
 def _no_target_left(request):
     yield
-    if "rel" in request.fixturenames:
-        try:
-            request.getfixturevalue("rel")[0].stop("")
-        except AssertionError:
-            pass
-
-
-def alive(rel):
-    client, proc, log = rel
-    assert proc.poll() is None, f"tracker_node died (exit {proc.returncode}):\n{log.read_text()[-3000:]}"
+    stop_all_targets(request, "rel")
 
 
 def refused(client, kind: str) -> int:
@@ -103,6 +76,10 @@ def init_async(client, box, stamp, target_id):
     return client.init_client.call_async(req)
 
 
+def stop_async(client, target_id):
+    return client.stop_client.call_async(client.StopTarget.Request(target_id=target_id))
+
+
 def bbox(cx, cy, sx, sy):
     from vision_msgs.msg import BoundingBox2D
 
@@ -131,7 +108,7 @@ def test_huge_declared_step_is_refused_without_allocating(rel, sequence):  # noq
         assert "row padding" in diag["last_conversion_error"], diag["last_conversion_error"]
     client.publish_and_track(frames[1])
     assert proc_memory(proc.pid)["VmHWM"] - before < 100e6
-    alive(rel)
+    assert_alive(rel)
 
 
 def test_images_over_the_pixel_and_byte_limits(rel, sequence):  # noqa: F811
@@ -169,7 +146,7 @@ def test_compressed_image_declaring_a_huge_size_is_refused_before_decoding(rel, 
     client.publish_compressed(frames[0], fmt="png", data=bytes(png))
     diag = wait_refused(client, "image_too_large", n0, "the PNG bomb refused")
     assert "declares 100000x100000" in diag["last_conversion_error"]
-    alive(rel)
+    assert_alive(rel)
 
 
 def test_ring_buffer_is_bounded_in_bytes(rel, sequence):  # noqa: F811
@@ -230,25 +207,44 @@ def test_target_id_length_and_characters(rel, sequence):  # noqa: F811
 
 
 def test_full_request_queue_answers_busy_at_once(rel, sequence):  # noqa: F811
-    """max_queued_requests = 1 while inits catch up over buffered frames: every request is answered, the ones that
-    find the queue full with success=false ("busy") without waiting for the tracker."""
+    """max_queued_requests = 2 while inits catch up over buffered frames: every request is answered; the ones that
+    find the queue full with success=false ("busy") without waiting for the tracker. A stop of an id whose init is
+    pending takes a place and stops the target once installed; stops of ids neither tracked nor pending are answered
+    at once "no target" and take no place (they used to fill the queue and turn valid inits away as "busy")."""
     client, _, _ = rel
     frames, gt = sequence
     early = catch_up_setup(client, frames, gt)
     try:
-        assert client.set_param("max_queued_requests", 1).successful
+        assert client.set_param("max_queued_requests", 2).successful
         n0 = refused(client, "busy")
-        futures = [init_async(client, gt[0], early, f"q{k}") for k in range(12)]
-        client.wait_for(lambda: all(f.done() for f in futures), 120, "12 answers")
-        results = [f.result() for f in futures]
+        # "first" runs (a catch-up), "second" waits: the first place. 30 ms apart: the order the node takes them in.
+        first = init_async(client, gt[0], early, "first")
+        time.sleep(0.03)
+        second = init_async(client, gt[0], early, "second")
+        time.sleep(0.03)
+        stop_second = stop_async(client, "second")  # pending: the second place
+        inits = [init_async(client, gt[0], early, f"q{k}") for k in range(10)]
+        ghosts = [stop_async(client, f"ghost{k}") for k in range(20)]
+        client.wait_for(lambda: all(f.done() for f in inits + ghosts), 60, "30 answers")
+        assert not (first.done() and second.done()), "the catch-ups ended first: 'at once' was not shown"
+        results = [f.result() for f in inits]
         busy = [r for r in results if not r.success and r.message.startswith("busy")]
         assert len(busy) >= 6, [r.message for r in results]
         assert all(r.success or r.message.startswith("busy") or "max_targets" in r.message for r in results), \
             [r.message for r in results]
+        answers = [f.result() for f in ghosts]
+        assert all(not r.success and r.message.startswith(f"no target 'ghost{k}'") for k, r in enumerate(answers)), \
+            [r.message for r in answers]
+        client.wait_for(lambda: first.done() and second.done() and stop_second.done(), 60, "the queued requests")
+        assert first.result().success and second.result().success, (first.result().message,
+                                                                     second.result().message)
+        assert stop_second.result().success and stop_second.result().message == "stopped second", \
+            stop_second.result().message
         wait_refused(client, "busy", n0 + len(busy) - 1, "busy answers counted")
+        assert refused(client, "busy") == n0 + len(busy)  # the stops were not
     finally:
         assert client.set_param("max_queued_requests", 10).successful
-    alive(rel)
+    assert_alive(rel)
 
 
 def test_timed_out_init_does_not_install_its_target(rel, sequence):  # noqa: F811
@@ -362,9 +358,9 @@ def test_fuzz_500_random_images_then_tracks_a_real_sequence(rel, sequence, weigh
         # refused.
         time.sleep(0.3 if kind == 2 else 0.03)
         if i % 100 == 99:
-            alive(rel)
+            assert_alive(rel)
     time.sleep(2.0)
-    alive(rel)
+    assert_alive(rel)
     diag = client.latest_diag()
     refusals = sum(int(diag[k]) - int(diag0[k]) for k in diag if k.startswith("refused_image"))
     assert refusals >= 100, {k: v for k, v in diag.items() if k.startswith("refused")}
@@ -421,13 +417,7 @@ def test_bad_configuration_or_weights_leave_the_node_up_with_an_error(case, sequ
     else:
         args = ["-p", f"weights:={_tiny_weights_asking_for_a_huge_model(tmp_path / 'tiny.pt')}"]
         expect = "model.fused_channels"
-    env = ros_env()
-    domain = int(env["ROS_DOMAIN_ID"])
-    log = tmp_path / "node.log"
-    proc = start_node(env, "-p", "backend:=torch", "-p", "device:=cpu", *args, log_path=log)
-    client = Client(domain)
-    try:
-        assert client.init_client.wait_for_service(timeout_sec=60.0), log.read_text()
+    with tracker_node(tmp_path / "node.log", "-p", "backend:=torch", "-p", "device:=cpu", *args) as (client, proc, _):
         frames, gt = sequence
         stamp = client.publish(frames[0])
         res = client.init(gt[0], stamp=stamp)
@@ -435,33 +425,15 @@ def test_bad_configuration_or_weights_leave_the_node_up_with_an_error(case, sequ
         diag = client.latest_diag(timeout=10)
         assert diag["_level"] == 2 and expect in diag["_message"], diag["_message"]
         assert proc.poll() is None
-    finally:
-        client.close()
-        code = stop_node(proc)
-        release_domain_id(domain)
-    assert code in (0, -2), log.read_text()
-    assert "Traceback" not in log.read_text()
 
 
 def test_every_graph_is_built_at_start_up(sequence, weights, tmp_path):  # noqa: F811
     """With ONNX Runtime (graphs exported on first use), the node exports the lost-mode search graph and runs every
     batch size before its first request: the first loss exports nothing in the middle of tracking."""
-    env = ros_env(XDG_CACHE_HOME=str(tmp_path / "cache"))
-    domain = int(env["ROS_DOMAIN_ID"])
-    log = tmp_path / "node.log"
-    proc = start_node(env, "-p", f"weights:={weights}", "-p", "backend:=onnxruntime", "-p", "device:=cpu",
-                      "-p", "max_targets:=2", log_path=log)
-    client = Client(domain)
-    try:
-        assert client.init_client.wait_for_service(timeout_sec=60.0), log.read_text()
-        client.wait_for(lambda: client.diags and client.latest_diag(timeout=5)["_message"] != "warming up", 120,
-                        "the end of the warm-up")
+    with tracker_node(tmp_path / "node.log", "-p", f"weights:={weights}", "-p", "backend:=onnxruntime",
+                      "-p", "device:=cpu", "-p", "max_targets:=2", env=ros_env(XDG_CACHE_HOME=str(tmp_path / "cache")),
+                      warmed_up=True) as (client, _, log):
         assert client.latest_diag()["_level"] == 0
         graphs = sorted(p.name for p in (tmp_path / "cache").rglob("*.onnx"))
         assert graphs == ["search_x255_k6.onnx", "search_x383_k6.onnx", "template_z127.onnx"], graphs
         assert "warmed up" in log.read_text() and "(up to 2 targets)" in log.read_text()
-    finally:
-        client.close()
-        code = stop_node(proc)
-        release_domain_id(domain)
-    assert code in (0, -2), log.read_text()

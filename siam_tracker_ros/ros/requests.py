@@ -18,6 +18,10 @@ SERVICE_QUEUE_DEPTH = 100
 TARGET_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:/-]+")
 
 
+def no_target_message(target_id: str, tracked) -> str:
+    return f"no target '{target_id}' (tracked: {', '.join(sorted(tracked)) or 'none'})"
+
+
 class RequestsMixin:
     def _target_id_error(self, target_id: str) -> str | None:
         if len(target_id) > self._max_id_length:
@@ -95,7 +99,9 @@ class RequestsMixin:
         return self._submit(Job("init", target_id, box=box, frame=frame))
 
     def _pending_ids(self) -> set:
-        return {j.target_id for j in self._jobs if j.kind == "init" and not j.finished}
+        """Ids with an init that may still install them: queued or being run by the worker (under self._cond)."""
+        jobs = list(self._jobs) + [self._running_job]
+        return {j.target_id for j in jobs if j is not None and j.kind == "init" and not j.finished}
 
     async def _on_stop_target(self, request, response):
         try:
@@ -123,6 +129,12 @@ class RequestsMixin:
         with self._cond:
             if self._stop:
                 return False, "node is shutting down"
+            if job.kind == "stop" and job.target_id and job.target_id not in self._target_states \
+                    and job.target_id not in self._pending_ids():
+                # Nothing to stop and no init of it that could still install it: answered now, so that stops of
+                # unknown ids never take the queue's places from requests that need the tracker. The worker changes
+                # its target set (_target_states) and its running job under this same lock.
+                return False, no_target_message(job.target_id, self._target_states)
             if job.kind == "init":
                 # A new init of an id replaces the older one: cancel it queued, abort its catch-up if running.
                 reason = f"superseded by a newer init_target for '{job.target_id}'"

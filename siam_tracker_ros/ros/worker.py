@@ -14,6 +14,7 @@ from .heatmap import render_heatmap
 from .image_codec import ImageConversionError
 from .jobs import Job
 from .messages import format_stamp
+from .requests import no_target_message
 
 # A target being initialised lives in the tracker under this prefix + its id until its job is claimed (not a valid id:
 # no request can name it).
@@ -89,15 +90,15 @@ class WorkerMixin:
                 return
             ids = self.tracker.targets if job.target_id == "" else [job.target_id]
             stopped = [tid for tid in ids if self.tracker.remove(tid)]
-            for tid in stopped:
-                self._target_states.pop(tid, None)
+            with self._cond:  # the services read the target set under this lock (stop of an unknown id)
+                for tid in stopped:
+                    self._target_states.pop(tid, None)
             if job.target_id == "":
                 job.finish(True, f"stopped {', '.join(stopped)}" if stopped else "no targets were tracked")
             elif stopped:
                 job.finish(True, f"stopped {job.target_id}")
             else:
-                job.finish(False, f"no target '{job.target_id}' (tracked: "
-                                         f"{', '.join(self.tracker.targets) or 'none'})")
+                job.finish(False, no_target_message(job.target_id, self.tracker.targets))
             return
         self._run_init(job)
 
@@ -147,8 +148,9 @@ class WorkerMixin:
         with self._cond:
             if last is None or s > last:
                 self._last_processed_ns = s  # frames up to the init frame must not move the new target
-        self._target_states[tid] = {"state": "initialized", "confidence": 1.0, "box": list(job.box),
-                                    "stamp": format_stamp(s), "lost_frames": 0}
+            # Still the running job here (it is answered below): a stop of this id meanwhile is queued, not refused.
+            self._target_states[tid] = {"state": "initialized", "confidence": 1.0, "box": list(job.box),
+                                        "stamp": format_stamp(s), "lost_frames": 0}
         x, y, w, h = job.box
         job.finish(True, f"tracking '{tid}' from box ({x:.1f}, {y:.1f}, {w:.1f} x {h:.1f}) on frame "
                                 f"{format_stamp(s)}" + (f", caught up over {done} buffered frames" if catch_up
@@ -193,11 +195,12 @@ class WorkerMixin:
             with self.stats.lock:
                 self.stats.heatmaps += 1
         done = time.monotonic()
-        self._target_states = {
-            tid: {"state": messages.STATE_LOST if r.lost else messages.STATE_TRACKED,
-                  "confidence": round(float(r.confidence), 3), "box": [round(float(v), 1) for v in r.box],
-                  "stamp": format_stamp(frame.stamp_ns), "lost_frames": lost_frames[tid]}
-            for tid, r in results.items()}
+        states = {tid: {"state": messages.STATE_LOST if r.lost else messages.STATE_TRACKED,
+                        "confidence": round(float(r.confidence), 3), "box": [round(float(v), 1) for v in r.box],
+                        "stamp": format_stamp(frame.stamp_ns), "lost_frames": lost_frames[tid]}
+                  for tid, r in results.items()}
+        with self._cond:
+            self._target_states = states
         with self.stats.lock:
             self.stats.processed += 1
             self.stats.processed_times.append(done)
