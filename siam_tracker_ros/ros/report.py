@@ -137,13 +137,16 @@ def format_table(title: str, s: dict, extra: list[tuple[str, str]] = ()) -> str:
                                      f" (success@0.5 {f(s['success_rate_iou_0.5'], '{:.2f}')}); latest answer on "
                                      f"every frame: {f(s.get('mean_iou_latest_answer_every_frame'), '{:.3f}')}"),
         ("frames reported lost", str(s["frames_lost_state"])),
-    ] + ([("box on the occluder", f"{s['frames_on_distractor']} frames, "
-                                   f"{len(s['frames_on_distractor_confident'])} of them with score > "
-                                   f"{CONFIDENT_SCORE:g} and not lost {s['frames_on_distractor_confident'] or ''}")]
-         if "frames_on_distractor" in s else []) + [
+    ] + ([("box on the occluder", _distractor_line(s))] if "frames_on_distractor" in s else []) + [
         ("latency stamp->receipt", f"p50 {f(lat['p50_ms'])} ms, p95 {f(lat['p95_ms'])} ms, max {f(lat['max_ms'])} ms"),
         ("node (its /diagnostics)", format_node_line(s.get("node", {}))),
     ] + load_average_line(s)
     lines += list(extra)
     width = max(len(k) for k, _ in lines)
     return "\n".join([title] + [f"  {k.ljust(width)}  {v}" for k, v in lines])
+
+
+def _distractor_line(s: dict) -> str:
+    confident = s["frames_on_distractor_confident"]
+    return (f"{s['frames_on_distractor']} frames, {len(confident)} of them with score > {CONFIDENT_SCORE:g} and not "
+            f"lost" + (f" (frames {', '.join(map(str, confident))})" if confident else ""))
