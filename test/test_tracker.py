@@ -167,3 +167,24 @@ def test_multi_scale_test_strategy_runs_on_real_frames(model, onnx_dir):
     boxes, conf = track_sequence(tracker, frames, gt[0])
     assert set(tracker._targets[DEFAULT_TARGET].kernels) == {127, 191, 255}
     assert np.all(np.isfinite(boxes)) and np.all((conf >= 0) & (conf <= 1))
+
+
+@needs_weights
+def test_default_weights_follow_the_demo_object_not_its_occluder(model, onnx_dir):
+    """The demo's goal, offline on all 150 frames of the built-in sequence with the CPU default network: mean IoU at
+    least 0.7, and no frame where the box lies on the occluder (closer to it than to the object) while the tracker
+    vouches for it (confidence above 0.5, not lost)."""
+    from siam_tracker_ros import synthetic
+    from siam_tracker_ros.tracking.geometry import on_distractor
+
+    frames, gt, info = synthetic.make_sequence(return_info=True)
+    tracker = SiamTracker(OnnxBackend(model, onnx_dir=onnx_dir))
+    tracker.init(frames[0], gt[0])
+    ious, confident_on_occluder = [], []
+    for i in range(1, len(frames)):
+        r = tracker.update(frames[i])[DEFAULT_TARGET]
+        ious.append(iou(r.box, gt[i])[0])
+        if on_distractor(r.box, gt[i], info["occluder_box"][i])[0] and r.confidence > 0.5 and not r.lost:
+            confident_on_occluder.append(i)
+    assert np.mean(ious) >= 0.7
+    assert confident_on_occluder == []
