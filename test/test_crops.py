@@ -1,9 +1,10 @@
-"""Crops: a large target's crop is area-filtered (not aliased), a crop at scale >= 0.5 is the plain linear warp."""
+"""Crops: a large target's crop is area-filtered (not aliased), a crop at scale >= 0.5 is the plain linear warp; the
+training's stretched crops take the same filter per axis."""
 import cv2
 import numpy as np
 import pytest
 
-from siam_tracker_ros.tracking.crops import crop_square
+from siam_tracker_ros.tracking.crops import crop_rect, crop_square
 
 
 def _stripes(h=600, w=800):
@@ -47,3 +48,16 @@ def test_large_crop_off_the_image_is_padded():
     assert crop.shape == (127, 127, 3) and (crop == (10, 20, 30)).all()
     half = crop_square(frame, 0.0, 300.0, 1000.0, 127, (10, 20, 30))
     assert (half[:, :50] == (10, 20, 30)).all() and not (half[:, 70:] == (10, 20, 30)).all()
+
+
+@pytest.mark.parametrize("fx,fy", [(3, 1), (2, 5), (4, 4)])
+def test_stretched_crop_is_area_filtered_along_each_shrunk_axis(fx, fy):
+    frame, out = _stripes(), 64
+    side_x, side_y, x0, y0 = fx * out, fy * out, 60, 40
+    cx, cy = x0 + side_x / 2 - 0.5, y0 + side_y / 2 - 0.5
+    reference = cv2.resize(frame[y0:y0 + side_y, x0:x0 + side_x], (out, out), interpolation=cv2.INTER_AREA)
+    crop = crop_rect(frame, cx, cy, side_x, side_y, out, (0, 0, 0))
+    assert crop.shape == (out, out, 3)
+    assert np.abs(crop.astype(int) - reference).max() <= 1
+    if fx == fy:
+        assert np.array_equal(crop, crop_square(frame, cx, cy, side_x, out, (0, 0, 0)))

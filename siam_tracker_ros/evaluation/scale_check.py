@@ -17,7 +17,7 @@ import torch
 
 from ..data import data_root, load_many, read_frame, split_sequences
 from ..model import load_weights
-from ..training.pairs import channel_mean, exemplar_side, warp_crop
+from ..tracking.crops import channel_mean, crop_square, exemplar_region
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,11 +36,11 @@ def make_pairs(data: str, held_out: list[str], n: int, ks: np.ndarray, step: flo
         j = near[rng.integers(len(near))]
         fi, fj = read_frame(s.frame_paths[i]), read_frame(s.frame_paths[j])
         bz, bx = s.boxes[i], s.boxes[j]
-        sz = exemplar_side(bz[2], bz[3], 0.5)
-        zs.append(warp_crop(fi, bz[0] + bz[2] / 2, bz[1] + bz[3] / 2, sz, sz, 127, channel_mean(fi)))
-        sx = exemplar_side(bx[2], bx[3], 0.5) * 255 / 127
+        sz = exemplar_region(bz[2], bz[3], 0.5)
+        zs.append(crop_square(fi, bz[0] + bz[2] / 2, bz[1] + bz[3] / 2, sz, 127, channel_mean(fi)))
+        sx = exemplar_region(bx[2], bx[3], 0.5) * 255 / 127
         pad = channel_mean(fj)
-        xs.append([warp_crop(fj, bx[0] + bx[2] / 2, bx[1] + bx[3] / 2, sx * step ** k, sx * step ** k, 255, pad)
+        xs.append([crop_square(fj, bx[0] + bx[2] / 2, bx[1] + bx[3] / 2, sx * step ** k, 255, pad)
                    for k in ks])
     z = torch.from_numpy(np.stack(zs).transpose(0, 3, 1, 2).copy()).float()
     x = torch.from_numpy(np.stack(xs).reshape(-1, 255, 255, 3).transpose(0, 3, 1, 2).copy()).float()

@@ -18,39 +18,47 @@ def channel_mean(frame: np.ndarray) -> tuple[float, float, float]:
 
 def crop_square(frame: np.ndarray, cx: float, cy: float, region: float, out: int,
                 pad_value: tuple[float, float, float]) -> np.ndarray:
-    """(out, out, 3) uint8 crop of the square of side `region` centred on (cx, cy).
+    """(out, out, 3) uint8 crop of the square of side `region` centred on (cx, cy) (the tracker's crops)."""
+    return crop_rect(frame, cx, cy, region, region, out, pad_value)
+
+
+def crop_rect(frame: np.ndarray, cx: float, cy: float, side_x: float, side_y: float, out: int,
+              pad_value: tuple[float, float, float]) -> np.ndarray:
+    """(out, out, 3) uint8 crop of the side_x x side_y rectangle centred on (cx, cy) (training stretches its crops;
+    the tracker's are square): (cx, cy) lands on the output's centre pixel (out - 1) / 2.
 
     warpAffine has no area filter (it treats INTER_AREA as linear), so a crop that shrinks by more than 2x would alias.
-    Below a scale of 0.5 the part of the frame the crop covers is first shrunk by an integer factor k with an area
-    filter (cv2.resize INTER_AREA: the mean of k x k blocks), which leaves a warp at a scale in (0.5, 1]."""
-    scale = out / region
+    Along an axis whose scale is below 0.5 the part of the frame the crop covers is first shrunk by an integer factor
+    k with an area filter (cv2.resize INTER_AREA: the mean of k-pixel blocks), which leaves a warp at a scale in
+    (0.5, 1] there."""
+    sx, sy = out / side_x, out / side_y
     c = (out - 1) / 2.0
-    if scale >= 0.5:
-        matrix = np.array([[scale, 0.0, c - scale * cx], [0.0, scale, c - scale * cy]], dtype=np.float64)
+    if sx >= 0.5 and sy >= 0.5:
+        matrix = np.array([[sx, 0.0, c - sx * cx], [0.0, sy, c - sy * cy]], dtype=np.float64)
         return cv2.warpAffine(frame, matrix, (out, out), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                               borderValue=pad_value)
-    k = int(1.0 / scale)
-    side = (int(np.ceil(region / k)) + 4) * k  # the covered square plus a margin of two blocks per side
-    # Blocks start where the crop's own edge falls (cx - region / 2 + 0.5 in pixel-centre coordinates), rounded.
-    x0 = int(np.floor(cx + 0.5 - region / 2.0 + 0.5)) - 2 * k
-    y0 = int(np.floor(cy + 0.5 - region / 2.0 + 0.5)) - 2 * k
-    window = _window(frame, x0, y0, side, pad_value)
-    small = cv2.resize(window, (side // k, side // k), interpolation=cv2.INTER_AREA)
+    kx, ky = max(1, int(1.0 / sx)), max(1, int(1.0 / sy))
+    # The covered rectangle plus a margin of two blocks per side, in whole blocks.
+    wx, wy = (int(np.ceil(side_x / kx)) + 4) * kx, (int(np.ceil(side_y / ky)) + 4) * ky
+    # Blocks start where the crop's own edge falls (cx - side / 2 + 0.5 in pixel-centre coordinates), rounded.
+    x0 = int(np.floor(cx + 0.5 - side_x / 2.0 + 0.5)) - 2 * kx
+    y0 = int(np.floor(cy + 0.5 - side_y / 2.0 + 0.5)) - 2 * ky
+    window = _window(frame, x0, y0, wx, wy, pad_value)
+    small = cv2.resize(window, (wx // kx, wy // ky), interpolation=cv2.INTER_AREA)
     # Shrunk pixel j is the mean of frame pixels x0 + k j .. x0 + k j + k - 1: centre x0 + k j + (k - 1) / 2.
-    s = scale * k
-    ox, oy = x0 + (k - 1) / 2.0, y0 + (k - 1) / 2.0
-    matrix = np.array([[s, 0.0, c - scale * (cx - ox)], [0.0, s, c - scale * (cy - oy)]], dtype=np.float64)
+    ox, oy = x0 + (kx - 1) / 2.0, y0 + (ky - 1) / 2.0
+    matrix = np.array([[sx * kx, 0.0, c - sx * (cx - ox)], [0.0, sy * ky, c - sy * (cy - oy)]], dtype=np.float64)
     return cv2.warpAffine(small, matrix, (out, out), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                           borderValue=pad_value)
 
 
-def _window(frame: np.ndarray, x0: int, y0: int, side: int, pad_value) -> np.ndarray:
-    """The square frame[y0:y0+side, x0:x0+side], padded with `pad_value` where it leaves the frame."""
+def _window(frame: np.ndarray, x0: int, y0: int, wx: int, wy: int, pad_value) -> np.ndarray:
+    """The rectangle frame[y0:y0+wy, x0:x0+wx], padded with `pad_value` where it leaves the frame."""
     h, w = frame.shape[:2]
-    ax, ay, bx, by = max(x0, 0), max(y0, 0), min(x0 + side, w), min(y0 + side, h)
+    ax, ay, bx, by = max(x0, 0), max(y0, 0), min(x0 + wx, w), min(y0 + wy, h)
     if bx <= ax or by <= ay:
-        return np.full((side, side, frame.shape[2]), np.round(pad_value), frame.dtype)
-    return cv2.copyMakeBorder(frame[ay:by, ax:bx], ay - y0, y0 + side - by, ax - x0, x0 + side - bx,
+        return np.full((wy, wx, frame.shape[2]), np.round(pad_value), frame.dtype)
+    return cv2.copyMakeBorder(frame[ay:by, ax:bx], ay - y0, y0 + wy - by, ax - x0, x0 + wx - bx,
                               cv2.BORDER_CONSTANT, value=pad_value)
 
 

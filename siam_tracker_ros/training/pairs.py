@@ -48,6 +48,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..tracking.crops import channel_mean, crop_rect, exemplar_region
 from .datasets import Sequence
 
 
@@ -97,26 +98,6 @@ class AugmentConfig:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
-
-
-def exemplar_side(w: float, h: float, context: float) -> float:
-    p = context * (w + h)
-    return math.sqrt((w + p) * (h + p))
-
-
-def channel_mean(frame: np.ndarray) -> tuple[float, float, float]:
-    m = frame[::4, ::4].reshape(-1, 3).mean(axis=0)
-    return float(m[0]), float(m[1]), float(m[2])
-
-
-def warp_crop(frame: np.ndarray, cx: float, cy: float, side_x: float, side_y: float, out: int,
-              pad: tuple[float, float, float]) -> np.ndarray:
-    """(out, out, 3) crop of the side_x * side_y image rectangle centred on (cx, cy); (cx, cy) -> ((out-1)/2, ...)."""
-    kx, ky = out / side_x, out / side_y
-    c = (out - 1) / 2.0
-    m = np.array([[kx, 0.0, c - kx * cx], [0.0, ky, c - ky * cy]], dtype=np.float64)
-    return cv2.warpAffine(frame, m, (out, out), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                          borderValue=pad)
 
 
 class _ImageCache:
@@ -213,20 +194,20 @@ class PairDataset(torch.utils.data.Dataset):
             return scale * aspect, scale / aspect
 
         # exemplar: centred, side s_z * S1 / 127 image pixels
-        sz = exemplar_side(box_z[2], box_z[3], aug.context)
+        sz = exemplar_region(box_z[2], box_z[3], aug.context)
         fx, fy = jitter()
         side_z = sz * s1 / aug.exemplar_size
-        z = warp_crop(img_z, box_z[0] + box_z[2] / 2, box_z[1] + box_z[3] / 2, side_z * fx, side_z * fy,
+        z = crop_rect(img_z, box_z[0] + box_z[2] / 2, box_z[1] + box_z[3] / 2, side_z * fx, side_z * fy,
                       aug.exemplar_size, channel_mean(img_z))
 
         # search: side s_z(search box) * S2 / 127, target shifted by (dx, dy) search pixels from the centre
-        sx_ = exemplar_side(box_x[2], box_x[3], aug.context) * s2 / aug.exemplar_size
+        sx_ = exemplar_region(box_x[2], box_x[3], aug.context) * s2 / aug.exemplar_size
         fx, fy = jitter()
         side_x, side_y = sx_ * fx, sx_ * fy
         dx, dy = (rng.uniform(-aug.max_shift, aug.max_shift, size=2) if aug.max_shift > 0 else (0.0, 0.0))
         out = aug.instance_size
         tcx, tcy = box_x[0] + box_x[2] / 2, box_x[1] + box_x[3] / 2
-        x = warp_crop(img_x, tcx - dx * side_x / out, tcy - dy * side_y / out, side_x, side_y, out,
+        x = crop_rect(img_x, tcx - dx * side_x / out, tcy - dy * side_y / out, side_x, side_y, out,
                       channel_mean(img_x))
 
         if self.train:
