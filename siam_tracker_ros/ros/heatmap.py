@@ -54,8 +54,9 @@ def render_heatmap(frame: np.ndarray, results, alpha: float = 0.5, draw_boxes: b
     out = np.ascontiguousarray(frame).copy()
     results = list(results)
     for r in results:
-        if r.response is not None:
-            blend_response(out, r.response, r.response_region, alpha)
+        response = r.response  # the tracker's TrackResult computes it on each read
+        if response is not None:
+            blend_response(out, response, r.response_region, alpha)
     if draw_boxes:
         for r in results:
             x0, y0, x1, y1 = _box_int(r.box)
