@@ -61,3 +61,19 @@ def test_stretched_crop_is_area_filtered_along_each_shrunk_axis(fx, fy):
     assert np.abs(crop.astype(int) - reference).max() <= 1
     if fx == fy:
         assert np.array_equal(crop, crop_square(frame, cx, cy, side_x, out, (0, 0, 0)))
+
+
+@pytest.mark.parametrize("factor,x0,y0", [(8, -2000, -1500), (13, -700, -2400), (5, 150, -300)])
+def test_crop_larger_than_the_frame_equals_an_area_resize_of_the_padded_region(factor, x0, y0):
+    """A large target's region can cover the frame many times over: only the blocks on the frame are shrunk, the
+    rest is padding, exactly as if the frame had been pasted into a padded canvas of the region's size."""
+    frame, out, pad = _stripes(), 64, (10, 20, 30)
+    region = factor * out
+    canvas = np.empty((region, region, 3), np.uint8)
+    canvas[:] = pad
+    ax, ay = max(0, -x0), max(0, -y0)
+    bx, by = min(region, frame.shape[1] - x0), min(region, frame.shape[0] - y0)
+    canvas[ay:by, ax:bx] = frame[ay + y0:by + y0, ax + x0:bx + x0]
+    reference = cv2.resize(canvas, (out, out), interpolation=cv2.INTER_AREA)
+    crop = crop_square(frame, x0 + region / 2 - 0.5, y0 + region / 2 - 0.5, region, out, pad)
+    assert np.abs(crop.astype(int) - reference).max() <= 1

@@ -39,18 +39,32 @@ def crop_rect(frame: np.ndarray, cx: float, cy: float, side_x: float, side_y: fl
         return cv2.warpAffine(frame, matrix, (out, out), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                               borderValue=pad_value)
     kx, ky = max(1, int(1.0 / sx)), max(1, int(1.0 / sy))
-    # The covered rectangle plus a margin of two blocks per side, in whole blocks.
-    wx, wy = (int(np.ceil(side_x / kx)) + 4) * kx, (int(np.ceil(side_y / ky)) + 4) * ky
-    # Blocks start where the crop's own edge falls (cx - side / 2 + 0.5 in pixel-centre coordinates), rounded.
+    # The covered rectangle plus a margin of two blocks per side, in whole blocks. Blocks start where the crop's own
+    # edge falls (cx - side / 2 + 0.5 in pixel-centre coordinates), rounded.
     x0 = int(np.floor(cx + 0.5 - side_x / 2.0 + 0.5)) - 2 * kx
     y0 = int(np.floor(cy + 0.5 - side_y / 2.0 + 0.5)) - 2 * ky
-    window = _window(frame, x0, y0, wx, wy, pad_value)
-    small = cv2.resize(window, (wx // kx, wy // ky), interpolation=cv2.INTER_AREA)
+    jx = _blocks_on_frame(x0, kx, int(np.ceil(side_x / kx)) + 4, frame.shape[1])
+    jy = _blocks_on_frame(y0, ky, int(np.ceil(side_y / ky)) + 4, frame.shape[0])
+    if jx is None or jy is None:  # the crop lies wholly off the frame
+        return np.full((out, out, frame.shape[2]), np.round(pad_value), frame.dtype)
+    # Only the blocks that hold frame pixels are shrunk (a large target's region can be many times the frame); the
+    # warp pads the rest with the same value, as the all-padding blocks would have been.
+    x0, y0 = x0 + jx[0] * kx, y0 + jy[0] * ky
+    nx, ny = jx[1] - jx[0], jy[1] - jy[0]
+    window = _window(frame, x0, y0, nx * kx, ny * ky, pad_value)
+    small = cv2.resize(window, (nx, ny), interpolation=cv2.INTER_AREA)
     # Shrunk pixel j is the mean of frame pixels x0 + k j .. x0 + k j + k - 1: centre x0 + k j + (k - 1) / 2.
     ox, oy = x0 + (kx - 1) / 2.0, y0 + (ky - 1) / 2.0
     matrix = np.array([[sx * kx, 0.0, c - sx * (cx - ox)], [0.0, sy * ky, c - sy * (cy - oy)]], dtype=np.float64)
     return cv2.warpAffine(small, matrix, (out, out), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                           borderValue=pad_value)
+
+
+def _blocks_on_frame(start: int, k: int, count: int, size: int) -> tuple[int, int] | None:
+    """[first, end) of the blocks start + k j .. start + k j + k - 1 (j < count) that hold a pixel of 0 .. size - 1."""
+    first = max(0, (-start) // k)
+    end = min(count, (size - 1 - start) // k + 1)
+    return (first, end) if end > first else None
 
 
 def _window(frame: np.ndarray, x0: int, y0: int, wx: int, wy: int, pad_value) -> np.ndarray:
