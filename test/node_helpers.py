@@ -171,14 +171,21 @@ class Client:
         self.heatmap_sub = None
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
+        self._closing = threading.Event()
         self.thread = threading.Thread(target=self._spin, daemon=True)
         self.thread.start()
 
     def _spin(self):
-        try:
-            self.executor.spin()
-        except Exception:
-            pass
+        # Our own loop, not executor.spin(): close() must know the thread has left the executor before it destroys
+        # anything (rclpy's Executor.shutdown does not wait for a spinning thread; destroying the node under it
+        # deadlocked a CI run, that thread holding the GIL).
+        while not self._closing.is_set():
+            try:
+                self.executor.spin_once(timeout_sec=0.05)
+            except Exception:
+                if self._closing.is_set() or not self.context.ok():
+                    break
+                raise
 
     def _add(self, store, msg):
         with self.lock:
@@ -311,6 +318,11 @@ class Client:
         return values
 
     def close(self):
+        self._closing.set()
+        self.thread.join(timeout=30)
+        if self.thread.is_alive():  # stuck in a callback: leave its node be (a daemon thread) rather than deadlock
+            print("test client: the executor thread did not stop; its node is not destroyed")
+            return
         self.executor.shutdown(timeout_sec=2)
         self.node.destroy_node()
         self.rclpy.try_shutdown(context=self.context)
