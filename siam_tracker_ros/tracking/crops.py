@@ -68,11 +68,10 @@ def _blocks_on_frame(start: int, k: int, count: int, size: int) -> tuple[int, in
 
 
 def _window(frame: np.ndarray, x0: int, y0: int, wx: int, wy: int, pad_value) -> np.ndarray:
-    """The rectangle frame[y0:y0+wy, x0:x0+wx], padded with `pad_value` where it leaves the frame."""
+    """The rectangle frame[y0:y0+wy, x0:x0+wx], which overlaps the frame (crop_rect's blocks on it), padded with
+    `pad_value` where it leaves the frame."""
     h, w = frame.shape[:2]
     ax, ay, bx, by = max(x0, 0), max(y0, 0), min(x0 + wx, w), min(y0 + wy, h)
-    if bx <= ax or by <= ay:
-        return np.full((wy, wx, frame.shape[2]), np.round(pad_value), frame.dtype)
     return cv2.copyMakeBorder(frame[ay:by, ax:bx], ay - y0, y0 + wy - by, ax - x0, x0 + wx - bx,
                               cv2.BORDER_CONSTANT, value=pad_value)
 
