@@ -116,3 +116,31 @@ def test_split_held_out(tmp_path):
         (tmp_path / name / "groundtruth.txt").write_text("1,2,3,4\n1,2,3,4\n")
     train, val = ds.split_sequences(ds.load_many([str(tmp_path)]), ["b"])
     assert [s.name for s in train] == ["a", "c"] and [s.name for s in val] == ["b"]
+
+
+def _long_sequences_tool():
+    import importlib.util
+    path = Path(__file__).resolve().parents[1] / "tools" / "make_long_sequences.py"
+    spec = importlib.util.spec_from_file_location("make_long_sequences", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_long_sequences_play_tracks_back_and_forth(tmp_path):
+    tool = _long_sequences_tool()
+    src, out = tmp_path / "src", tmp_path / "out"
+    _frames(src / "short", 4)
+    (src / "short" / "groundtruth.txt").write_text("1,1,10,10\n2,1,10,10\nnan,nan,nan,nan\n4,1,10,10\n")
+    _frames(src / "thinned", 5)  # at the cap: left out by --below 5
+    (src / "thinned" / "groundtruth.txt").write_text("1,1,10,10\n" * 5)
+    assert tool.main(["--src", str(src), "--out", str(out), "--laps", "3", "--below", "5"]) == 0
+    (seq,) = ds.load_sequences(out)
+    order = [0, 1, 2, 3, 2, 1, 0, 1, 2, 3]  # forward, back, forward; the turning frames not repeated
+    assert seq.name == "short" and len(seq) == len(order)
+    source = ds.load_sequences(src / "short")[0]
+    for k, i in enumerate(order):
+        assert Path(seq.frame_paths[k]).resolve() == Path(source.frame_paths[i]).resolve()
+        np.testing.assert_array_equal(seq.boxes[k], source.boxes[i])  # NaN rows stay absent
+    with pytest.raises(SystemExit):
+        tool.main(["--src", str(src), "--out", str(out), "--sequences", "short,missing"])
