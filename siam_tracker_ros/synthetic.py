@@ -32,6 +32,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .data.sequences import format_box_lines
+
 DEFAULT_FRAMES = 150
 DEFAULT_SIZE = (640, 480)  # (width, height)
 DEFAULT_RATE_HZ = 30.0
@@ -263,14 +265,6 @@ def make_sequence(n_frames: int = DEFAULT_FRAMES, size: tuple[int, int] = DEFAUL
     return frames, boxes
 
 
-def format_groundtruth(boxes: np.ndarray) -> str:
-    """groundtruth.txt text: one ``x,y,w,h`` line per frame, ``nan,nan,nan,nan`` where the object is not visible."""
-    lines = []
-    for b in np.asarray(boxes, dtype=np.float64).reshape(-1, 4):
-        lines.append("nan,nan,nan,nan" if not np.all(np.isfinite(b)) else ",".join(f"{v:g}" for v in b))
-    return "\n".join(lines) + "\n"
-
-
 def write_sequence(folder, n_frames: int = DEFAULT_FRAMES, size: tuple[int, int] = DEFAULT_SIZE, seed: int = 0,
                    jpeg_quality: int = 92) -> Path:
     """Write the built-in sequence in the ``../shared/data`` layout: ``folder/00001.jpg``... and
@@ -281,7 +275,7 @@ def write_sequence(folder, n_frames: int = DEFAULT_FRAMES, size: tuple[int, int]
     for i, frame in enumerate(frames, start=1):
         if not cv2.imwrite(str(folder / f"{i:05d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]):
             raise OSError(f"could not write {folder / f'{i:05d}.jpg'}")
-    (folder / "groundtruth.txt").write_text(format_groundtruth(boxes))
+    (folder / "groundtruth.txt").write_text(format_box_lines(boxes))
     return folder
 
 

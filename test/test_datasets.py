@@ -31,6 +31,13 @@ def test_folder_layout(tmp_path):
     assert ds.detect_layout(tmp_path) == "folder"
 
 
+def test_box_lines_round_trip():
+    boxes = np.array([[1, 2, 3, 4], [np.nan] * 4, [0.5, 1.25, 335.74, 258.55]])
+    text = ds.format_box_lines(boxes)
+    assert text == "1,2,3,4\nnan,nan,nan,nan\n0.5,1.25,335.74,258.55\n"
+    np.testing.assert_array_equal(ds.parse_box_lines(text), boxes)
+
+
 def test_got10k_layout(tmp_path):
     seq = tmp_path / "GOT-10k_Train_000001"
     _frames(seq, 3, "{:08d}.jpg")

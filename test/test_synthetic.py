@@ -83,11 +83,6 @@ def test_write_sequence(tmp_path):
     np.testing.assert_allclose(np.array([[float(v) for v in line.split(",")] for line in lines]), boxes)
 
 
-def test_groundtruth_nan_lines():
-    text = synthetic.format_groundtruth(np.array([[1, 2, 3, 4], [np.nan] * 4]))
-    assert text == "1,2,3,4\nnan,nan,nan,nan\n"
-
-
 def test_bad_arguments():
     with pytest.raises(ValueError):
         synthetic.make_sequence(n_frames=0)

@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from siam_tracker_ros.data import data_root, load_sequences  # noqa: E402
+from siam_tracker_ros.data import data_root, format_box_lines, load_sequences  # noqa: E402
 
 
 def ping_pong_order(n: int, laps: int) -> list[int]:
@@ -72,9 +72,8 @@ def main(argv=None) -> int:
                 shutil.copyfile(source, target)
             else:
                 os.symlink(source, target)
-        # NaN rows (absent target) stay NaN: the evaluation skips them as in the source.
-        lines = [",".join(repr(float(v)) for v in seq.boxes[i]) for i in order]
-        (folder / "groundtruth.txt").write_text("\n".join(lines) + "\n")
+        # Absent rows stay absent: the evaluation skips them as in the source.
+        (folder / "groundtruth.txt").write_text(format_box_lines(seq.boxes[order]))
         total += len(order)
     print(f"{len(seqs)} sequences, {total} frames in {out}")
     return 0

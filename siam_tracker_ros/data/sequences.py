@@ -109,6 +109,15 @@ def parse_box_lines(text: str, one_based: bool = False) -> np.ndarray:
     return out
 
 
+def format_box_lines(boxes: np.ndarray) -> str:
+    """groundtruth.txt text, the inverse of parse_box_lines: one ``x,y,w,h`` line per box, ``nan,nan,nan,nan`` where
+    the target is absent (any non-finite value)."""
+    lines = []
+    for b in np.asarray(boxes, dtype=np.float64).reshape(-1, 4):
+        lines.append("nan,nan,nan,nan" if not np.all(np.isfinite(b)) else ",".join(f"{v:g}" for v in b))
+    return "\n".join(lines) + "\n"
+
+
 def read_box_file(path: str | Path, one_based: bool = False) -> np.ndarray:
     return parse_box_lines(Path(path).read_text(errors="replace"), one_based=one_based)
 
