@@ -164,7 +164,9 @@ class BackendConfig:
 @dataclass
 class TrainingConfig:
     data_dirs: list = field(default_factory=lambda: ["../shared/data/train"])
-    val_sequences: list = field(default_factory=list)  # held out: never trained on
+    val_sequences: list = field(default_factory=list)  # held out: never trained on; choices are made on them
+    # Held out and never looked at for a choice (seeds, constants, recipes): the tracks quality is reported on.
+    test_sequences: list = field(default_factory=list)
     epochs: int = 20
     pairs_per_epoch: int = 4000
     batch_size: int = 8

@@ -118,8 +118,13 @@ def _load_data(tc, augment: AugmentConfig, opts: TrainOptions, workers: int, say
     sources = resolve_data_dirs(list(tc.data_dirs))
     sequences = load_many(sources)
     train_seqs, val_seqs = split_sequences(sequences, tc.val_sequences)
+    # Test tracks are neither trained on nor validated on: nothing of them may steer a run.
+    test_names = set(tc.test_sequences)
+    train_seqs = [s for s in train_seqs if s.name not in test_names]
+    val_seqs = [s for s in val_seqs if s.name not in test_names]
     missing = sorted(set(tc.val_sequences) - {s.name for s in val_seqs})
-    assert not ({s.name for s in train_seqs} & set(tc.val_sequences)), "a held-out sequence is in the training set"
+    assert not ({s.name for s in train_seqs} & (set(tc.val_sequences) | test_names)), \
+        "a held-out sequence is in the training set"
     if not train_seqs:
         raise RuntimeError(f"no training sequences in {sources}")
     steps_per_epoch = max(1, tc.pairs_per_epoch // tc.batch_size)
