@@ -45,6 +45,11 @@ class ModelConfig:
     # more only in ensembles made by `siam-tracker ensemble`). Trained on 54 tracks, single networks differ from seed
     # to seed by more than the paper's modules do; their average tracks more steadily (docs/training.md).
     members: int = 1
+    # Anchor-free box head (model/box_head.py, issue 19): per response cell a centre-ness logit and the distances to
+    # the box's four sides, so the tracker measures the box from one search instead of a 3-scale pyramid.
+    box_head: bool = False
+    box_head_channels: int = 64  # width of its projections and tower
+    box_head_depth: int = 2  # 3x3 conv + BN + ReLU layers of the tower
 
     def validate(self) -> None:
         _check(0.1 <= self.width <= 2.0, "model.width", self.width, "in [0.1, 2.0]")
@@ -69,6 +74,11 @@ class ModelConfig:
         _check(_is_number(self.response_scale) and self.response_scale <= 1e3, "model.response_scale",
                self.response_scale, "in (0, 1000]")
         _check(not isinstance(self.members, bool), "model.members", self.members, "an integer in [1, 16]")
+        _check(isinstance(self.box_head, bool), "model.box_head", self.box_head, "true or false")
+        _check(_is_int(self.box_head_channels) and 4 <= self.box_head_channels <= 1024, "model.box_head_channels",
+               self.box_head_channels, "an integer in [4, 1024]")
+        _check(_is_int(self.box_head_depth) and 0 <= self.box_head_depth <= 8, "model.box_head_depth",
+               self.box_head_depth, "an integer in [0, 8]")
 
 
 @dataclass
@@ -95,6 +105,12 @@ class TrackingConfig:
     freeze_threshold: float = 0.35  # below this (and lost_threshold) the box freezes and a wider area is searched
     lost_search_growth: float = 1.5  # the search area grows by this per lost frame ...
     lost_search_max: float = 3.0  # ... up to this factor
+    # A network with the box head (model.box_head): one search crop per target and the regressed box (true), or the
+    # scale pyramid above on its response alone (false; the comparison, and every network without a head).
+    box_regression: bool = True
+    box_window_influence: float = 0.3  # cosine window weight on the head's score map (max-normalised, 0-1)
+    box_penalty_k: float = 0.06  # penalty on a change of size and aspect ratio: exp(-k * (change - 1))
+    box_lr: float = 0.5  # how far the box size moves to the regressed one, times the chosen cell's score
 
     def validate(self) -> None:
         # Types and ranges: every value the tracker sizes arrays or loops with is bounded, and NaN / inf fail.
@@ -130,6 +146,13 @@ class TrackingConfig:
                "tracking.lost_search_growth", self.lost_search_growth, "in [1, 10]")
         _check(_is_number(self.lost_search_max) and 1.0 <= self.lost_search_max <= 10.0, "tracking.lost_search_max",
                self.lost_search_max, "in [1, 10]")
+        _check(isinstance(self.box_regression, bool), "tracking.box_regression", self.box_regression,
+               "true or false")
+        _check(_is_number(self.box_window_influence) and 0.0 <= self.box_window_influence <= 1.0,
+               "tracking.box_window_influence", self.box_window_influence, "in [0, 1]")
+        _check(_is_number(self.box_penalty_k) and 0.0 <= self.box_penalty_k <= 10.0, "tracking.box_penalty_k",
+               self.box_penalty_k, "in [0, 10]")
+        _check(_is_number(self.box_lr) and 0.0 <= self.box_lr <= 1.0, "tracking.box_lr", self.box_lr, "in [0, 1]")
         pairs_ok = isinstance(self.test_sizes, (list, tuple)) and 1 <= len(self.test_sizes) <= 8 and all(
             isinstance(p, (list, tuple)) and len(p) == 2 and all(_is_int(v) for v in p)
             and 63 <= p[0] < p[1] <= MAX_INPUT_SIZE for p in self.test_sizes)
@@ -184,8 +207,9 @@ class TrainingConfig:
     num_workers: int = 0
     # Fine-tuning a pretrained backbone: its learning rate is lr * backbone_lr_scale, and with freeze_bn every
     # BatchNorm keeps its statistics (what the backbone learned on a million frames is easy to lose on a few thousand).
-    backbone_lr_scale: float = 1.0
+    backbone_lr_scale: float = 1.0  # 0: the backbone is frozen (no gradient is computed for it)
     freeze_bn: bool = False
+    box_loss_weight: float = 1.0  # with the box head: weight of its (GIoU + quality) loss next to the response's
 
     def validate(self) -> None:
         _check(self.epochs >= 1, "training.epochs", self.epochs, ">= 1")
@@ -194,6 +218,8 @@ class TrainingConfig:
         _check(0 <= self.negative_pair_prob <= 1, "training.negative_pair_prob", self.negative_pair_prob,
                "in [0, 1]")
         _check(0 <= self.backbone_lr_scale <= 1, "training.backbone_lr_scale", self.backbone_lr_scale, "in [0, 1]")
+        _check(_is_number(self.box_loss_weight) and self.box_loss_weight >= 0, "training.box_loss_weight",
+               self.box_loss_weight, ">= 0")
 
 
 @dataclass

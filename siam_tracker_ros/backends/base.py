@@ -2,7 +2,10 @@
 
 template(z)          (N, 3, Hz, Wz) float32 exemplar crops        -> (N, C, h, w) float32 kernels
 search(x, kernel)    (B, 3, Hx, Wx) float32 search crops, and one
-                     kernel per crop (B, C, h, w)                   -> (B, 1, H, W) float32 logits
+                     kernel per crop (B, C, h, w)                   -> (B, output_channels, H, W) float32: channel 0
+                                                                       the response logits; with a box head
+                                                                       (model/box_head.py) then the quality logit
+                                                                       and the four side distances
 
 Crops are BGR pixel values 0-255. The tracker batches all scales of all targets into one `search` call.
 """
@@ -29,6 +32,7 @@ class BackendError(RuntimeError):
 class Backend(abc.ABC):
     name: str = "base"
     device: str = "cpu"
+    output_channels: int = 1  # of `search`: 1, or 6 for a network with the box head
 
     @abc.abstractmethod
     def template(self, z: np.ndarray) -> np.ndarray: ...

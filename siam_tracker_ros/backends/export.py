@@ -114,7 +114,8 @@ def write_manifest(model: TrackerNet, out_dir: str | Path, fingerprint: str | No
     path = Path(out_dir) / "manifest.json"
     path.write_text(json.dumps({"fingerprint": fingerprint or model_fingerprint(model),
                                 "model_config": dict(model.config.__dict__),
-                                "kernel_channels": model.kernel_channels, "opset": OPSET}, indent=2))
+                                "kernel_channels": model.kernel_channels,
+                                "output_channels": model.output_channels, "opset": OPSET}, indent=2))
     return path
 
 

@@ -47,6 +47,7 @@ class OnnxBackend(Backend):
             self.onnx_dir.mkdir(parents=True, exist_ok=True)
             write_manifest(model, self.onnx_dir, fingerprint)
             self.kernel_channels = model.kernel_channels
+            self.output_channels = model.output_channels
         else:
             if not onnx_dir:
                 raise BackendError("backend onnxruntime needs either the model weights or a folder of ONNX graphs")
@@ -54,7 +55,9 @@ class OnnxBackend(Backend):
             manifest = self.onnx_dir / "manifest.json"
             if not manifest.is_file():
                 raise BackendError(f"{manifest} is missing: export the graphs with `siam-tracker export`")
-            self.kernel_channels = int(json.loads(manifest.read_text())["kernel_channels"])
+            info = json.loads(manifest.read_text())
+            self.kernel_channels = int(info["kernel_channels"])
+            self.output_channels = int(info.get("output_channels", 1))  # manifests before the box head: 1
         providers = available_providers()
         if device == "cuda":
             if "CUDAExecutionProvider" not in providers:

@@ -45,6 +45,7 @@ TENSORRT_OPS = {
     "Tanh", "Mul", "Add", "Sub", "Div", "MatMul", "Reshape", "Slice", "Gather", "Unsqueeze", "Squeeze", "Shape",
     "Constant", "Identity", "Transpose", "Flatten", "Cast", "ConstantOfShape", "Expand", "Range", "Equal", "Where",
     "Pad", "Gemm", "Floor", "Ceil", "Less", "Greater", "Not", "And", "Or", "Neg", "Abs", "Min", "Max", "Clip",
+    "Exp",  # the box head's side distances
 }
 
 
@@ -132,6 +133,7 @@ class TensorRTBackend(Backend):
             raise BackendError("TensorRT needs a CUDA GPU, and PyTorch sees none")
         self.trt, self.torch = trt, torch
         self.model = model
+        self.output_channels = model.output_channels
         self.precision = "fp16" if config.fp16 else "fp32"
         self.name = f"tensorrt-{self.precision}"
         self.max_batch = int(max_batch or max_batch_for(config.max_targets))

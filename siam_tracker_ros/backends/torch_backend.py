@@ -19,6 +19,7 @@ class TorchBackend(Backend):
         self.device = device
         self.dtype = torch.float16 if (device == "cuda" and fp16) else torch.float32
         self.model = model.eval().to(device=device, dtype=self.dtype)
+        self.output_channels = model.output_channels
         if device == "cuda":
             self.name = "torch-cuda-fp16" if self.dtype == torch.float16 else "torch-cuda"
             torch.backends.cudnn.benchmark = True

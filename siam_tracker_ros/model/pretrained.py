@@ -167,7 +167,8 @@ def _fusion_identity(model: SiamNet, calibration: torch.Tensor | None) -> None:
 
 
 def freeze_batchnorm(model: nn.Module) -> None:
-    """Put every BatchNorm in eval mode (statistics frozen; affine parameters still train)."""
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+    """Put every BatchNorm in eval mode (statistics frozen; affine parameters still train), except the box head's:
+    it is new, and its statistics are learned, not inherited."""
+    for name, m in model.named_modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and "box_head." not in name:
             m.eval()

@@ -23,6 +23,7 @@ from torch import nn
 from ..config import ModelConfig
 from .attention import GlobalAttention, SqueezeExcitation
 from .backbone import AlexNetBackbone
+from .box_head import OUTPUT_CHANNELS as HEAD_OUTPUT_CHANNELS, BoxHead
 from .fusion import MultiLayerFeatureFusion
 
 
@@ -86,34 +87,51 @@ class SiamNet(nn.Module):
         # Logit offset of each head: the fixed response_scale keeps initial logits small (SiamFC's "adjust"), the
         # learned bias lets sigmoid(response) be a calibrated "target is here" probability.
         self.bias = nn.Parameter(torch.zeros(2 if config.use_se else 1))
+        # The box head reads the features the response is made of (conv5, or the fused and attended map).
+        self.box_head = (BoxHead(main_channels, config.box_head_channels, config.box_head_depth)
+                         if config.box_head else None)
+        self.head_channels = config.box_head_channels if config.box_head else 0
 
     @property
     def kernel_channels(self) -> int:
-        return self.main_channels + self.se_channels
+        return self.main_channels + self.se_channels + self.head_channels
 
-    def _heads(self, image: torch.Tensor) -> torch.Tensor:
+    @property
+    def output_channels(self) -> int:
+        """Channels of `search`'s output: 1 (the response logits), or model/box_head.py's 6 with the box head."""
+        return HEAD_OUTPUT_CHANNELS if self.box_head is not None else 1
+
+    def _features(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(main features, SE features or None) of an image."""
         f3, f4, f5 = self.backbone(image)
         main = self.fusion(f3, f4, f5) if self.fusion is not None else f5
         if self.gam is not None:
             main = self.gam(main)
-        if self.se is None:
-            return main
-        return torch.cat([main, self.se(f5)], dim=1)
+        return main, (self.se(f5) if self.se is not None else None)
 
     def template(self, z: torch.Tensor) -> torch.Tensor:
-        """Exemplar crops (N, 3, Hz, Wz), pixel values 0-255 in BGR order -> kernels (N, kernel_channels, h, w)."""
-        return self._heads(z)
+        """Exemplar crops (N, 3, Hz, Wz), pixel values 0-255 in BGR order -> kernels (N, kernel_channels, h, w):
+        the main features, the SE features, the box head's projection, concatenated along channels."""
+        main, se = self._features(z)
+        parts = [main] + ([se] if se is not None else [])
+        if self.box_head is not None:
+            parts.append(self.box_head.template_features(main))
+        return torch.cat(parts, dim=1) if len(parts) > 1 else main
 
     def search(self, x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-        """Search crops (B, 3, Hx, Wx) and one kernel per crop (B, kernel_channels, h, w) -> logits (B, 1, H, W)."""
-        features = self._heads(x)
+        """Search crops (B, 3, Hx, Wx) and one kernel per crop (B, kernel_channels, h, w) -> (B, output_channels, H,
+        W): the response logits, then (box head) the quality logit and the four side distances."""
+        main, se = self._features(x)
         scale = self.config.response_scale
-        main = cross_correlate(features[:, : self.main_channels], kernel[:, : self.main_channels])
-        response = main * scale + self.bias[0]
-        if self.se is not None:
-            se = cross_correlate(features[:, self.main_channels:], kernel[:, self.main_channels:])
-            response = 0.5 * (response + se * scale + self.bias[1])
-        return response
+        m = self.main_channels
+        response = cross_correlate(main, kernel[:, :m]) * scale + self.bias[0]
+        if se is not None:
+            se_response = cross_correlate(se, kernel[:, m: m + self.se_channels])
+            response = 0.5 * (response + se_response * scale + self.bias[1])
+        if self.box_head is None:
+            return response
+        box = self.box_head(kernel[:, m + self.se_channels:], main)
+        return torch.cat([response, box], dim=1)
 
     def forward(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return self.search(x, self.template(z))
@@ -136,6 +154,10 @@ class SiamEnsemble(nn.Module):
     @property
     def kernel_channels(self) -> int:
         return sum(m.kernel_channels for m in self.members)
+
+    @property
+    def output_channels(self) -> int:
+        return self.members[0].output_channels
 
     def template(self, z: torch.Tensor) -> torch.Tensor:
         return torch.cat([m.template(z) for m in self.members], dim=1)

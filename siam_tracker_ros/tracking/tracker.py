@@ -3,6 +3,14 @@
 Per frame, every tracked target contributes `num_scales` search crops (and one wider crop per lost target); all crops
 of one input size go through the backend's search branch as one batch. The template branch runs only in `init`.
 
+Box mode. A network with the box head (model/box_head.py) gives, per response cell, a centre-ness logit and the
+distances to the target box's four sides. With `box_regression` (the default for such a network) each target then
+sends one search crop, not a pyramid: the cell is chosen on the response (min-max normalised) times the centre-ness,
+penalised for a change of size and aspect ratio against the current box and blended with a cosine window; the box
+is the one regressed at that cell, its centre taken at once and its size moved towards the regressed one by `box_lr`
+times the cell's score (SiamRPN's and SiamFC++'s post-processing). Confidence, lost state and the lost mode's wide
+search read the response exactly as the pyramid does.
+
 Confidence. Raw SiamFC peaks hardly move when the target disappears, because the response is read after
 normalisation, and their scale differs from target to target. Read as logits they do drop. On the init frame each
 target records its own scale: the peak logit on itself (`reference`) and the median logit of that response (`floor`,
@@ -133,9 +141,10 @@ class SiamTracker:
         self.backend = backend
         self.cfg = cfg = config or TrackingConfig()
         cfg.validate()
-        n = cfg.num_scales
+        self.box_mode = uses_box_head(cfg, backend)
+        n = 1 if self.box_mode else cfg.num_scales
         self.scale_factors = cfg.scale_step ** (np.arange(n) - n // 2)
-        self.pairs = input_pairs(cfg)
+        self.pairs = input_pairs(cfg, self.box_mode)
         self.lost_instance_size = lost_search_key(cfg)[1]
         self._targets: dict[str, _Target] = {}
         self._windows: dict[int, np.ndarray] = {}
@@ -189,7 +198,7 @@ class SiamTracker:
         # The target's own score on its init frame is the reference the confidence is measured against.
         z_size, x_size = self.pairs[0]
         crop = to_tensor_layout([crop_square(frame, target.cx, target.cy, s_z * x_size / z_size, x_size, pad)])
-        logits = self.backend.search(crop, target.kernels[z_size])[0, 0]
+        logits = self.backend.search(crop, target.kernels[z_size])[0, 0]  # channel 0: the response
         target.reference = float(logits.max())
         # A flat response (a target much like its surroundings) would make the ratio noisy: keep a minimum spread.
         target.floor = float(min(np.median(logits), target.reference - MIN_CONFIDENCE_SPREAD))
@@ -223,7 +232,7 @@ class SiamTracker:
         t1 = time.perf_counter()
         self.timings["crop"] += t1 - t0
 
-        logits: dict[tuple, np.ndarray] = {}  # (tid, z_size, x_size, scale) -> (H, W)
+        outputs: dict[tuple, np.ndarray] = {}  # (tid, z_size, x_size, scale) -> (output channels, H, W)
         regions: dict[tuple, float] = {}
         search_time = 0.0
         for (z_size, x_size), items in groups.items():
@@ -233,7 +242,7 @@ class SiamTracker:
             out = self.backend.search(x, kernel)
             search_time += time.perf_counter() - ts
             for (tid, i, region, _), r in zip(items, out):
-                logits[(tid, z_size, x_size, i)] = r[0]
+                outputs[(tid, z_size, x_size, i)] = r
                 regions[(tid, z_size, x_size, i)] = region
         self.timings["search"] += search_time
         t2 = time.perf_counter()
@@ -242,9 +251,11 @@ class SiamTracker:
         results = {}
         for tid, t in targets.items():
             if t.searching:
-                results[tid] = self._update_lost(tid, t, logits, regions, frame.shape)
+                results[tid] = self._update_lost(tid, t, outputs, regions, frame.shape)
+            elif self.box_mode:
+                results[tid] = self._update_box(tid, t, outputs, regions, frame.shape)
             else:
-                results[tid] = self._update_tracked(tid, t, logits, regions, frame.shape)
+                results[tid] = self._update_tracked(tid, t, outputs, regions, frame.shape)
         self.timings["post"] += time.perf_counter() - t2
         return results
 
@@ -263,10 +274,10 @@ class SiamTracker:
         size = logits.shape[0] * self.cfg.response_upsample
         return cv2.resize(logits.astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
 
-    def _fused_maps(self, tid: str, logits, scale: int) -> tuple[np.ndarray, float]:
+    def _fused_maps(self, tid: str, outputs, scale: int) -> tuple[np.ndarray, float]:
         """Upsampled logit map of one scale (multi-scale test: the input sizes' maps fused), peak logit."""
         z0, x0 = self.pairs[0]
-        first = logits[(tid, z0, x0, scale)]
+        first = outputs[(tid, z0, x0, scale)][0]
         peak = float(first.max())  # the confidence is measured on the first (reference) input size
         up = self._upsample(first)
         if len(self.pairs) == 1:
@@ -276,8 +287,7 @@ class SiamTracker:
         size = up.shape[0]
         c = (size - 1) / 2.0
         for z_size, x_size in self.pairs[1:]:
-            r = logits[(tid, z_size, x_size, scale)]
-            other = self._upsample(r)
+            other = self._upsample(outputs[(tid, z_size, x_size, scale)][0])
             s = z0 / z_size
             oc = (other.shape[0] - 1) / 2.0
             m = np.array([[s, 0, c - s * oc], [0, s, c - s * oc]], dtype=np.float64)
@@ -296,12 +306,12 @@ class SiamTracker:
     def _to_image(self, disp: float, region: float, x_size: int) -> float:
         return disp * self.cfg.total_stride / self.cfg.response_upsample * region / x_size
 
-    def _update_tracked(self, tid, t: _Target, logits, regions, frame_shape) -> TrackResult:
+    def _update_tracked(self, tid, t: _Target, outputs, regions, frame_shape) -> TrackResult:
         cfg = self.cfg
         z0, x0 = self.pairs[0]
         maps, peaks, scores = [], [], []
         for i in range(len(self.scale_factors)):
-            up, peak = self._fused_maps(tid, logits, i)
+            up, peak = self._fused_maps(tid, outputs, i)
             # SiamFC multiplies each off-centre scale's peak score by the penalty. The score here is the peak logit
             # above the target's own background level (`floor`): independent of the network's logit offset, and
             # equal to SiamFC's raw score for a network without one.
@@ -314,14 +324,7 @@ class SiamTracker:
         region = regions[(tid, z0, x0, best)]
         confidence = self._confidence(t, peaks[best])
         response_region = (t.cx, t.cy, up.shape[0] * cfg.total_stride / cfg.response_upsample * region / x0)
-        if confidence < min(cfg.freeze_threshold, cfg.lost_threshold):
-            # Freeze the box rather than follow a distractor; search wider from the next frame on.
-            t.lost, t.searching, t.growth = True, True, 1.0
-            t.lost_frames += 1
-        else:
-            # Reported state with hysteresis; the box follows the best match either way.
-            t.lost = confidence < (cfg.found_threshold if t.lost else cfg.lost_threshold)
-            t.lost_frames = t.lost_frames + 1 if t.lost else 0
+        if self._follows(t, confidence):
             dx, dy = self._locate(up, cfg.window_influence)
             t.cx += self._to_image(dx, region, x0)
             t.cy += self._to_image(dy, region, x0)
@@ -330,11 +333,65 @@ class SiamTracker:
             self._clamp(t, frame_shape)
         return self._result(tid, t, confidence, up, response_region)
 
-    def _update_lost(self, tid, t: _Target, logits, regions, frame_shape) -> TrackResult:
+    def _follows(self, t: _Target, confidence: float) -> bool:
+        """The state change of a tracked target's frame; whether its box follows the best match (False: frozen)."""
+        cfg = self.cfg
+        if confidence < min(cfg.freeze_threshold, cfg.lost_threshold):
+            # Freeze the box rather than follow a distractor; search wider from the next frame on.
+            t.lost, t.searching, t.growth = True, True, 1.0
+            t.lost_frames += 1
+            return False
+        # Reported state with hysteresis; the box follows the best match either way.
+        t.lost = confidence < (cfg.found_threshold if t.lost else cfg.lost_threshold)
+        t.lost_frames = t.lost_frames + 1 if t.lost else 0
+        return True
+
+    def _box_window(self, size: int) -> np.ndarray:
+        key = -size  # the pyramid's windows (sum 1) are cached under the positive sizes
+        w = self._windows.get(key)
+        if w is None:
+            h = np.hanning(size + 2)[1:-1]  # no zero rows: an edge cell can still win on a strong score
+            self._windows[key] = w = np.outer(h, h).astype(np.float32)
+        return w
+
+    def _update_box(self, tid, t: _Target, outputs, regions, frame_shape) -> TrackResult:
+        """Box mode (module notes): one search crop, the cell chosen on score x centre-ness x change penalty, blended
+        with the window; the box regressed there."""
+        cfg = self.cfg
+        z0, x0 = self.pairs[0]
+        out = outputs[(tid, z0, x0, 0)].astype(np.float64)
+        region = regions[(tid, z0, x0, 0)]
+        cls, quality, (left, top, right, bottom) = out[0], out[1], out[2:6]
+        confidence = self._confidence(t, float(cls.max()))
+        up = self._upsample(out[0])
+        response_region = (t.cx, t.cy, up.shape[0] * cfg.total_stride / cfg.response_upsample * region / x0)
+        if self._follows(t, confidence):
+            scale = x0 / region  # search-crop pixels per image pixel
+            n_y, n_x = cls.shape
+            gx = (np.arange(n_x) - (n_x - 1) / 2.0) * cfg.total_stride
+            gy = (np.arange(n_y) - (n_y - 1) / 2.0) * cfg.total_stride
+            width, height = left + right, top + bottom
+            w0, h0 = t.w * scale, t.h * scale
+            size_change = _change(_context_size(width, height) / _context_size(w0, h0))
+            ratio_change = _change((w0 / h0) / (width / height))
+            penalty = np.exp(-(size_change * ratio_change - 1.0) * cfg.box_penalty_k)
+            score = (cls - cls.min()) / max(float(cls.max() - cls.min()), 1e-9) * _sigmoid(quality)
+            wi = cfg.box_window_influence
+            pscore = (1.0 - wi) * score * penalty + wi * self._box_window(n_y)
+            by, bx = np.unravel_index(int(np.argmax(pscore)), pscore.shape)
+            t.cx += (gx[bx] + (right[by, bx] - left[by, bx]) / 2.0) / scale
+            t.cy += (gy[by] + (bottom[by, bx] - top[by, bx]) / 2.0) / scale
+            lr = float(penalty[by, bx] * score[by, bx]) * cfg.box_lr
+            t.w = t.w * (1.0 - lr) + width[by, bx] / scale * lr
+            t.h = t.h * (1.0 - lr) + height[by, bx] / scale * lr
+            self._clamp(t, frame_shape)
+        return self._result(tid, t, confidence, up, response_region)
+
+    def _update_lost(self, tid, t: _Target, outputs, regions, frame_shape) -> TrackResult:
         cfg = self.cfg
         z0 = self.pairs[0][0]
         key = (tid, z0, self.lost_instance_size, 0)
-        r = logits[key]
+        r = outputs[key][0]
         region = regions[key]
         confidence = self._confidence(t, float(r.max()))
         up = self._upsample(r)
@@ -384,39 +441,58 @@ class SiamTracker:
             z = rng.uniform(0, 255, (1, 3, z_size, z_size)).astype(np.float32)
             kernels[z_size] = self.backend.template(z)
             calls.append(("template", z_size, 1))
-        for z_size, x_size, batch in search_calls(self.cfg, max_targets):
+        for z_size, x_size, batch in search_calls(self.cfg, max_targets, self.box_mode):
             x = rng.uniform(0, 255, (batch, 3, x_size, x_size)).astype(np.float32)
             self.backend.search(x, np.repeat(kernels[z_size], batch, axis=0))
             calls.append(("search", x_size, batch))
         return calls
 
 
-def input_pairs(cfg: TrackingConfig) -> list[tuple[int, int]]:
-    """The (exemplar size, search size) pairs of a tracked target's search: the test sizes, or the one pair."""
-    return [tuple(p) for p in cfg.test_sizes] if cfg.multi_scale_test else [(cfg.exemplar_size, cfg.instance_size)]
+def _change(r):
+    return np.maximum(r, 1.0 / r)
+
+
+def _context_size(w, h):
+    """SiamFC's size of a box with its context, sqrt((w + p)(h + p)), p = (w + h) / 2: the size penalty's measure."""
+    p = (w + h) * 0.5
+    return np.sqrt((w + p) * (h + p))
+
+
+def uses_box_head(cfg: TrackingConfig, backend) -> bool:
+    """Box mode: the network has the box head (its search gives more than the response) and box_regression is on."""
+    return bool(cfg.box_regression) and getattr(backend, "output_channels", 1) > 1
+
+
+def input_pairs(cfg: TrackingConfig, box_mode: bool = False) -> list[tuple[int, int]]:
+    """The (exemplar size, search size) pairs of a tracked target's search: the test sizes, or the one pair (always
+    in box mode: the regressed box replaces the multi-scale search)."""
+    if cfg.multi_scale_test and not box_mode:
+        return [tuple(p) for p in cfg.test_sizes]
+    return [(cfg.exemplar_size, cfg.instance_size)]
 
 
 def lost_search_key(cfg: TrackingConfig) -> tuple[int, int]:
     """(exemplar size, search size) of the lost-mode search: the first pair's search input LOST_SEARCH_EXTRA larger
     (e.g. 383 for 255: 1.5x the area side at the same resolution, so the template still matches in scale)."""
-    z_size, x_size = input_pairs(cfg)[0]
+    z_size, x_size = input_pairs(cfg)[0]  # the same in box mode
     return z_size, x_size + LOST_SEARCH_EXTRA
 
 
-def search_calls(cfg: TrackingConfig, max_targets: int) -> list[tuple[int, int, int]]:
+def search_calls(cfg: TrackingConfig, max_targets: int, box_mode: bool = False) -> list[tuple[int, int, int]]:
     """Every (exemplar size, search size, batch) `update` can send to the backend with up to `max_targets` targets.
 
-    Tracked targets send num_scales crops per input-size pair, lost ones one wider crop (pairs[0]'s exemplar size
-    at the lost-mode size); any split of the targets between the two states can happen.
+    Tracked targets send num_scales crops per input-size pair (one crop in box mode), lost ones one wider crop
+    (pairs[0]'s exemplar size at the lost-mode size); any split of the targets between the two states can happen.
     """
-    pairs = input_pairs(cfg)
+    pairs = input_pairs(cfg, box_mode)
+    crops = 1 if box_mode else cfg.num_scales
     lost_key = lost_search_key(cfg)
     calls = set()
     for tracked in range(max_targets + 1):
         for lost in range(max_targets + 1 - tracked):
             groups: dict[tuple, int] = {}
             for key in pairs:
-                groups[key] = groups.get(key, 0) + cfg.num_scales * tracked
+                groups[key] = groups.get(key, 0) + crops * tracked
             groups[lost_key] = groups.get(lost_key, 0) + lost
             calls.update((z, x, b) for (z, x), b in groups.items() if b > 0)
     return sorted(calls)

@@ -18,7 +18,7 @@ from ..config import Config
 from ..model import save_weights
 from ..model.pretrained import freeze_batchnorm
 from .checkpoint import CHECKPOINT, Progress, save_checkpoint
-from .loss import distillation_loss, pair_loss
+from .loss import training_loss
 from .pairs import PairDataset, collate_to
 
 CSV_FIELDS = ["step", "epoch", "loss", "lr", "val_loss", "pairs_per_s", "elapsed_s"]
@@ -51,15 +51,15 @@ def _fmt_time(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
-def evaluate_loss(model, loader, device, radius: float, stride: int = 8) -> float:
+def evaluate_loss(model, loader, device, radius: float, stride: int = 8, box_weight: float = 1.0) -> float:
     was_training = model.training
     model.eval()
     total, n = 0.0, 0
     with torch.no_grad():
         for batch in loader:
-            z, x, off, pos = collate_to(batch, device)
-            logits = model(z, x)
-            total += float(pair_loss(logits, off, pos, stride, radius)) * len(z)
+            z, x, target, pos = collate_to(batch, device)
+            total += float(training_loss(model(z, x), target, pos, radius, box_weight=box_weight,
+                                         stride=stride)) * len(z)
             n += len(z)
     model.train(was_training)
     return total / max(n, 1)
@@ -163,15 +163,15 @@ class Run:
             group["lr"] = lr * group["lr_scale"]
         if tc.freeze_bn:
             freeze_batchnorm(model)  # after every evaluate_loss, which puts the model back in train mode
-        z, x, off, pos = collate_to(batch, device, non_blocking=True)
+        z, x, target, pos = collate_to(batch, device, non_blocking=True)
         with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
-            logits = model(z, x)
-        loss = pair_loss(logits.float(), off, pos, 8, tc.radius)
+            output = model(z, x)
+        teacher_logits = None
         if self.teacher is not None:
             with torch.no_grad(), torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
                 teacher_logits = self.teacher(z, x)
-            a = self.opts.distill_weight
-            loss = (1.0 - a) * loss + a * distillation_loss(logits, teacher_logits, off, pos, 8, tc.radius)
+        loss = training_loss(output.float(), target, pos, tc.radius, teacher_logits, self.opts.distill_weight,
+                             tc.box_loss_weight)
         self.optimizer.zero_grad(set_to_none=True)
         if torch.isfinite(loss):
             self.scaler.scale(loss).backward()
@@ -228,7 +228,8 @@ class Run:
                "loss": round(self.window.loss / max(self.window.n, 1), 5), "lr": f"{lr:.3e}", "val_loss": "",
                "pairs_per_s": round(rate, 2), "elapsed_s": round(p.elapsed_before + now - self.t_start, 1)}
         if epoch_end and self.data.val_loader is not None:
-            val = evaluate_loss(self.model, self.data.val_loader, self.device, self.tc.radius)
+            val = evaluate_loss(self.model, self.data.val_loader, self.device, self.tc.radius,
+                                box_weight=self.tc.box_loss_weight)
             row["val_loss"] = round(val, 5)
             p.val_history.append({"step": p.step, "epoch": p.step // spe, "val_loss": val})
             if val < p.best_val:
@@ -252,7 +253,7 @@ class Run:
         if d.val_loader is None or p.step == 0 or (p.val_history and p.val_history[-1]["step"] == p.step):
             return
         now = time.time()
-        val = evaluate_loss(self.model, d.val_loader, self.device, self.tc.radius)
+        val = evaluate_loss(self.model, d.val_loader, self.device, self.tc.radius, box_weight=self.tc.box_loss_weight)
         p.val_history.append({"step": p.step, "epoch": round(p.step / d.steps_per_epoch, 3), "val_loss": val})
         self.writer.writerow({"step": p.step, "epoch": round(p.step / d.steps_per_epoch, 3),
                               "loss": round(w.loss / w.n, 5) if w.n else "",

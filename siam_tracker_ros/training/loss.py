@@ -71,3 +71,74 @@ def distillation_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, offset
     target = torch.sigmoid(teacher_logits.float())
     per_cell = F.binary_cross_entropy_with_logits(logits.float(), target, reduction="none")
     return _balanced_mean(per_cell, _labels_for(logits, offsets, positive, stride, radius))
+
+
+def box_targets(target: torch.Tensor, size: tuple[int, int], stride: int = 8) -> torch.Tensor:
+    """(B, 4) target boxes (dx, dy, w, h) in search pixels from the crop's centre -> (B, 4, H, W) distances l, t, r, b
+    from each response cell's point (the label maps' convention above) to the box's sides; negative outside the box."""
+    h, w = size
+    dev = target.device
+    ys = (torch.arange(h, device=dev, dtype=torch.float32) - (h - 1) / 2.0) * stride
+    xs = (torch.arange(w, device=dev, dtype=torch.float32) - (w - 1) / 2.0) * stride
+    dx, dy, bw, bh = (target[:, k, None, None] for k in range(4))
+    left = xs[None, None, :] - (dx - bw / 2)
+    right = (dx + bw / 2) - xs[None, None, :]
+    top = ys[None, :, None] - (dy - bh / 2)
+    bottom = (dy + bh / 2) - ys[None, :, None]
+    shape = (target.shape[0], h, w)
+    return torch.stack([left.expand(shape), top.expand(shape), right.expand(shape), bottom.expand(shape)], dim=1)
+
+
+def centreness(sides: torch.Tensor) -> torch.Tensor:
+    """FCOS's centre-ness of (B, 4, H, W) positive distances l, t, r, b: sqrt(min(l, r) / max(l, r) * min(t, b) /
+    max(t, b)), 1 at the box's centre, 0 on its edge."""
+    left, top, right, bottom = sides.unbind(dim=1)
+    lr = torch.minimum(left, right) / torch.maximum(left, right).clamp(min=1e-6)
+    tb = torch.minimum(top, bottom) / torch.maximum(top, bottom).clamp(min=1e-6)
+    return torch.sqrt((lr * tb).clamp(min=0.0))
+
+
+def giou_loss(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """1 - generalised IoU of boxes given as distances (N, 4) l, t, r, b from one point (both positive)."""
+    pl, pt, pr, pb = pred.unbind(dim=1)
+    tl, tt, tr, tb = truth.unbind(dim=1)
+    inter = (torch.minimum(pl, tl) + torch.minimum(pr, tr)) * (torch.minimum(pt, tt) + torch.minimum(pb, tb))
+    union = (pl + pr) * (pt + pb) + (tl + tr) * (tt + tb) - inter
+    enclosing = (torch.maximum(pl, tl) + torch.maximum(pr, tr)) * (torch.maximum(pt, tt) + torch.maximum(pb, tb))
+    iou = inter / union.clamp(min=1e-6)
+    return 1.0 - (iou - (enclosing - union) / enclosing.clamp(min=1e-6))
+
+
+def box_loss(head: torch.Tensor, target: torch.Tensor, positive: torch.Tensor,
+             stride: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """(GIoU loss of the sides, logistic loss of the quality) of the box head's output (B, 5, H, W): quality logit,
+    l, t, r, b. Taken on the cells of positive pairs whose point lies inside the target box, the sides' loss weighted
+    by the true centre-ness (FCOS), so the cells near the centre, which the tracker picks, count most. Zero (and no
+    gradient) for a batch without such a cell."""
+    truth = box_targets(target, (head.shape[-2], head.shape[-1]), stride)
+    inside = (truth.min(dim=1).values > 0) & (positive[:, None, None] > 0.5)  # (B, H, W)
+    if not bool(inside.any()):
+        zero = head.sum() * 0.0
+        return zero, zero
+    truth_cells = truth.permute(0, 2, 3, 1)[inside]  # (N, 4)
+    pred_cells = head[:, 1:5].float().permute(0, 2, 3, 1)[inside]
+    quality = centreness(truth_cells[:, :, None, None])[:, 0, 0]  # (N,)
+    sides = (giou_loss(pred_cells, truth_cells) * quality).sum() / quality.sum().clamp(min=1e-6)
+    quality_loss = F.binary_cross_entropy_with_logits(head[:, 0].float()[inside], quality)
+    return sides, quality_loss
+
+
+def training_loss(output: torch.Tensor, target: torch.Tensor, positive: torch.Tensor, radius: float,
+                  teacher_logits: torch.Tensor | None = None, distill_weight: float = 0.5,
+                  box_weight: float = 1.0, stride: int = 8) -> torch.Tensor:
+    """The loss of one batch of the network's search output (B, 1 or 6, H, W): the response's logistic loss (mixed
+    with the teacher's when given), plus, with the box head, `box_weight` x (sides' GIoU + quality) loss."""
+    logits = output[:, :1].float()
+    loss = pair_loss(logits, target, positive, stride, radius)
+    if teacher_logits is not None:
+        soft = distillation_loss(logits, teacher_logits[:, :1], target, positive, stride, radius)
+        loss = (1.0 - distill_weight) * loss + distill_weight * soft
+    if output.shape[1] > 1:
+        sides, quality = box_loss(output[:, 1:], target, positive, stride)
+        loss = loss + box_weight * (sides + quality)
+    return loss

@@ -22,8 +22,10 @@ preferred zoomed-in search crops, i.e. the tracker's scale search is biased and 
 resolution, whatever it is; `independent` keeps the literal reading for ablations. A fraction `multi_scale_prob` of
 the pairs is multi-scale, the rest use 127 / 255.
 
-Augmentation. Random stretch (isotropic scale +-`stretch`, aspect +-`stretch`/2) of each crop; a random shift of the
-search centre of up to `max_shift` search pixels in x and y (the target is off-centre by that much and the label map
+Augmentation. Random stretch (isotropic scale +-`stretch`, aspect +-`stretch`/2) of each crop; for the box head,
+a wider change of the search crop alone (`search_scale`, `search_aspect`: log-uniform, so the target is larger or
+smaller, wider or taller in the search crop than in the exemplar, as it becomes between two frames); a random shift of
+the search centre of up to `max_shift` search pixels in x and y (the target is off-centre by that much and the label map
 follows it); colour jitter (brightness, contrast, saturation, per-channel gain) and Gaussian blur per crop; grey
 pairs (both crops); horizontal flip of both crops (the shift is mirrored).
 
@@ -67,6 +69,10 @@ class AugmentConfig:
     multi_scale_mode: str = "matched"
     stretch: float = 0.05  # isotropic scale jitter of each crop (+-), aspect jitter is half of it
     max_shift: float = 32.0  # search-pixel shift of the target from the search centre (x and y each, uniform)
+    # The search crop's extent times exp(U(-search_scale, search_scale)) and its aspect times exp(U(-a, a)), a =
+    # search_aspect: the box head must read a size and ratio other than the exemplar's (0: off, the pyramid's recipe).
+    search_scale: float = 0.0
+    search_aspect: float = 0.0
     brightness: float = 0.15  # +- fraction of 255
     contrast: float = 0.25  # +- fraction
     saturation: float = 0.3  # +- fraction
@@ -123,8 +129,9 @@ class _ImageCache:
 class PairDataset(torch.utils.data.Dataset):
     """Map-style dataset: item i is the pair generated from rng(seed, i).
 
-    Returns (z uint8 (3, 127, 127), x uint8 (3, 255, 255), target offset (dx, dy) float32 in search pixels from the
-    search crop's centre, positive float32 (1 = same object, 0 = negative pair)). Pixel values 0-255, BGR.
+    Returns (z uint8 (3, 127, 127), x uint8 (3, 255, 255), target float32 (dx, dy, w, h): the target box's centre
+    offset from the search crop's centre and its size, in search pixels, positive float32 (1 = same object, 0 =
+    negative pair)). Pixel values 0-255, BGR.
     """
 
     def __init__(self, sequences: list[Sequence], length: int, seed: int, training=None,
@@ -203,6 +210,10 @@ class PairDataset(torch.utils.data.Dataset):
         # search: side s_z(search box) * S2 / 127, target shifted by (dx, dy) search pixels from the centre
         sx_ = exemplar_region(box_x[2], box_x[3], aug.context) * s2 / aug.exemplar_size
         fx, fy = jitter()
+        if self.train and (aug.search_scale > 0 or aug.search_aspect > 0):
+            grow = math.exp(rng.uniform(-aug.search_scale, aug.search_scale))
+            ratio = math.exp(rng.uniform(-aug.search_aspect, aug.search_aspect))
+            fx, fy = fx * grow * math.sqrt(ratio), fy * grow / math.sqrt(ratio)
         side_x, side_y = sx_ * fx, sx_ * fy
         dx, dy = (rng.uniform(-aug.max_shift, aug.max_shift, size=2) if aug.max_shift > 0 else (0.0, 0.0))
         out = aug.instance_size
@@ -220,7 +231,9 @@ class PairDataset(torch.utils.data.Dataset):
                 z, x, dx = z[:, ::-1], x[:, ::-1], -dx
         z = torch.from_numpy(np.ascontiguousarray(z.transpose(2, 0, 1)))
         x = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
-        return z, x, torch.tensor([dx, dy], dtype=torch.float32), torch.tensor(0.0 if negative else 1.0)
+        size = (box_x[2] * out / side_x, box_x[3] * out / side_y)
+        return (z, x, torch.tensor([dx, dy, *size], dtype=torch.float32),
+                torch.tensor(0.0 if negative else 1.0))
 
     def _patch_boxes(self, shape, rng: np.random.Generator):
         """A random box inside the frame and the same box, resized by up to +-patch_scale, for a patch pair."""
@@ -261,7 +274,7 @@ class PairDataset(torch.utils.data.Dataset):
 
 def collate_to(batch, device: torch.device | str = "cpu", non_blocking: bool = False):
     """Batch of uint8 crops -> float32 tensors on `device` (conversion after the transfer: 4x less to copy)."""
-    z, x, offset, positive = batch
+    z, x, target, positive = batch
     z = z.to(device, non_blocking=non_blocking).float()
     x = x.to(device, non_blocking=non_blocking).float()
-    return z, x, offset.to(device), positive.to(device)
+    return z, x, target.to(device), positive.to(device)
