@@ -140,3 +140,92 @@ def test_restarts_score_every_start_from_its_own_frame():
     assert all(s.success[0] > 0 for s in frozen)  # the init frame of each start is scored (IoU 1 > 0)
     assert "all starts" in summary_table(runs)
     assert "restarts" in runs["frozen"].to_dict()
+
+
+# ------------------------------------------------------------------------- peers (NanoTrack) and --split val|test
+
+def _nanotrack_missing() -> str | None:
+    from siam_tracker_ros.evaluation.runner import nanotrack_files
+
+    try:
+        nanotrack_files()
+    except FileNotFoundError as err:
+        return str(err)
+    return None
+
+
+@pytest.mark.skipif(not (DATA / "train").is_dir(), reason=f"real sequences not found at {DATA}/train "
+                                                            "(set SIAM_DATA_DIR)")
+@pytest.mark.skipif(_nanotrack_missing() is not None, reason=f"NanoTrack peer files absent: {_nanotrack_missing()}")
+def test_nanotrack_follows_a_real_track():
+    """30 frames of otb-Football1 (a 26x43 px player running ~70 px left): NanoTrack measured 0.79 mean IoU there
+    (OpenCV 5.0); holding the first box scores 0.11, so > 0.5 means it follows the target, with room for other
+    OpenCV builds."""
+    from siam_tracker_ros.data import find_sequence, read_folder_sequence
+    from siam_tracker_ros.evaluation.runner import NanoTrackAdapter, track
+
+    folder = find_sequence("otb-Football1")
+    if folder is None:
+        pytest.skip(f"otb-Football1 not found under {DATA}/train")
+    seq = read_folder_sequence(folder)
+    nano = NanoTrackAdapter()
+    pred, frames, seconds = track(nano, seq, max_frames=30)
+    gt = seq.boxes[:30]
+    scored = ~np.isnan(gt).any(axis=1)
+    scored[0] = False  # the init frame is the given box
+    assert frames == 30 and seconds > 0
+    frozen_iou = m.iou(np.repeat(gt[:1], 30, axis=0)[scored], gt[scored]).mean()
+    nano_iou = m.iou(pred[scored], gt[scored]).mean()
+    assert frozen_iou < 0.5, "the track no longer moves the target away from its first box: pick another"
+    assert nano_iou > 0.5, f"NanoTrack mean IoU {nano_iou:.3f} on the first 30 frames of otb-Football1"
+    assert 0.0 <= nano.score <= 1.0
+    # re-initialised (not re-created) for the next run: the same boxes again
+    again, _, _ = track(nano, seq, max_frames=30)
+    np.testing.assert_allclose(again, pred)
+
+
+def test_nanotrack_missing_files_name_the_path_and_the_variable(tmp_path, monkeypatch, capsys):
+    from siam_tracker_ros.data import peers_root
+    from siam_tracker_ros.evaluation.cli import main
+    from siam_tracker_ros.evaluation.runner import NanoTrackAdapter
+
+    monkeypatch.setenv("SIAM_PEERS_DIR", str(tmp_path))
+    assert peers_root() == tmp_path
+    with pytest.raises(FileNotFoundError) as err:
+        NanoTrackAdapter()
+    assert str(tmp_path / "nanotrack_v2" / "nanotrack_backbone_sim.onnx") in str(err.value)
+    assert "SIAM_PEERS_DIR" in str(err.value)
+    # the command line stops before reading any frame, with the same message
+    assert main([str(tmp_path), "--no-siam", "--peers", "csrt,nano"]) == 2
+    assert "SIAM_PEERS_DIR" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not (DATA / "train").is_dir(), reason=f"real sequences not found at {DATA}/train "
+                                                            "(set SIAM_DATA_DIR)")
+def test_split_selects_the_config_tracks(tmp_path):
+    """--split test runs exactly training.test_sequences of config/finetune.yaml, in order, and records it;
+    --split val is the successor of --held-out (the same tracks)."""
+    import json
+
+    from siam_tracker_ros.evaluation.cli import REPO_ROOT, main
+    from siam_tracker_ros.training.trainer import load_train_config
+
+    cfg, _ = load_train_config(REPO_ROOT / "config" / "finetune.yaml")
+    held_out, _ = load_train_config(REPO_ROOT / "config" / "train_default.yaml")
+    test_names, val_names = list(cfg.training.test_sequences), list(cfg.training.val_sequences)
+    assert test_names and not set(test_names) & set(val_names)
+    figures = {}
+    for flags in (["--split", "test"], ["--split", "val"], ["--held-out"]):
+        out = tmp_path / f"{flags[-1]}.json"
+        # KCF on 2 frames: the cheapest real tracker, only the selection matters here
+        assert main([str(DATA / "train"), *flags, "--no-siam", "--peers", "kcf", "--max-frames", "2",
+                     "--json", str(out), "--quiet"]) == 0
+        figures[flags[-1]] = json.loads(out.read_text())
+    assert figures["test"]["sequences"] == test_names and figures["test"]["split"] == "test"
+    assert list(figures["test"]["trackers"]["kcf"]["sequences"]) == test_names
+    assert figures["val"]["sequences"] == val_names and figures["val"]["split"] == "val"
+    assert set(figures["--held-out"]["sequences"]) == set(held_out.training.val_sequences) == set(val_names)
+    assert figures["--held-out"]["split"] == "val"
+    assert figures["test"]["opencv"]["threads"] >= 1
+    assert main([str(DATA / "train"), "--split", "test", "--sequences", test_names[0], "--no-siam",
+                 "--peers", "kcf"]) == 2

@@ -1,5 +1,5 @@
-"""`siam-tracker eval DATA_DIR [--weights W] [--sequences a,b | --held-out] [--peers csrt,kcf] [--json OUT]
-[--plot OUT.png] [--config cfg.yaml]`: registered by siam_tracker_ros/cli.py."""
+"""`siam-tracker eval DATA_DIR [--weights W] [--sequences a,b | --split val|test] [--peers csrt,kcf,mil,nano]
+[--json OUT] [--plot OUT.png] [--config cfg.yaml]`: registered by siam_tracker_ros/cli.py."""
 from __future__ import annotations
 
 import argparse
@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+SPLIT_CONFIG = REPO_ROOT / "config" / "finetune.yaml"  # --split's list of tracks when no --config is given
+SPLITS = {"val": "val_sequences", "test": "test_sequences"}
 
 
 def add_eval_parser(subparsers) -> argparse.ArgumentParser:
@@ -25,10 +27,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", help="weights file (default: the backend's default weights)")
     p.add_argument("--config", help="YAML with the tracking/backend settings (a training YAML works too)")
     p.add_argument("--sequences", help="comma-separated sequence names (default: all)")
-    p.add_argument("--held-out", action="store_true",
-                   help="only the held-out validation sequences (training.val_sequences of --config, default "
-                        "config/train_default.yaml)")
-    p.add_argument("--peers", default="", help="OpenCV trackers to run on the same frames, e.g. csrt,kcf")
+    split = p.add_mutually_exclusive_group()
+    split.add_argument("--split", choices=SPLITS,
+                       help="only the validation or the test tracks: training.val_sequences / training.test_sequences "
+                            f"of --config (default {SPLIT_CONFIG.relative_to(REPO_ROOT)})")
+    split.add_argument("--held-out", action="store_true",
+                       help="older spelling of --split val: training.val_sequences of --config, default "
+                            "config/train_default.yaml (the same 11 tracks)")
+    p.add_argument("--peers", default="",
+                   help="OpenCV trackers to run on the same frames: csrt, kcf, mil (runner.OPENCV_TRACKERS) or nano "
+                        "(NanoTrack v2, the ONNX pair in $SIAM_PEERS_DIR or ../shared/peers/nanotrack_v2), "
+                        "e.g. csrt,nano")
     p.add_argument("--siam", action="append", default=[], metavar="NAME=WEIGHTS[:KEY=VALUE...]",
                    help="one more of our trackers in the same run (repeatable), e.g. "
                         "'plain=runs/a.pt:tracking.window_influence=0.3'; all rows see the same frames")
@@ -48,13 +57,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_from_args(args: argparse.Namespace) -> int:
+    import cv2
+
     from ..training.trainer import apply_overrides, load_train_config
     from .plots import plot_runs
-    from .runner import OpenCVAdapter, SiamAdapter, evaluate, report, summary_table
+    from .runner import SiamAdapter, evaluate, make_peer, report, summary_table
 
     config_path = args.config
     if config_path is None and args.held_out:
         config_path = REPO_ROOT / "config" / "train_default.yaml"
+    if config_path is None and args.split:
+        config_path = SPLIT_CONFIG
+    if args.split and args.sequences:
+        print("--split and --sequences: give one or the other", file=sys.stderr)
+        return 2
     cfg, augment = load_train_config(config_path)
     cfg, _ = apply_overrides(cfg, augment, args.set)
     if args.device:
@@ -62,8 +78,17 @@ def run_from_args(args: argparse.Namespace) -> int:
     names = [n for n in (args.sequences or "").split(",") if n]
     if args.held_out:
         names = names or list(cfg.training.val_sequences)
+    split = "val" if args.held_out and not args.sequences else args.split
+    if args.split:
+        names = list(getattr(cfg.training, SPLITS[args.split]))
+        if not names:
+            print(f"--split {args.split}: {config_path} has no training.{SPLITS[args.split]}", file=sys.stderr)
+            return 2
     trackers = []
-    extra = {"config": cfg.to_dict(), "siam": {}}
+    # our rows run on the configured backend; OpenCV's peers with OpenCV's own thread count, recorded here
+    opencv = {"version": cv2.__version__, "threads": cv2.getNumThreads()}
+    extra = {"config": cfg.to_dict(), "siam": {}, "split": split,
+             "split_config": str(config_path) if split else None, "opencv": opencv}
     rows = [] if args.no_siam else [(args.name, args.weights, cfg)]
     for spec in args.siam:
         name, sep, rest = spec.partition("=")
@@ -82,7 +107,11 @@ def run_from_args(args: argparse.Namespace) -> int:
         extra["siam"][name] = {"weights": weights, "tracking": row_cfg.to_dict()["tracking"],
                                "weights_metadata": _metadata(weights)}
     for peer in [p.strip() for p in args.peers.split(",") if p.strip()]:
-        trackers.append(OpenCVAdapter(peer))
+        try:
+            trackers.append(make_peer(peer))
+        except (FileNotFoundError, ValueError) as err:
+            print(f"--peers {peer}: {err}", file=sys.stderr)
+            return 2
     if not trackers:
         print("nothing to run: --no-siam and no --peers", file=sys.stderr)
         return 2
@@ -92,6 +121,8 @@ def run_from_args(args: argparse.Namespace) -> int:
         return 2
     runs = evaluate(args.data_dir, trackers, names or None, args.max_frames, progress=say, restarts=args.restarts)
     print(summary_table(runs), flush=True)
+    print(f"split: {split or '-'} ({len(next(iter(runs.values())).sequences)} sequences); OpenCV {opencv['version']}, "
+          f"cv2.getNumThreads() = {opencv['threads']}", flush=True)
     if args.json_out:
         Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
         data = report(runs, args.data_dir, extra, with_boxes=args.boxes)

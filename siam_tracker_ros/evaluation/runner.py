@@ -6,6 +6,7 @@ box (rounded to integers for OpenCV's trackers, as their API takes), and updated
 initialisation frame is scored with the init box. When an OpenCV tracker reports failure for a frame, its last box is
 kept (the usual wrapper convention; it scores no better than a missing box once the target has moved). Frames are
 decoded outside the timed region: FPS counts only the trackers' own init/update calls, over all frames tracked.
+OpenCV's trackers run with OpenCV's own thread count (cv2.getNumThreads(), recorded in the report), never changed here.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from typing import Callable, Iterable, Protocol
 import cv2
 import numpy as np
 
-from ..data import Sequence, load_sequences, read_frame
+from ..data import Sequence, load_sequences, peers_root, read_frame
 from .metrics import OverallScore, SequenceScore, overall, score_sequence
 
 
@@ -52,7 +53,7 @@ OPENCV_TRACKERS = {"csrt": "TrackerCSRT", "kcf": "TrackerKCF", "mil": "TrackerMI
 def _opencv_factory(kind: str) -> Callable[[], object]:
     base = OPENCV_TRACKERS.get(kind.lower())
     if base is None:
-        raise ValueError(f"unknown OpenCV peer {kind!r}; known: {', '.join(OPENCV_TRACKERS)}")
+        raise ValueError(f"unknown OpenCV peer {kind!r}; known: {', '.join(OPENCV_TRACKERS)}, nano")
     for owner in (cv2, getattr(cv2, "legacy", None)):
         if owner is None:
             continue
@@ -84,6 +85,53 @@ class OpenCVAdapter:
         if ok:
             self._last = np.asarray(box, dtype=np.float64).reshape(4)
         return self._last.copy()
+
+
+NANOTRACK_DIR = "nanotrack_v2"  # under peers_root(): ../shared/peers/README.md
+NANOTRACK_FILES = ("nanotrack_backbone_sim.onnx", "nanotrack_head_sim.onnx")
+
+
+def nanotrack_files(folder: str | Path | None = None) -> tuple[Path, Path]:
+    """The NanoTrack v2 ONNX pair (backbone, head) in `folder` (default peers_root()/nanotrack_v2);
+    FileNotFoundError naming what is missing and SIAM_PEERS_DIR otherwise."""
+    folder = Path(folder) if folder is not None else peers_root() / NANOTRACK_DIR
+    paths = tuple(folder / name for name in NANOTRACK_FILES)
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"NanoTrack peer: {', '.join(missing)} not found. Put the ONNX pair of ../shared/peers/README.md in "
+            f"{folder}, or set SIAM_PEERS_DIR to the folder that holds {NANOTRACK_DIR}/")
+    return paths
+
+
+class NanoTrackAdapter(OpenCVAdapter):
+    """OpenCV's TrackerNano (NanoTrack v2) on the ONNX pair of nanotrack_files(). One tracker is created here and
+    re-initialised for every run: creating it reads both networks (~40 ms), which must stay out of the timed init
+    (re-initialising gives the same boxes as a fresh tracker). Its update() always reports success in the builds
+    checked; the runner's convention (keep the last box on failure) still applies, and its peak score is kept in
+    `score` without being used to drop boxes."""
+
+    def __init__(self, folder: str | Path | None = None, name: str = "nano"):
+        backbone, head = nanotrack_files(folder)
+        params = cv2.TrackerNano_Params()
+        params.backbone, params.neckhead = str(backbone), str(head)
+        create = getattr(cv2, "TrackerNano_create", None) or cv2.TrackerNano.create
+        self.kind = self.name = name
+        self.files = (backbone, head)
+        self._tracker = create(params)
+        self._create = lambda: self._tracker
+        self._last = None
+        self.score = float("nan")
+
+    def update(self, frame):
+        box = super().update(frame)
+        self.score = float(self._tracker.getTrackingScore())
+        return box
+
+
+def make_peer(kind: str) -> OpenCVAdapter:
+    """A peer by its --peers name: "nano" (NanoTrack v2) or one of OPENCV_TRACKERS."""
+    return NanoTrackAdapter() if kind.lower() == "nano" else OpenCVAdapter(kind)
 
 
 @dataclass
