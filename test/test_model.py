@@ -19,6 +19,8 @@ ABLATIONS = {
     "-MLFF-GAM": dict(use_se=True, use_fusion=False, use_gam=False),
     "+MLFF-GAM": dict(use_se=True, use_fusion=True, use_gam=False),
     "+MLFF+GAM": dict(use_se=True, use_fusion=True, use_gam=True),
+    "siamfc+box head": dict(use_se=False, use_fusion=False, use_gam=False, box_head=True),
+    "+MLFF+GAM+box head": dict(use_se=True, use_fusion=True, use_gam=True, box_head=True),
 }
 
 
@@ -70,6 +72,38 @@ def test_exported_cross_correlation_equals_per_sample_convolution(feature, kerne
     np.testing.assert_allclose(cross_correlate(x3, k3).numpy(), want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
 
 
+class _DepthwiseCorrelate(torch.nn.Module):
+    def forward(self, x, kernel):
+        from siam_tracker_ros.model.box_head import depthwise_correlate
+        return depthwise_correlate(x, kernel)
+
+
+@pytest.mark.parametrize("feature,kernel", [(22, 6), (38, 6), (9, 3)])
+def test_exported_depthwise_correlation_equals_per_channel_convolution(feature, kernel, tmp_path):
+    """The box head's correlation, exported (Gather + MatMul) and eager (grouped convolution), against each sample's
+    each channel convolved with its own kernel channel, at a batch size other than the exported one."""
+    import onnxruntime as ort
+
+    from siam_tracker_ros.model.box_head import depthwise_correlate
+
+    gen = torch.Generator().manual_seed(feature)
+    x = torch.randn(2, 4, feature, feature, generator=gen)
+    k = torch.randn(2, 4, kernel, kernel, generator=gen)
+    path = tmp_path / "dwxcorr.onnx"
+    torch.onnx.export(_DepthwiseCorrelate().eval(), (x, k), str(path), input_names=["x", "kernel"],
+                      output_names=["out"], dynamic_axes={"x": {0: "b"}, "kernel": {0: "b"}, "out": {0: "b"}},
+                      opset_version=17, dynamo=False)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x3 = torch.randn(3, 4, feature, feature, generator=gen)
+    k3 = torch.randn(3, 4, kernel, kernel, generator=gen)
+    got = session.run(None, {"x": x3.numpy(), "kernel": k3.numpy()})[0]
+    want = torch.stack([torch.stack([torch.nn.functional.conv2d(x3[i:i + 1, c:c + 1], k3[i:i + 1, c:c + 1])[0, 0]
+                                     for c in range(4)]) for i in range(3)]).numpy()
+    assert got.shape == want.shape == (3, 4, feature - kernel + 1, feature - kernel + 1)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+    np.testing.assert_allclose(depthwise_correlate(x3, k3).numpy(), want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
 @pytest.mark.parametrize("name", list(ABLATIONS))
 def test_each_ablation_builds_runs_and_exports(name, tmp_path):
     torch.manual_seed(0)
@@ -86,8 +120,13 @@ def test_each_ablation_builds_runs_and_exports(name, tmp_path):
     np.testing.assert_allclose(k_onnx, k_ref, rtol=1e-4, atol=1e-4 * np.abs(k_ref).max())
     kernel = np.repeat(k_ref, 3, axis=0)
     r_ref, r_onnx = ref.search(x, kernel), onnx.search(x, kernel)
-    assert r_ref.shape == (3, 1, 17, 17)
-    np.testing.assert_allclose(r_onnx, r_ref, rtol=1e-4, atol=1e-4 * np.abs(r_ref).max())
+    channels = 6 if ABLATIONS[name].get("box_head") else 1
+    assert r_ref.shape == (3, channels, 17, 17) and onnx.output_channels == channels
+    # Each output channel against its own range: the response logits and the side distances differ in scale.
+    for c in range(channels):
+        np.testing.assert_allclose(r_onnx[:, c], r_ref[:, c], rtol=1e-4, atol=1e-4 * np.abs(r_ref[:, c]).max())
+    if channels > 1:
+        assert (r_ref[:, 2:] > 0).all()  # the four side distances are positive by construction
 
 
 def test_gam_starts_close_to_identity():

@@ -234,3 +234,69 @@ def test_patch_pairs_point_at_the_same_patch(tmp_path):
         assert np.abs(found - off[:2].numpy()).max() <= 1.0, (found, off)
         centres.add(tuple(np.round(zc[15, 15]).tolist()))
     assert len(centres) > 4  # a different random box each time, not the track's box
+
+
+def test_box_targets_measure_the_sides_from_each_cell():
+    from siam_tracker_ros.training.loss import box_targets, centreness
+
+    # Box of 40 x 24 search pixels whose centre is 16 px right of and 8 px above the crop's centre.
+    sides = box_targets(torch.tensor([[16.0, -8.0, 40.0, 24.0]]), (17, 17), stride=8)
+    assert sides.shape == (1, 4, 17, 17)
+    left, top, right, bottom = sides[0]
+    assert torch.allclose(left + right, torch.full((17, 17), 40.0))
+    assert torch.allclose(top + bottom, torch.full((17, 17), 24.0))
+    # The cell under the box centre: column 8 + 2, row 8 - 1; equal sides, centre-ness 1.
+    assert torch.allclose(sides[0, :, 7, 10], torch.tensor([20.0, 12.0, 20.0, 12.0]))
+    inside = sides.min(dim=1).values[0] > 0
+    assert inside[7, 10] and inside[8, 8] and not inside[8, 14]  # x spans -4..36 px: column 14 (48 px) is outside
+    c = centreness(sides.clamp(min=1e-3))[0]
+    assert c[7, 10] == pytest.approx(1.0) and c[7, 11] < c[7, 10] and c[6, 10] < c[7, 10]
+
+
+def test_giou_loss_is_zero_at_the_truth_and_grows_with_the_miss():
+    from siam_tracker_ros.training.loss import giou_loss
+
+    truth = torch.tensor([[20.0, 12.0, 20.0, 12.0]])
+    assert giou_loss(truth, truth).item() == pytest.approx(0.0, abs=1e-6)
+    losses = [giou_loss(truth * k, truth).item() for k in (1.1, 1.5, 3.0)]
+    assert 0 < losses[0] < losses[1] < losses[2]
+    shifted = torch.tensor([[10.0, 12.0, 30.0, 12.0]])  # same size, moved 10 px right
+    assert giou_loss(shifted, truth).item() > giou_loss(truth * 1.1, truth).item()
+
+
+@needs_data
+def test_box_head_learns_the_size_on_real_pairs():
+    """A few SGD steps of the box head alone (frozen backbone) on a fixed batch of real pairs whose target size in
+    the search crop varies (search_scale / search_aspect) lower its loss; the batch's target sizes are those of the
+    pairs (the search crop's drawn extent is undone in w, h)."""
+    from siam_tracker_ros.data import load_sequences
+    from siam_tracker_ros.model import build_model
+    from siam_tracker_ros.training.loss import box_loss
+
+    torch.manual_seed(0)
+    seqs = load_sequences(DATA / "train" / "vot-ball1")
+    from siam_tracker_ros.config import TrainingConfig
+
+    tc = TrainingConfig(negative_pair_prob=0.0, multi_scale_train=False)
+    aug = AugmentConfig(search_scale=0.4, search_aspect=0.3, max_shift=24.0)
+    ds = PairDataset(seqs, 8, seed=2, training=tc, augment=aug)
+    batch = torch.utils.data.default_collate([ds[i] for i in range(8)])
+    z, x, target, pos = collate_to(batch)
+    box = seqs[0].boxes[seqs[0].valid_indices[0]]
+    sizes = target[:, 2:].numpy()
+    assert sizes.std(axis=0).min() > 1.0  # the drawn extents change the target's size from pair to pair
+    assert (sizes[:, 0] / sizes[:, 1]).std() > 0.05  # and its aspect ratio
+    assert box[2] > 0 and box[3] > 0
+    model = build_model(ModelConfig(width=0.125, use_se=False, use_fusion=False, use_gam=False, box_head=True))
+    for p in model.backbone.parameters():
+        p.requires_grad_(False)
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=5e-3, momentum=0.9)
+    losses = []
+    for _ in range(10):
+        sides, quality = box_loss(model(z, x)[:, 1:], target, pos)
+        loss = sides + quality
+        losses.append(loss.item())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert losses[-1] < 0.85 * losses[0] and losses[-1] == min(losses), losses
