@@ -18,6 +18,9 @@ class ConfigError(ValueError):
 
 MAX_FUSED_CHANNELS = 2048  # f_final width at width 1.0 (the paper uses 256)
 MAX_INPUT_SIZE = 1023  # largest exemplar / search input side in pixels
+# The box head's log size change (model/box_head.py) is clipped to this when decoded, in training and tracking: a box
+# at most e^2 = 7.4 times larger or smaller than the one the search crop was cut for.
+MAX_LOG_SIZE_CHANGE = 2.0
 
 
 @dataclass

@@ -125,8 +125,6 @@ def test_each_ablation_builds_runs_and_exports(name, tmp_path):
     # Each output channel against its own range: the response logits and the side distances differ in scale.
     for c in range(channels):
         np.testing.assert_allclose(r_onnx[:, c], r_ref[:, c], rtol=1e-4, atol=1e-4 * np.abs(r_ref[:, c]).max())
-    if channels > 1:
-        assert (r_ref[:, 2:] > 0).all()  # the four side distances are positive by construction
 
 
 def test_gam_starts_close_to_identity():

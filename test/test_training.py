@@ -256,12 +256,25 @@ def test_box_targets_measure_the_sides_from_each_cell():
 def test_giou_loss_is_zero_at_the_truth_and_grows_with_the_miss():
     from siam_tracker_ros.training.loss import giou_loss
 
-    truth = torch.tensor([[20.0, 12.0, 20.0, 12.0]])
+    truth = torch.tensor([[5.0, -3.0, 40.0, 24.0]])  # cx, cy, w, h
     assert giou_loss(truth, truth).item() == pytest.approx(0.0, abs=1e-6)
-    losses = [giou_loss(truth * k, truth).item() for k in (1.1, 1.5, 3.0)]
+    losses = [giou_loss(truth * torch.tensor([1.0, 1.0, k, k]), truth).item() for k in (1.1, 1.5, 3.0)]
     assert 0 < losses[0] < losses[1] < losses[2]
-    shifted = torch.tensor([[10.0, 12.0, 30.0, 12.0]])  # same size, moved 10 px right
-    assert giou_loss(shifted, truth).item() > giou_loss(truth * 1.1, truth).item()
+    far = torch.tensor([[205.0, -3.0, 40.0, 24.0]])  # no overlap: GIoU below 0, the loss above 1
+    assert giou_loss(far, truth).item() > 1.0
+
+
+def test_decoded_boxes_start_at_the_anchor_on_each_cell():
+    from siam_tracker_ros.training.loss import decode_boxes
+
+    boxes = decode_boxes(torch.zeros(1, 4, 17, 17), torch.tensor([[40.0, 24.0]]), stride=8)
+    assert torch.allclose(boxes[0, 2], torch.full((17, 17), 40.0))
+    assert torch.allclose(boxes[0, 3], torch.full((17, 17), 24.0))
+    assert boxes[0, 0, 8, 8] == 0 and boxes[0, 0, 8, 10] == 16 and boxes[0, 1, 5, 8] == -24
+    moved = torch.zeros(1, 4, 17, 17)
+    moved[0, :, 8, 8] = torch.tensor([0.5, -1.0, np.log(2.0), 0.0])
+    b = decode_boxes(moved, torch.tensor([[40.0, 24.0]]), stride=8)[0, :, 8, 8]
+    assert torch.allclose(b, torch.tensor([4.0, -8.0, 80.0, 24.0]))
 
 
 @needs_data
@@ -283,9 +296,10 @@ def test_box_head_learns_the_size_on_real_pairs():
     batch = torch.utils.data.default_collate([ds[i] for i in range(8)])
     z, x, target, pos = collate_to(batch)
     box = seqs[0].boxes[seqs[0].valid_indices[0]]
-    sizes = target[:, 2:].numpy()
-    assert sizes.std(axis=0).min() > 1.0  # the drawn extents change the target's size from pair to pair
-    assert (sizes[:, 0] / sizes[:, 1]).std() > 0.05  # and its aspect ratio
+    sizes = target[:, 2:4].numpy()
+    change = sizes / target[:, 4:6].numpy()  # against the box each crop was cut for
+    assert np.log(change).std(axis=0).min() > 0.1  # the drawn extents change the target's size from pair to pair
+    assert (change[:, 0] / change[:, 1]).std() > 0.05  # and its aspect ratio
     assert box[2] > 0 and box[3] > 0
     model = build_model(ModelConfig(width=0.125, use_se=False, use_fusion=False, use_gam=False, box_head=True))
     for p in model.backbone.parameters():

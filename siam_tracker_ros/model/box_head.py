@@ -8,8 +8,14 @@ per response cell,
 
     quality   a logit of how well centred on the target the cell is (centre-ness, FCOS): multiplied into the
               classification score so that a cell near the target's edge, whose box is least reliable, loses;
-    l, t, r, b  the distances from the cell's point in the search crop to the target box's four sides, in search-crop
-              pixels: exp(v) * BOX_SCALE, positive by construction.
+    ox, oy    the target's centre from the cell's point in the search crop, in units of the stride (8 px);
+    sw, sh    the log of the target's width and height relative to the box the search crop was cut for (the
+              "anchor": the tracker's current box, in search-crop pixels).
+
+A box is decoded as centre = cell + stride * (ox, oy), size = anchor * exp(sw, sh) (training/loss.py's decode_boxes,
+tracking/tracker.py). Sizes are relative because 43 training tracks teach a change of size far better than a size
+from scratch: at its initial zero output the head answers "the box you had, centred on this cell", and training
+moves it from there (measured: absolute sides in pixels, 12,000 pairs, tracked worse than keeping the size).
 
 The classification stays the paper's response map (the pretrained network's knowledge of "same object"); the head
 only adds the box. Its output is concatenated to the response along channels, so every backend, graph and engine
@@ -21,12 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# Sides are exp(v) * BOX_SCALE search pixels: v = 0 is a 64x64 box, the size of a square target in a 255 search crop
-# with SiamFC's context (127 * 255 / 255 / 2), so the head starts at the typical answer.
-BOX_SCALE = 32.0
-# exp() is clamped to this range of v: boxes from 0.08 to 12,900 search pixels, never inf.
-BOX_LOG_RANGE = 6.0
-OUTPUT_CHANNELS = 6  # response, quality, l, t, r, b
+OUTPUT_CHANNELS = 6  # response, quality, ox, oy, sw, sh
 
 
 def _tap_table_indices(height: int, width: int, h: int, w: int) -> torch.Tensor:
@@ -66,9 +67,9 @@ def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
 
 
 class BoxHead(nn.Module):
-    """Template features (B, C, h, w) and search features (B, C, H, W) -> (B, 5, H-h+1, W-w+1): quality logit and
-    the four side distances in search pixels. `template_features` runs once per target (its output joins the
-    kernel), `forward` every frame."""
+    """Template features (B, C, h, w) and search features (B, C, H, W) -> (B, 5, H-h+1, W-w+1): quality logit,
+    ox, oy, sw, sh (module notes). `template_features` runs once per target (its output joins the kernel), `forward`
+    every frame."""
 
     def __init__(self, in_channels: int, channels: int, tower_depth: int = 2):
         super().__init__()
@@ -78,11 +79,11 @@ class BoxHead(nn.Module):
         self.norm = nn.BatchNorm2d(channels)  # the correlation sums h*w products: bring it back to a unit scale
         self.tower = nn.Sequential(*[_conv_bn_relu(channels, channels) for _ in range(tower_depth)])
         self.quality = nn.Conv2d(channels, 1, 3, padding=1)
-        self.sides = nn.Conv2d(channels, 4, 3, padding=1)
+        self.box = nn.Conv2d(channels, 4, 3, padding=1)
         nn.init.normal_(self.quality.weight, std=0.01)
         nn.init.zeros_(self.quality.bias)
-        nn.init.normal_(self.sides.weight, std=0.01)
-        nn.init.zeros_(self.sides.bias)
+        nn.init.normal_(self.box.weight, std=0.001)  # starts at "the anchor box, centred on the cell"
+        nn.init.zeros_(self.box.bias)
 
     def template_features(self, z_features: torch.Tensor) -> torch.Tensor:
         return self.adjust_z(z_features)
@@ -90,5 +91,4 @@ class BoxHead(nn.Module):
     def forward(self, kernel: torch.Tensor, x_features: torch.Tensor) -> torch.Tensor:
         corr = F.relu(self.norm(depthwise_correlate(self.adjust_x(x_features), kernel)))
         t = self.tower(corr)
-        sides = torch.exp(torch.clamp(self.sides(t), -BOX_LOG_RANGE, BOX_LOG_RANGE)) * BOX_SCALE
-        return torch.cat([self.quality(t), sides], dim=1)
+        return torch.cat([self.quality(t), self.box(t)], dim=1)

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from ..config import Config, TrackingConfig
+from ..config import MAX_LOG_SIZE_CHANGE, Config, TrackingConfig
 from .crops import channel_mean, crop_square, exemplar_region, to_tensor_layout
 from .geometry import from_center, to_center
 
@@ -361,17 +361,20 @@ class SiamTracker:
         z0, x0 = self.pairs[0]
         out = outputs[(tid, z0, x0, 0)].astype(np.float64)
         region = regions[(tid, z0, x0, 0)]
-        cls, quality, (left, top, right, bottom) = out[0], out[1], out[2:6]
+        cls, quality, (ox, oy, sw, sh) = out[0], out[1], out[2:6]
         confidence = self._confidence(t, float(cls.max()))
         up = self._upsample(out[0])
         response_region = (t.cx, t.cy, up.shape[0] * cfg.total_stride / cfg.response_upsample * region / x0)
         if self._follows(t, confidence):
             scale = x0 / region  # search-crop pixels per image pixel
             n_y, n_x = cls.shape
-            gx = (np.arange(n_x) - (n_x - 1) / 2.0) * cfg.total_stride
-            gy = (np.arange(n_y) - (n_y - 1) / 2.0) * cfg.total_stride
-            width, height = left + right, top + bottom
+            # The head's boxes (model/box_head.py), in search-crop pixels from its centre; the anchor is the box the
+            # crop was cut for, the current one.
             w0, h0 = t.w * scale, t.h * scale
+            cx = (np.arange(n_x) - (n_x - 1) / 2.0)[None, :] * cfg.total_stride + cfg.total_stride * ox
+            cy = (np.arange(n_y) - (n_y - 1) / 2.0)[:, None] * cfg.total_stride + cfg.total_stride * oy
+            width = w0 * np.exp(np.clip(sw, -MAX_LOG_SIZE_CHANGE, MAX_LOG_SIZE_CHANGE))
+            height = h0 * np.exp(np.clip(sh, -MAX_LOG_SIZE_CHANGE, MAX_LOG_SIZE_CHANGE))
             size_change = _change(_context_size(width, height) / _context_size(w0, h0))
             ratio_change = _change((w0 / h0) / (width / height))
             penalty = np.exp(-(size_change * ratio_change - 1.0) * cfg.box_penalty_k)
@@ -379,8 +382,8 @@ class SiamTracker:
             wi = cfg.box_window_influence
             pscore = (1.0 - wi) * score * penalty + wi * self._box_window(n_y)
             by, bx = np.unravel_index(int(np.argmax(pscore)), pscore.shape)
-            t.cx += (gx[bx] + (right[by, bx] - left[by, bx]) / 2.0) / scale
-            t.cy += (gy[by] + (bottom[by, bx] - top[by, bx]) / 2.0) / scale
+            t.cx += cx[by, bx] / scale
+            t.cy += cy[by, bx] / scale
             lr = float(penalty[by, bx] * score[by, bx]) * cfg.box_lr
             t.w = t.w * (1.0 - lr) + width[by, bx] / scale * lr
             t.h = t.h * (1.0 - lr) + height[by, bx] / scale * lr

@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..config import MAX_LOG_SIZE_CHANGE
+
 
 def make_labels(offsets: torch.Tensor, positive: torch.Tensor, size: tuple[int, int], stride: int = 8,
                 radius: float = 16.0) -> torch.Tensor:
@@ -73,20 +75,37 @@ def distillation_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, offset
     return _balanced_mean(per_cell, _labels_for(logits, offsets, positive, stride, radius))
 
 
-def box_targets(target: torch.Tensor, size: tuple[int, int], stride: int = 8) -> torch.Tensor:
-    """(B, 4) target boxes (dx, dy, w, h) in search pixels from the crop's centre -> (B, 4, H, W) distances l, t, r, b
-    from each response cell's point (the label maps' convention above) to the box's sides; negative outside the box."""
+def cell_points(size: tuple[int, int], stride: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ys (H,), xs (W,)): each response cell's point in search pixels from the crop's centre (the label maps'
+    convention above)."""
     h, w = size
-    dev = target.device
-    ys = (torch.arange(h, device=dev, dtype=torch.float32) - (h - 1) / 2.0) * stride
-    xs = (torch.arange(w, device=dev, dtype=torch.float32) - (w - 1) / 2.0) * stride
+    ys = (torch.arange(h, device=device, dtype=torch.float32) - (h - 1) / 2.0) * stride
+    xs = (torch.arange(w, device=device, dtype=torch.float32) - (w - 1) / 2.0) * stride
+    return ys, xs
+
+
+def box_targets(target: torch.Tensor, size: tuple[int, int], stride: int = 8) -> torch.Tensor:
+    """(B, >=4) target boxes (dx, dy, w, h) in search pixels from the crop's centre -> (B, 4, H, W) distances l, t,
+    r, b from each response cell's point to the box's sides; negative outside the box."""
+    ys, xs = cell_points(size, stride, target.device)
     dx, dy, bw, bh = (target[:, k, None, None] for k in range(4))
     left = xs[None, None, :] - (dx - bw / 2)
     right = (dx + bw / 2) - xs[None, None, :]
     top = ys[None, :, None] - (dy - bh / 2)
     bottom = (dy + bh / 2) - ys[None, :, None]
-    shape = (target.shape[0], h, w)
+    shape = (target.shape[0], size[0], size[1])
     return torch.stack([left.expand(shape), top.expand(shape), right.expand(shape), bottom.expand(shape)], dim=1)
+
+
+def decode_boxes(box: torch.Tensor, anchor: torch.Tensor, stride: int = 8) -> torch.Tensor:
+    """The box head's (B, 4, H, W) ox, oy, sw, sh and (B, 2) anchor sizes -> (B, 4, H, W) boxes cx, cy, w, h in
+    search pixels from the crop's centre (model/box_head.py): centre = cell + stride * (ox, oy), size = anchor *
+    exp(sw, sh)."""
+    ys, xs = cell_points((box.shape[-2], box.shape[-1]), stride, box.device)
+    cx = xs[None, None, :] + stride * box[:, 0]
+    cy = ys[None, :, None] + stride * box[:, 1]
+    size = torch.exp(box[:, 2:4].clamp(-MAX_LOG_SIZE_CHANGE, MAX_LOG_SIZE_CHANGE)) * anchor[:, :, None, None]
+    return torch.stack([cx.expand_as(box[:, 0]), cy.expand_as(box[:, 0]), size[:, 0], size[:, 1]], dim=1)
 
 
 def centreness(sides: torch.Tensor) -> torch.Tensor:
@@ -99,33 +118,39 @@ def centreness(sides: torch.Tensor) -> torch.Tensor:
 
 
 def giou_loss(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
-    """1 - generalised IoU of boxes given as distances (N, 4) l, t, r, b from one point (both positive)."""
-    pl, pt, pr, pb = pred.unbind(dim=1)
-    tl, tt, tr, tb = truth.unbind(dim=1)
-    inter = (torch.minimum(pl, tl) + torch.minimum(pr, tr)) * (torch.minimum(pt, tt) + torch.minimum(pb, tb))
-    union = (pl + pr) * (pt + pb) + (tl + tr) * (tt + tb) - inter
-    enclosing = (torch.maximum(pl, tl) + torch.maximum(pr, tr)) * (torch.maximum(pt, tt) + torch.maximum(pb, tb))
+    """1 - generalised IoU of (N, 4) boxes cx, cy, w, h (positive sizes)."""
+    def corners(b):
+        return b[:, 0] - b[:, 2] / 2, b[:, 1] - b[:, 3] / 2, b[:, 0] + b[:, 2] / 2, b[:, 1] + b[:, 3] / 2
+
+    px0, py0, px1, py1 = corners(pred)
+    tx0, ty0, tx1, ty1 = corners(truth)
+    iw = (torch.minimum(px1, tx1) - torch.maximum(px0, tx0)).clamp(min=0)
+    ih = (torch.minimum(py1, ty1) - torch.maximum(py0, ty0)).clamp(min=0)
+    inter = iw * ih
+    union = pred[:, 2] * pred[:, 3] + truth[:, 2] * truth[:, 3] - inter
+    enclosing = (torch.maximum(px1, tx1) - torch.minimum(px0, tx0)) * (torch.maximum(py1, ty1) - torch.minimum(py0, ty0))
     iou = inter / union.clamp(min=1e-6)
     return 1.0 - (iou - (enclosing - union) / enclosing.clamp(min=1e-6))
 
 
 def box_loss(head: torch.Tensor, target: torch.Tensor, positive: torch.Tensor,
              stride: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
-    """(GIoU loss of the sides, logistic loss of the quality) of the box head's output (B, 5, H, W): quality logit,
-    l, t, r, b. Taken on the cells of positive pairs whose point lies inside the target box, the sides' loss weighted
-    by the true centre-ness (FCOS), so the cells near the centre, which the tracker picks, count most. Zero (and no
-    gradient) for a batch without such a cell."""
-    truth = box_targets(target, (head.shape[-2], head.shape[-1]), stride)
-    inside = (truth.min(dim=1).values > 0) & (positive[:, None, None] > 0.5)  # (B, H, W)
+    """(GIoU loss of the boxes, logistic loss of the quality) of the box head's output (B, 5, H, W): quality logit,
+    ox, oy, sw, sh, for (B, 6) targets (dx, dy, w, h, anchor w, anchor h). Taken on the cells of positive pairs
+    whose point lies inside the target box, the boxes' loss weighted by the true centre-ness (FCOS), so the cells
+    near the centre, which the tracker picks, count most. Zero (and no gradient) for a batch without such a cell."""
+    size = (head.shape[-2], head.shape[-1])
+    sides = box_targets(target, size, stride)
+    inside = (sides.min(dim=1).values > 0) & (positive[:, None, None] > 0.5)  # (B, H, W)
     if not bool(inside.any()):
         zero = head.sum() * 0.0
         return zero, zero
-    truth_cells = truth.permute(0, 2, 3, 1)[inside]  # (N, 4)
-    pred_cells = head[:, 1:5].float().permute(0, 2, 3, 1)[inside]
-    quality = centreness(truth_cells[:, :, None, None])[:, 0, 0]  # (N,)
-    sides = (giou_loss(pred_cells, truth_cells) * quality).sum() / quality.sum().clamp(min=1e-6)
+    quality = centreness(sides.permute(0, 2, 3, 1)[inside][:, :, None, None])[:, 0, 0]  # (N,)
+    boxes = decode_boxes(head[:, 1:5].float(), target[:, 4:6], stride).permute(0, 2, 3, 1)[inside]  # (N, 4)
+    truth = target[:, None, None, :4].expand(-1, size[0], size[1], -1)[inside]
+    box = (giou_loss(boxes, truth) * quality).sum() / quality.sum().clamp(min=1e-6)
     quality_loss = F.binary_cross_entropy_with_logits(head[:, 0].float()[inside], quality)
-    return sides, quality_loss
+    return box, quality_loss
 
 
 def training_loss(output: torch.Tensor, target: torch.Tensor, positive: torch.Tensor, radius: float,

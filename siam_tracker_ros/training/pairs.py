@@ -129,9 +129,10 @@ class _ImageCache:
 class PairDataset(torch.utils.data.Dataset):
     """Map-style dataset: item i is the pair generated from rng(seed, i).
 
-    Returns (z uint8 (3, 127, 127), x uint8 (3, 255, 255), target float32 (dx, dy, w, h): the target box's centre
-    offset from the search crop's centre and its size, in search pixels, positive float32 (1 = same object, 0 =
-    negative pair)). Pixel values 0-255, BGR.
+    Returns (z uint8 (3, 127, 127), x uint8 (3, 255, 255), target float32 (dx, dy, w, h, anchor w, anchor h): the
+    target box's centre offset from the search crop's centre and its size, and the size of the box the crop was cut
+    for (the box head's anchor: the target's size before the crop's jitter), in search pixels, positive float32 (1 =
+    same object, 0 = negative pair)). Pixel values 0-255, BGR.
     """
 
     def __init__(self, sequences: list[Sequence], length: int, seed: int, training=None,
@@ -232,7 +233,10 @@ class PairDataset(torch.utils.data.Dataset):
         z = torch.from_numpy(np.ascontiguousarray(z.transpose(2, 0, 1)))
         x = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
         size = (box_x[2] * out / side_x, box_x[3] * out / side_y)
-        return (z, x, torch.tensor([dx, dy, *size], dtype=torch.float32),
+        # The box the crop was cut for (before its jitter), as the tracker cuts its crop for its current box: the
+        # box head's anchor.
+        anchor = (box_x[2] * out / sx_, box_x[3] * out / sx_)
+        return (z, x, torch.tensor([dx, dy, *size, *anchor], dtype=torch.float32),
                 torch.tensor(0.0 if negative else 1.0))
 
     def _patch_boxes(self, shape, rng: np.random.Generator):
