@@ -130,10 +130,41 @@ def run_worker(spec: dict) -> dict:
             for _ in range(reps):
                 backend.search(x, kernel)
             out["search_3_scales_fps"] = reps / (time.perf_counter() - t0)
+            out["ms_head"] = _box_head_ms(spec, model or getattr(backend, "model", None), backend, reps)
     out["peak_rss_mb"] = _peak_rss_mb()
     if "cuda" in spec["backend"] or spec["backend"] == "tensorrt":
         out["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
     return out
+
+
+def _search_ms(backend, reps: int) -> float:
+    """ms of one search call on one 255 crop (one target in box mode)."""
+    z = np.zeros((1, 3, 127, 127), np.float32)
+    kernel = backend.template(z)
+    x = np.random.default_rng(1).uniform(0, 255, (1, 3, 255, 255)).astype(np.float32)
+    for _ in range(3):
+        backend.search(x, kernel)
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        backend.search(x, kernel)
+    return (time.perf_counter() - t0) * 1000.0 / reps
+
+
+def _box_head_ms(spec: dict, model, backend, reps: int) -> float | None:
+    """The box head's share of one search call: the network's search time on one crop minus that of the same
+    network without the head (its other weights copied), on the same kind of backend. None without a head."""
+    import dataclasses
+
+    from .backends import create_backend
+    from .model import build_model
+
+    if model is None or getattr(model, "box_head", None) is None:
+        return None
+    plain = build_model(dataclasses.replace(model.config, box_head=False)).eval()
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("box_head.")})
+    headless = create_backend(_backend_config(spec["backend"], spec["threads"]), model=plain)
+    with_head, without = _search_ms(backend, reps), _search_ms(headless, reps)
+    return with_head - without
 
 
 def run_csrt(frames: list[np.ndarray], boxes: np.ndarray) -> dict:
@@ -224,7 +255,7 @@ def run_bench(args) -> int:
 
 
 def print_table(report: dict) -> None:
-    header = (f"{'model':8s} {'backend':22s} {'crop':>6s} {'templ':>6s} {'search':>7s} {'post':>6s} "
+    header = (f"{'model':8s} {'backend':22s} {'crop':>6s} {'templ':>6s} {'search':>7s} {'head':>6s} {'post':>6s} "
               f"{'fps 1':>7s} {'fps 4':>7s} {'srch/s':>7s} {'peak MB':>8s} {'x CSRT':>7s}")
     print(header)
     print("-" * len(header))
@@ -235,11 +266,14 @@ def print_table(report: dict) -> None:
         one, four = run["targets_1"], run["targets_4"]
         ratio = f"{one['fps'] / csrt:7.1f}" if csrt else f"{'-':>7s}"
         mem = run.get("peak_cuda_mb") or run["peak_rss_mb"]
+        head = f"{run['ms_head']:6.2f}" if run.get("ms_head") is not None else f"{'-':>6s}"
         print(f"{run['model']:8s} {run['backend']:22s} {one['ms_crop']:6.2f} {run['ms_template']:6.2f} "
-              f"{one['ms_search']:7.2f} {one['ms_post']:6.2f} {one['fps']:7.1f} {four['fps']:7.1f} "
+              f"{one['ms_search']:7.2f} {head} {one['ms_post']:6.2f} {one['fps']:7.1f} {four['fps']:7.1f} "
               f"{run['search_3_scales_fps']:7.1f} "
               f"{mem:8.0f} {ratio}")
     if csrt:
-        print(f"{'':8s} {'OpenCV CSRT':22s} {'':6s} {'':6s} {'':7s} {'':6s} {csrt:7.1f}")
-    print("(stage columns: ms per update with one target; fps: whole update() for 1 and 4 targets; srch/s: the "
+        print(f"{'':8s} {'OpenCV CSRT':22s} {'':6s} {'':6s} {'':7s} {'':6s} {'':6s} {csrt:7.1f}")
+    print("(stage columns: ms per update with one target; head: the box head's part of one search call, the "
+          "network's search time minus that of the same network without the head; fps: whole update() for 1 and "
+          "4 targets; srch/s: the "
           "search branch alone on 3 scales; peak MB: GPU memory on CUDA, else process RSS)")

@@ -198,6 +198,7 @@ class TrainingConfig:
     batch_size: int = 8
     lr_start: float = 1e-2
     lr_end: float = 1e-5
+    optimizer: str = "sgd"  # sgd (momentum) | adam (AdamW: a new head learns faster than with SGD on few pairs)
     momentum: float = 0.9
     weight_decay: float = 5e-4
     max_frame_gap: int = 100
@@ -221,6 +222,7 @@ class TrainingConfig:
         _check(0 <= self.negative_pair_prob <= 1, "training.negative_pair_prob", self.negative_pair_prob,
                "in [0, 1]")
         _check(0 <= self.backbone_lr_scale <= 1, "training.backbone_lr_scale", self.backbone_lr_scale, "in [0, 1]")
+        _check(self.optimizer in ("sgd", "adam"), "training.optimizer", self.optimizer, "sgd or adam")
         _check(_is_number(self.box_loss_weight) and self.box_loss_weight >= 0, "training.box_loss_weight",
                self.box_loss_weight, ">= 0")
 

@@ -172,3 +172,22 @@ def freeze_batchnorm(model: nn.Module) -> None:
     for name, m in model.named_modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm) and "box_head." not in name:
             m.eval()
+
+
+def distance_from_pretrained(model: SiamNet, path: str | Path) -> dict[str, float]:
+    """How far a network's backbone is from the public file it was initialised from: per layer (conv1..conv5),
+    ||W - W0|| / ||W0|| over the convolution's weights, BatchNorm scale and shift and running statistics together,
+    where W0 is the file folded into the project's layout (backbone_state). 0.0: the layer is the file's, untouched.
+    What a weights card states as "how far the file is from its origin"."""
+    reference = backbone_state(read_npz(path))
+    state = model.backbone.state_dict()
+    distances = {}
+    for name in LAYERS:
+        keys = [k for k in reference if k.split(".")[0] + "." + k.split(".")[1] in PROJECT_LAYERS[name]
+                and not k.endswith("num_batches_tracked")]
+        if any(state[k].shape != reference[k].shape for k in keys):
+            raise WeightsError(f"the network's {name} does not have the shape of {path}'s")
+        diff = sum(float(((state[k].double() - reference[k].double()) ** 2).sum()) for k in keys)
+        norm = sum(float((reference[k].double() ** 2).sum()) for k in keys)
+        distances[name] = (diff / max(norm, 1e-30)) ** 0.5
+    return distances

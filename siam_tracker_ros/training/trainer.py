@@ -164,7 +164,7 @@ def _build_model(cfg: Config, opts: TrainOptions, train_set: PairDataset, say):
     return model, cfg
 
 
-def _optimizer(model, tc) -> torch.optim.SGD:
+def _optimizer(model, tc) -> torch.optim.Optimizer:
     """SGD over two parameter groups: the backbone at backbone_lr_scale x the learning rate, the rest at 1x. At
     backbone_lr_scale 0 the backbone is frozen: no gradient is computed for it (the box head's recipe)."""
     if tc.backbone_lr_scale == 0:
@@ -174,6 +174,8 @@ def _optimizer(model, tc) -> torch.optim.SGD:
     backbone = [p for n, p in model.named_parameters() if n.startswith("backbone.") and p.requires_grad]
     rest = [p for n, p in model.named_parameters() if not n.startswith("backbone.")]
     groups = [{"params": backbone, "lr_scale": tc.backbone_lr_scale}, {"params": rest, "lr_scale": 1.0}]
+    if tc.optimizer == "adam":
+        return torch.optim.AdamW([g for g in groups if g["params"]], lr=tc.lr_start, weight_decay=tc.weight_decay)
     return torch.optim.SGD([g for g in groups if g["params"]], lr=tc.lr_start, momentum=tc.momentum,
                            weight_decay=tc.weight_decay)
 
