@@ -10,7 +10,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 # Declared for the generated interfaces (msg/, srv/) or the build, not imported by name from Python.
 INTERFACE_OR_BUILD = {"std_msgs", "builtin_interfaces", "vision_msgs", "geometry_msgs", "rosidl_default_runtime",
-                      "ament_index_python"}
+                      "ament_index_python",
+                      "lifecycle_msgs"}  # the services of rclpy.lifecycle, which the node is built on
 
 
 def ros_package_names() -> set[str]:
