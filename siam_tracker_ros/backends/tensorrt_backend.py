@@ -16,7 +16,8 @@ with its cache key (engine_cache_key: weights hash, export code version, builder
 input shapes and batch range, TensorRT version, GPU name and compute capability); engine and sidecar are each written
 through a temporary file of the writing process and renamed into place; an engine whose key differs, or that
 TensorRT refuses to deserialize (corrupt, or built by another version or for another GPU), is rebuilt with a log line
-that says why and how long it took. Device buffers are allocated once, at the profile's largest batch, and reused every frame.
+that says why and how long it took. Device buffers are allocated once, at the profile's largest batch, and reused
+every frame.
 
 Only `tensorrt` and `torch` (for CUDA memory and streams) are imported, lazily, when the backend is created.
 """
