@@ -163,7 +163,7 @@ def test_ring_buffer_is_bounded_in_bytes(rel, sequence):  # noqa: F811
         assert not res.success and "no frame with stamp" in res.message
         assert client.init(gt[5], stamp=stamps[5]).success  # the newest frame is always kept
     finally:
-        assert client.set_param("frame_buffer_max_bytes", 536870912).successful
+        assert client.set_param("frame_buffer_max_bytes", 256 * 1024 * 1024).successful
 
 
 # ---------------------------------------------------------------------------------------------------- requests
@@ -381,7 +381,7 @@ def test_fuzz_500_random_images_then_tracks_a_real_sequence(rel, sequence, weigh
     assert mem1["VmHWM"] - mem0["VmHWM"] < 150e6, (mem0, mem1)
     assert mem1["VmRSS"] - mem0["VmRSS"] < 120e6, (mem0, mem1)
     assert int(diag["frame_buffer_bytes"]) <= 32 * 1024 * 1024
-    assert client.set_param("frame_buffer_max_bytes", 536870912).successful
+    assert client.set_param("frame_buffer_max_bytes", 256 * 1024 * 1024).successful
 
     # ... and it still tracks a real sequence like the offline tracker.
     assert client.stop("").success
