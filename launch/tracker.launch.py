@@ -4,10 +4,15 @@
     ros2 launch siam_tracker_ros tracker.launch.py image:=/cam/image backend:=onnxruntime weights:=/path/to/weights.pt
 
     ros2 launch siam_tracker_ros tracker.launch.py image:=/cam/image model:=large
+    ros2 launch siam_tracker_ros tracker.launch.py image:=/cam/image ui:=true ui_port:=8080
 
 Parameters come from config/tracker.yaml (or params_file:=...); the launch arguments backend, model and weights
-override the file when given (an empty value leaves the file's value).
+override the file when given (an empty value leaves the file's value). `ui:=true` also starts the operator page
+(operator_ui, same namespace and image topic) on ui_host:ui_port.
 """
+import os
+import sys
+
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
@@ -39,6 +44,15 @@ def generate_launch_description():
         DeclareLaunchArgument(
             "log_level", default_value="info",
             description="logging level: debug, info, warn, error"),
+        DeclareLaunchArgument(
+            "ui", default_value="false",
+            description="also start the operator page (operator_ui): draw a box on the live image to start tracking"),
+        DeclareLaunchArgument(
+            "ui_host", default_value="127.0.0.1",
+            description="address the operator page is served on (0.0.0.0 exposes it: no authentication)"),
+        DeclareLaunchArgument(
+            "ui_port", default_value="8080",
+            description="TCP port of the operator page"),
     ]
 
     return LaunchDescription(arguments + [OpaqueFunction(function=_tracker_node)])
@@ -51,7 +65,7 @@ def _tracker_node(context):
         value = LaunchConfiguration(name).perform(context)
         if value:
             overrides[name] = value
-    return [
+    nodes = [
         Node(
             package="siam_tracker_ros",
             executable="tracker_node",
@@ -59,8 +73,32 @@ def _tracker_node(context):
             namespace=LaunchConfiguration("namespace"),
             output="screen",
             emulate_tty=True,
+            additional_env=_log_colour_env(),
             parameters=[LaunchConfiguration("params_file"), overrides],
             remappings=[("image", LaunchConfiguration("image"))],
             ros_arguments=["--log-level", LaunchConfiguration("log_level")],
         )
     ]
+    if LaunchConfiguration("ui").perform(context).strip().lower() in ("true", "1", "yes"):
+        nodes.append(Node(
+            package="siam_tracker_ros",
+            executable="operator_ui",
+            name="operator_ui",
+            namespace=LaunchConfiguration("namespace"),
+            output="screen",
+            emulate_tty=True,
+            additional_env=_log_colour_env(),
+            parameters=[{"host": LaunchConfiguration("ui_host").perform(context),
+                         "port": int(LaunchConfiguration("ui_port").perform(context))}],
+            remappings=[("image", LaunchConfiguration("image"))],
+            ros_arguments=["--log-level", LaunchConfiguration("log_level")],
+        ))
+    return nodes
+
+
+def _log_colour_env():
+    """emulate_tty gives the nodes a terminal, so rcutils would colour their log lines even when this launch's own
+    output goes to a file or a pipe (systemd, `| tee`): colour only when it is a terminal, unless the user chose."""
+    if os.environ.get("RCUTILS_COLORIZED_OUTPUT"):
+        return {}
+    return {"RCUTILS_COLORIZED_OUTPUT": "1" if sys.stdout.isatty() else "0"}
