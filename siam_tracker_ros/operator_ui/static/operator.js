@@ -227,25 +227,26 @@ document.addEventListener("keydown", (ev) => {
 
 // ---------------------------------------------------------------------------------------------- status
 function renderTargets() {
+  // rows are updated in place (not rebuilt), so that a Stop button is never replaced under the pointer
   const body = $("targets").querySelector("tbody");
-  body.replaceChildren(...ui.targets.map((t) => {
-    const tr = document.createElement("tr");
-    tr.dataset.id = t.id;
-    const cells = [t.id, t.state, t.confidence.toFixed(2), String(t.lost_frames)];
-    cells.forEach((text, i) => {
-      const td = document.createElement("td");
-      td.textContent = text;
-      if (i === 1) td.className = t.state;
-      tr.appendChild(td);
+  const ids = new Set(ui.targets.map((t) => t.id));
+  for (const tr of [...body.rows]) if (!ids.has(tr.dataset.id)) tr.remove();
+  for (const t of ui.targets) {
+    let tr = [...body.rows].find((r) => r.dataset.id === t.id);
+    if (!tr) {
+      tr = body.insertRow();
+      tr.dataset.id = t.id;
+      for (let i = 0; i < 4; i += 1) tr.insertCell();
+      const b = document.createElement("button");
+      b.textContent = "Stop";
+      b.addEventListener("click", () => stop(t.id));
+      tr.insertCell().appendChild(b);
+    }
+    [t.id, t.state, t.confidence.toFixed(2), String(t.lost_frames)].forEach((text, i) => {
+      tr.cells[i].textContent = text;
     });
-    const td = document.createElement("td");
-    const b = document.createElement("button");
-    b.textContent = "Stop";
-    b.addEventListener("click", () => stop(t.id));
-    td.appendChild(b);
-    tr.appendChild(td);
-    return tr;
-  }));
+    tr.cells[1].className = t.state;
+  }
 }
 
 function renderStatus(s) {
