@@ -8,6 +8,7 @@ another thread, so everything they read is guarded by `self._lock`.
 """
 from __future__ import annotations
 
+import collections
 import threading
 import time
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ NODE_NAME = "operator_ui"
 HEATMAP_IDLE_S = 3.0  # the heatmap subscription (which makes the tracker render heatmaps) ends this long after the
 # page last asked for one
 DIAG_STALE_S = 5.0  # /diagnostics older than this: the tracker node is reported silent
+RECENT_FRAMES = 30  # images kept to show the frame the newest tracked boxes belong to (1 s at 30 Hz)
 
 
 @dataclass(frozen=True)
@@ -32,18 +34,18 @@ class Shown:
     stamp_ns: int
     width: int
     height: int
+    targets: tuple = ()  # the tracked targets' states on this very frame (empty when none are known for it)
 
 
 class Stream:
-    """The newest message of one image topic, JPEG-encoded once, when a page first asks for it."""
+    """The newest messages of one image topic by stamp; the one shown is JPEG-encoded once, when a page first asks."""
 
     def __init__(self):
-        self.msg = None
-        self.stamp_ns = 0
+        self.recent: "collections.OrderedDict[int, object]" = collections.OrderedDict()
+        self.stamp_ns = 0  # of the newest
         self.count = 0
         self.times: list[float] = []  # arrival times of the last second (rate)
         self.shown: Shown | None = None
-        self.error = ""
 
 
 def stamp_ns(stamp) -> int:
@@ -122,7 +124,10 @@ class OperatorBridge(Node):
         now = time.monotonic()
         with self._lock:
             s = self.streams[which]
-            s.msg, s.stamp_ns, s.count, s.shown = msg, stamp_ns(msg.header.stamp), s.count + 1, None
+            s.stamp_ns, s.count = stamp_ns(msg.header.stamp), s.count + 1
+            s.recent[s.stamp_ns] = msg
+            while len(s.recent) > RECENT_FRAMES:
+                s.recent.popitem(last=False)
             s.times = [t for t in s.times if t > now - 1.0] + [now]
             self._new_frame.notify_all()
 
@@ -135,6 +140,7 @@ class OperatorBridge(Node):
         with self._lock:
             self.targets, self.targets_stamp_ns = targets, stamp_ns(msg.header.stamp)
             self.targets_time = time.monotonic()
+            self._new_frame.notify_all()
 
     def _on_diagnostics(self, msg) -> None:
         for status in msg.status:
@@ -179,29 +185,42 @@ class OperatorBridge(Node):
             self._thread.join(timeout=3.0)
 
     # ------------------------------------------------------------------ web side (any thread)
+    def _choice(self, which: str) -> tuple[int, object, tuple]:
+        """(stamp, message) to show (under the lock): while targets are tracked, the frame of their newest boxes, so
+        that boxes and image match (the tracker skips frames to stay current: the newest image is often a few
+        frames ahead of its newest boxes, and a moving camera shifts the scene by many pixels in that time); else
+        the newest frame. The third item: the targets' states on that frame, when known."""
+        s = self.streams[which]
+        if which == "image" and self.targets and self.targets_stamp_ns in s.recent \
+                and time.monotonic() - self.targets_time < 1.0:
+            targets = tuple(sorted(self.targets.values(), key=lambda t: t["id"]))
+            return self.targets_stamp_ns, s.recent[self.targets_stamp_ns], targets
+        return s.stamp_ns, s.recent.get(s.stamp_ns), ()
+
     def frame(self, which: str, after_ns: int, timeout: float) -> Shown | None:
-        """The newest frame of `which` ("image" or "heatmap") newer than `after_ns`, waiting up to `timeout` s for
-        one; None when none came. Encoded once per frame, whatever the number of pages."""
+        """The frame to show of `which` ("image" or "heatmap") if its stamp differs from `after_ns`, waiting up to
+        `timeout` s for one; None when none came. Encoded once per frame, whatever the number of pages."""
         if which == "heatmap":
             self._heatmap_wanted_until = time.monotonic() + HEATMAP_IDLE_S
         deadline = time.monotonic() + timeout
         with self._lock:
-            while self.streams[which].msg is None or self.streams[which].stamp_ns == after_ns:
+            while True:
+                ns, msg, targets = self._choice(which)
+                if msg is not None and ns != after_ns:
+                    break
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return None
                 self._new_frame.wait(left)
             s = self.streams[which]
-            if s.shown is not None:
+            if s.shown is not None and s.shown.stamp_ns == ns:
                 return s.shown
-            msg, ns = s.msg, s.stamp_ns
-        shown = self._encode(msg, ns)
+        shown = self._encode(msg, ns, targets)
         with self._lock:
-            if self.streams[which].stamp_ns == ns:
-                self.streams[which].shown = shown
+            self.streams[which].shown = shown
         return shown
 
-    def _encode(self, msg, ns: int) -> Shown:
+    def _encode(self, msg, ns: int, targets: tuple = ()) -> Shown:
         from siam_tracker_ros.ros.image_codec import imgmsg_to_bgr
 
         if not hasattr(msg, "encoding"):  # CompressedImage
@@ -209,14 +228,14 @@ class OperatorBridge(Node):
             if img is None:
                 raise ValueError(f"cannot decode a {msg.format!r} CompressedImage")
             if "jpeg" in msg.format.lower() or "jpg" in msg.format.lower():
-                return Shown(bytes(msg.data), ns, img.shape[1], img.shape[0])  # sent on as it came
+                return Shown(bytes(msg.data), ns, img.shape[1], img.shape[0], targets)  # sent on as it came
         else:
             img = imgmsg_to_bgr(msg)
         quality = int(self.get_parameter("jpeg_quality").value)
         ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, min(max(quality, 10), 100)])
         if not ok:
             raise ValueError("JPEG encoding failed")
-        return Shown(buf.tobytes(), ns, img.shape[1], img.shape[0])
+        return Shown(buf.tobytes(), ns, img.shape[1], img.shape[0], targets)
 
     def status(self) -> dict:
         """What the page's target list and status bar show."""

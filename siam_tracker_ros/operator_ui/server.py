@@ -3,7 +3,8 @@
     GET  /                      the page
     GET  /frame.jpg?view=image|heatmap&after=SEC.NSEC
                                 the newest frame newer than `after` (waits up to 1 s; 204 when none came), as JPEG;
-                                headers X-Stamp (sec.nanosec), X-Width, X-Height
+                                headers X-Stamp (sec.nanosec), X-Width, X-Height, X-Targets (JSON: the targets'
+                                states on this frame, while tracking)
     GET  /api/status            targets (id, state, confidence, box, lost_frames), the tracker's input counts from
                                 /diagnostics, this process's own frame count and rate
     GET  /api/config            stream rate, topic and service names
@@ -15,6 +16,7 @@ No authentication: it binds to 127.0.0.1 unless told otherwise (README, "Operato
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from pathlib import Path
 
@@ -62,7 +64,7 @@ async def _frame(request: web.Request) -> web.Response:
         return web.Response(status=204, headers={"Cache-Control": "no-store"})
     return web.Response(body=shown.jpeg, content_type="image/jpeg", headers={
         "X-Stamp": format_stamp(shown.stamp_ns), "X-Width": str(shown.width), "X-Height": str(shown.height),
-        "Cache-Control": "no-store"})
+        "X-Targets": json.dumps(list(shown.targets)), "Cache-Control": "no-store"})
 
 
 async def _status(request: web.Request) -> web.Response:

@@ -79,6 +79,7 @@ async function frameLoop() {
       stamp: resp.headers.get("X-Stamp"),
       width: Number(resp.headers.get("X-Width")),
       height: Number(resp.headers.get("X-Height")),
+      targets: JSON.parse(resp.headers.get("X-Targets") || "[]"),  // the boxes of this very frame
       bitmap: await createImageBitmap(await resp.blob()),
     };
     if (ui.paused) { frame.bitmap.close(); continue; }  // paused meanwhile: the frozen frame stays
@@ -102,8 +103,10 @@ function draw() {
   const lw = Math.max(2, canvas.width / 320);
   ctx.lineWidth = lw;
   ctx.font = `${Math.round(lw * 7)}px sans-serif`;
-  for (const t of ui.targets) {
-    if (ui.paused && t.stamp !== s.stamp) continue;  // a frozen frame shows only its own frame's boxes
+  // Boxes are drawn on the frame they were found on only: the tracker skips frames to stay current, and on a
+  // moving camera the newest boxes drawn over a newer image would sit beside their objects.
+  const boxes = s.targets.length ? s.targets : ui.targets.filter((t) => t.stamp === s.stamp);
+  for (const t of boxes) {
     const [x, y, w, h] = t.box;
     const colour = t.state === "lost" ? "#ff4040" : "#40ff60";
     ctx.strokeStyle = colour;
