@@ -111,7 +111,7 @@ class TrackingConfig:
     # A network with the box head (model.box_head): one search crop per target and the regressed box (true), or the
     # scale pyramid above on its response alone (false; the comparison, and every network without a head).
     box_regression: bool = True
-    box_window_influence: float = 0.3  # cosine window weight on the head's score map (max-normalised, 0-1)
+    box_window_influence: float = 0.2  # cosine window weight on the head's score map (max-normalised, 0-1)
     box_penalty_k: float = 0.06  # penalty on a change of size and aspect ratio: exp(-k * (change - 1))
     box_lr: float = 0.5  # how far the box size moves to the regressed one, times the chosen cell's score
 
