@@ -52,6 +52,7 @@ from siam_tracker_ros.msg import TrackedTargetArray
 from siam_tracker_ros.srv import InitTarget, StopTarget
 
 from . import diagnostics, messages
+from .depth_input import DepthMixin
 from .diagnostics import Stats
 from .frame_buffer import TIME_JUMP_NS, Frame, FrameBuffer
 from .image_codec import ImageConversionError, ImageTooLarge, check_layout, compressed_size, converter_name
@@ -65,9 +66,9 @@ from .worker import WorkerMixin
 NODE_NAME = "tracker_node"
 
 
-class TrackerNode(RequestsMixin, WorkerMixin, Node):
+class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, Node):
     """The node: parameters, interfaces, image input and diagnostics here; the service side in requests.py, the
-    worker thread (which alone uses the tracker) in worker.py."""
+    worker thread (which alone uses the tracker) in worker.py, the optional depth input in depth_input.py."""
 
     def __init__(self, node_name: str = NODE_NAME, **kwargs):
         super().__init__(node_name, **kwargs)
@@ -94,6 +95,7 @@ class TrackerNode(RequestsMixin, WorkerMixin, Node):
         self._last_processed_ns: int | None = None
         self._target_states: dict[str, dict] = {}
         self._ready = False
+        self._depth_setup()  # depth_input.py
 
         # Tracker (may fail: the node then stays up and says why).
         self.backend_name = "none"
@@ -125,10 +127,12 @@ class TrackerNode(RequestsMixin, WorkerMixin, Node):
             self._compressed_sub = self.create_subscription(
                 CompressedImage, self.image_topic + "/compressed", self._on_compressed, image_qos,
                 callback_group=self._image_group)
+        self._create_depth_subscriptions(image_qos)
         self.det_pub = self.create_publisher(messages.Detection2D, "tracked_object", 10)
         self.array_pub = self.create_publisher(messages.Detection2DArray, "tracked_objects", 10)
         self.state_pub = self.create_publisher(TrackedTargetArray, "tracked_objects/state", 10)
         self.heatmap_pub = self.create_publisher(Image, "tracked_object/heatmap", 2)
+        self._create_depth_publisher(self.create_publisher)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         # A deep request queue: a burst of calls (several clients, a GUI) must not lose requests while one init runs.
         service_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=SERVICE_QUEUE_DEPTH,
@@ -327,7 +331,8 @@ class TrackerNode(RequestsMixin, WorkerMixin, Node):
         values = {"backend": self.backend_name, "weights": self.weights_path, "image_topic": self.image_topic,
                   "image_converter": converter_name(), "frame_buffer_frames": str(len(self._frames)),
                   "frame_buffer_bytes": str(self._frames.nbytes),
-                  "queued_requests": str(sum(1 for j in list(self._jobs) if not j.finished))}
+                  "queued_requests": str(sum(1 for j in list(self._jobs) if not j.finished)),
+                  **self._depth_diag_values()}
         arr = diagnostics.build(self.get_fully_qualified_name(), self.backend_name, self.stats, period,
                                 dict(self._target_states), values, level, message)
         arr.header.stamp = self.get_clock().now().to_msg()
