@@ -5,13 +5,17 @@
 
     ros2 launch siam_tracker_ros tracker.launch.py image:=/cam/image model:=large
 
+    ros2 launch siam_tracker_ros tracker.launch.py image:=/cam/image managed:=true   # for a lifecycle manager
+
 Parameters come from config/tracker.yaml (or params_file:=...); the launch arguments backend, model and weights
-override the file when given (an empty value leaves the file's value).
+override the file when given (an empty value leaves the file's value). The node is a lifecycle node: by default it
+configures and activates itself (autostart); with managed:=true it is started as a launch_ros LifecycleNode with
+autostart false and waits, unconfigured, for a lifecycle manager (Nav2's lifecycle_manager, `ros2 lifecycle set`).
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode, Node
 from launch_ros.substitutions import FindPackageShare
 
 
@@ -39,6 +43,10 @@ def generate_launch_description():
         DeclareLaunchArgument(
             "log_level", default_value="info",
             description="logging level: debug, info, warn, error"),
+        DeclareLaunchArgument(
+            "managed", default_value="false", choices=["true", "false"],
+            description="true: leave the node unconfigured for a lifecycle manager (autostart false); false: the "
+                        "node configures and activates itself"),
     ]
 
     return LaunchDescription(arguments + [OpaqueFunction(function=_tracker_node)])
@@ -51,8 +59,12 @@ def _tracker_node(context):
         value = LaunchConfiguration(name).perform(context)
         if value:
             overrides[name] = value
+    managed = LaunchConfiguration("managed").perform(context) == "true"
+    overrides["autostart"] = not managed
+    # LifecycleNode (launch_ros) when managed: its lifecycle can then also be driven by launch events (ChangeState).
+    node_class = LifecycleNode if managed else Node
     return [
-        Node(
+        node_class(
             package="siam_tracker_ros",
             executable="tracker_node",
             name="tracker_node",

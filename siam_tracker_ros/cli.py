@@ -18,10 +18,10 @@ SUBCOMMANDS = [
     ("siam_tracker_ros.tools_cli", "add_ensemble_parser"),
     ("siam_tracker_ros.tools_cli", "add_track_parser"),
     ("siam_tracker_ros.bench", "add_bench_parser"),
-    ("siam_tracker_ros.ros.player", "add_play_parser"),
-    ("siam_tracker_ros.ros.demo", "add_demo_parser"),
-    ("siam_tracker_ros.ros.latency", "add_latency_parser"),
-    ("siam_tracker_ros.ros.latency", "add_load_parser"),
+    ("siam_tracker_ros.runs.player", "add_play_parser"),
+    ("siam_tracker_ros.runs.demo", "add_demo_parser"),
+    ("siam_tracker_ros.runs.latency", "add_latency_parser"),
+    ("siam_tracker_ros.runs.latency", "add_load_parser"),
 ]
 
 

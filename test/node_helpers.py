@@ -163,8 +163,9 @@ class Client:
         self.node.create_subscription(TrackedTargetArray, "/tracked_objects/state",
                                       lambda m: self._add(self.states, m), 100)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: self._add(self.diags, m), 10)
-        # Deep queues: the burst test sends 100 requests at once.
-        service_qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        # Deep queues: the burst tests send up to 300 requests at once (a client's own request and response queues
+        # must hold its burst: the node cannot make up for a client that drops its own requests).
+        service_qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
         self.init_client = self.node.create_client(InitTarget, "/init_target", qos_profile=service_qos)
         self.stop_client = self.node.create_client(StopTarget, "/stop_target", qos_profile=service_qos)
         self.InitTarget, self.StopTarget = InitTarget, StopTarget
@@ -338,9 +339,11 @@ def shared_node_args(weights) -> list[str]:
 
 
 @contextlib.contextmanager
-def tracker_node(log: Path, *ros_args: str, env: dict | None = None, warmed_up: bool = False):
+def tracker_node(log: Path, *ros_args: str, env: dict | None = None, warmed_up: bool = False, managed: bool = False):
     """(client, node process, log path): a tracker node started with `ros_args` on a domain of its own (`env`, else
-    a fresh ros_env()) and a Client on it, once its services are up (and, with `warmed_up`, its warm-up is over).
+    a fresh ros_env()) and a Client on it, once its services are up and it is active (configuring includes the
+    warm-up, so `warmed_up` changes nothing now) or failed to configure; with `managed` (autostart false: the test
+    drives the lifecycle), as soon as its services are up.
     Afterwards the client is closed, the node stopped and the domain released; unless the body failed, the node must
     have exited cleanly, without a Traceback in its log."""
     env = ros_env() if env is None else env
@@ -350,9 +353,11 @@ def tracker_node(log: Path, *ros_args: str, env: dict | None = None, warmed_up: 
     try:
         if not client.init_client.wait_for_service(timeout_sec=60.0):
             pytest.fail(f"init_target never appeared; node log:\n{log.read_text()[-3000:]}")
-        if warmed_up:
-            client.wait_for(lambda: client.diags and client.latest_diag(timeout=5)["_message"] != "warming up", 120,
-                            "the end of the warm-up")
+        if not managed:
+            # autostart: configured (weights loaded, every graph warmed up) and activated from the executor, or
+            # back to unconfigured with an ERROR status when the configuration is unusable.
+            client.wait_for(lambda: client.diags and (lambda d: d["lifecycle_state"] == "active" or d["_level"] == 2)(
+                client.latest_diag(timeout=5)), 120, "the node active (or its configuration error)")
         yield client, proc, log
     finally:
         client.close()

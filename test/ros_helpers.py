@@ -35,7 +35,7 @@ import pytest
 
 # The domain-id locks and the child environment are the package's (the demo uses them too, so a demo and the tests
 # never share a domain).
-from siam_tracker_ros.ros.launcher import (  # noqa: E402,F401
+from siam_tracker_ros.runs.launcher import (  # noqa: E402,F401
     claim_free_domain_id as claim_domain_id, child_environment, release_domain_id)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -18,9 +18,9 @@ from ros_helpers import REPO_ROOT, neutral_cwd, ros_domain_env  # noqa: E402,F40
 from siam_tracker_ros import drawing  # noqa: E402
 from siam_tracker_ros.backends import default_weights_path  # noqa: E402
 from siam_tracker_ros.data import read_groundtruth  # noqa: E402
-from siam_tracker_ros.ros import demo, latency, report  # noqa: E402  (none imports rclpy)
-from siam_tracker_ros.ros.client import Record  # noqa: E402
-from siam_tracker_ros.ros.session import SessionResult  # noqa: E402
+from siam_tracker_ros.runs import demo, latency, report  # noqa: E402  (none imports rclpy)
+from siam_tracker_ros.runs.client import Record  # noqa: E402
+from siam_tracker_ros.runs.session import SessionResult  # noqa: E402
 
 
 # ------------------------------------------------------------------------------------------------ no ROS
@@ -137,7 +137,7 @@ def test_weights(tmp_path_factory):
 
 def _demo_cmd(out, *args, cli=False):
     """`siam-tracker demo` through the CLI, or through the module directly (skips importing the other commands)."""
-    prefix = ["siam_tracker_ros.cli", "demo"] if cli else ["siam_tracker_ros.ros.demo"]
+    prefix = ["siam_tracker_ros.cli", "demo"] if cli else ["siam_tracker_ros.runs.demo"]
     return [sys.executable, "-m", *prefix, "--out", str(out), *args]
 
 

@@ -256,6 +256,37 @@ def test_full_request_queue_answers_busy_at_once(rel, sequence):  # noqa: F811
     assert_alive(rel)
 
 
+def test_burst_of_300_calls_from_one_client_is_all_answered(rel, sequence):  # noqa: F811
+    """300 init_target calls sent at once by one client (three times the services' former queue depth of 100, which
+    lost the oldest of a burst for good): every call is answered, "busy" and "superseded" being answers."""
+    client, _, _ = rel
+    frames, gt = sequence
+    stamp = client.publish(frames[0])
+    assert client.init(gt[0], stamp=stamp).success  # the frame is in the node's buffer
+    n = 300
+    futures = [init_async(client, gt[0], stamp, f"burst{k % 3}") for k in range(n)]
+    t0 = time.monotonic()
+    try:
+        client.wait_for(lambda: all(f.done() for f in futures), 180, f"{n} answers")
+    except AssertionError as err:
+        raise AssertionError(f"{err}: {sum(f.done() for f in futures)} answered") from None
+    elapsed = time.monotonic() - t0
+    results = [f.result() for f in futures]
+    kinds = {"installed": 0, "busy": 0, "superseded": 0}
+    for r in results:
+        if r.success:
+            kinds["installed"] += 1
+        elif r.message.startswith("busy"):
+            kinds["busy"] += 1
+        elif r.message.startswith("superseded"):
+            kinds["superseded"] += 1
+        else:
+            raise AssertionError(f"unexpected answer: {r.message}")
+    print(f"{n} calls answered in {elapsed:.1f} s: {kinds}")
+    assert kinds["installed"] >= 1 and sum(kinds.values()) == n
+    assert_alive(rel)
+
+
 def test_timed_out_init_does_not_install_its_target(rel, sequence):  # noqa: F811
     client, _, _ = rel
     frames, gt = sequence

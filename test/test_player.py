@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ros_helpers import REPO_ROOT, neutral_cwd, ros_domain_env, start_python, stop  # noqa: E402,F401
 
 from siam_tracker_ros.data import fit_size, read_frame  # noqa: E402
-from siam_tracker_ros.ros import player  # noqa: E402  (imports no rclpy)
+from siam_tracker_ros.runs import player  # noqa: E402  (imports no rclpy)
 
 
 # ------------------------------------------------------------------------------------------------ sources, no ROS
@@ -98,7 +98,7 @@ print(json.dumps(got), flush=True)
 
 
 def _play(env, args, timeout=60):
-    return subprocess.run([sys.executable, "-m", "siam_tracker_ros.ros.player"] + args, env=env, cwd=neutral_cwd(),
+    return subprocess.run([sys.executable, "-m", "siam_tracker_ros.runs.player"] + args, env=env, cwd=neutral_cwd(),
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -167,7 +167,7 @@ def test_player_builtin_sensor_qos_paused_and_count(ros_domain_env, tmp_path):
     # hold-first: one frame, then only that frame again (same stamp) while paused (--duration counts playing time
     # only); Ctrl-C ends it
     sub = _subscribe(env, "reliable", 4, 7)
-    play = subprocess.Popen([sys.executable, "-m", "siam_tracker_ros.ros.player", "--builtin", "--builtin-frames",
+    play = subprocess.Popen([sys.executable, "-m", "siam_tracker_ros.runs.player", "--builtin", "--builtin-frames",
                              "5", "--topic", "/test/image", "--reliable", "--wait-subscribers", "1", "--hold-first",
                              "--duration", "1"], env=env, cwd=neutral_cwd(), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)

@@ -12,19 +12,24 @@ dynamic. The optimisation profile covers batch 1 to
 `max_batch`, which the tracker sizes from its scales and the node's max_targets (tracking.tracker.max_search_batch).
 
 Engines are tied to the model, the export code, the TensorRT version and the GPU. Each cached engine has a JSON sidecar
-with its cache key (engine_cache_key: weights hash, export code version, ONNX opset, precision, input shapes and batch
-range, TensorRT version, GPU name and compute capability); an engine whose key differs, or that TensorRT refuses to
-deserialize (corrupt, or built by another version or for another GPU), is rebuilt with a log line that says why and
-how long it took. Device buffers are allocated once, at the profile's largest batch, and reused every frame.
+with its cache key (engine_cache_key: weights hash, export code version, builder code version, ONNX opset, precision,
+input shapes and batch range, TensorRT version, GPU name and compute capability); engine and sidecar are each written
+through a temporary file of the writing process and renamed into place; an engine whose key differs, or that
+TensorRT refuses to deserialize (corrupt, or built by another version or for another GPU), is rebuilt with a log line
+that says why and how long it took. Device buffers are allocated once, at the profile's largest batch, and reused
+every frame.
 
 Only `tensorrt` and `torch` (for CUDA memory and streams) are imported, lazily, when the backend is created.
 """
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
+import inspect
 import json
 import logging
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -58,9 +63,18 @@ def max_batch_for(max_targets: int, num_scales: int = DEFAULT_NUM_SCALES) -> int
     return int(num_scales) * int(max_targets)
 
 
+@functools.lru_cache(maxsize=1)
+def builder_code_version() -> str:
+    """Hash of the code that turns a graph into an engine (`TensorRTBackend._build`: workspace, profile, network
+    flags) and the constant it reads: a change there must not reuse engines built by the older builder."""
+    h = hashlib.sha256(inspect.getsource(TensorRTBackend._build).encode())
+    h.update(repr(DEFAULT_NUM_SCALES).encode())
+    return h.hexdigest()[:16]
+
+
 def engine_cache_key(fingerprint: str, graph: str, precision: str, input_shapes: dict, max_batch: int,
                      trt_version: str, gpu_name: str, compute_capability, opset: int = OPSET,
-                     export_version: str | None = None) -> dict:
+                     export_version: str | None = None, builder_version: str | None = None) -> dict:
     """Everything an engine depends on. Two engines are interchangeable only if their keys are equal.
 
     input_shapes: input name -> shape without the batch dimension; max_batch: the profile's largest batch.
@@ -69,6 +83,7 @@ def engine_cache_key(fingerprint: str, graph: str, precision: str, input_shapes:
             "inputs": {k: [int(v) for v in shape] for k, shape in sorted(input_shapes.items())},
             "max_batch": int(max_batch), "opset": int(opset),
             "export_code": export_version if export_version is not None else export_code_version(),
+            "builder_code": builder_version if builder_version is not None else builder_code_version(),
             "tensorrt": trt_version, "gpu": gpu_name,
             "compute_capability": ".".join(str(int(v)) for v in compute_capability)}
 
@@ -76,6 +91,26 @@ def engine_cache_key(fingerprint: str, graph: str, precision: str, input_shapes:
 def engine_file_name(key: dict) -> str:
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     return f"{Path(key['graph']).stem}_{key['precision']}_{digest}.engine"
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write `path` through a temporary file of this process's own in the same folder, then rename it over `path`:
+    a reader (another process) sees the old file or the whole new one, and two processes never share a temporary."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def store_engine(path: Path, plan: bytes, key: dict) -> None:
+    """Cache an engine and its key sidecar (`.json`), each written atomically; the engine first, so a sidecar never
+    names an engine that is not complete (a sidecar without its engine, or an older one, means a rebuild)."""
+    _write_atomically(path, plan)
+    _write_atomically(path.with_suffix(".json"), json.dumps(key, indent=2).encode())
 
 
 def rebuild_reason(engine_path: Path, key: dict) -> str | None:
@@ -141,6 +176,7 @@ class TensorRTBackend(Backend):
         self.engine_dir.mkdir(parents=True, exist_ok=True)
         self.fingerprint = model_fingerprint(model)
         self.export_version = export_code_version()
+        self.builder_version = builder_code_version()
         self.gpu_name = torch.cuda.get_device_name(0)
         self.compute_capability = tuple(torch.cuda.get_device_capability(0))
         self.logger = trt.Logger(trt.Logger.WARNING)
@@ -167,7 +203,7 @@ class TensorRTBackend(Backend):
         key = engine_cache_key(self.fingerprint, graph, self.precision,
                                {k: tuple(v[1:]) for k, v in input_shapes.items()}, self.max_batch,
                                self.trt.__version__, self.gpu_name, self.compute_capability,
-                               export_version=self.export_version)
+                               export_version=self.export_version, builder_version=self.builder_version)
         path = self.engine_dir / engine_file_name(key)
         reason = rebuild_reason(path, key)
         cuda_engine = None
@@ -179,10 +215,7 @@ class TensorRTBackend(Backend):
             log.warning("building TensorRT %s engine for %s: %s", self.precision, graph, reason)
             start = time.perf_counter()
             plan = self._build(export, input_shapes)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(plan)
-            tmp.replace(path)
-            path.with_suffix(".json").write_text(json.dumps(key, indent=2))
+            store_engine(path, plan, key)
             cuda_engine = self.runtime.deserialize_cuda_engine(plan)
             if cuda_engine is None:
                 raise BackendError(f"TensorRT built an engine for {graph} but cannot load it")

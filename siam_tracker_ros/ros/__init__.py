@@ -1,4 +1,6 @@
-"""ROS 2 side of the package: the tracker node and its helpers.
+"""The tracker node (`tracker_node`) and its own modules: node, requests, worker, frame_buffer, jobs, diagnostics,
+params, image_codec, messages, heatmap, lifetime.
 
-Only `node` (and the player/demo modules) import rclpy; `image_codec`, `heatmap` and the tracker core work without ROS.
+The runs around the node (frame player, sessions, client, report, demo, latency, load) are `siam_tracker_ros.runs`.
+`image_codec` and `heatmap` work without ROS; the others import rclpy or ROS messages.
 """

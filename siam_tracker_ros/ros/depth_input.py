@@ -134,7 +134,8 @@ class DepthMixin:
                         or newest < stamp_ns - D.FAR_NS:  # decided, or no live stream to wait for
                     return found
                 left = deadline - time.monotonic()
-                if left <= 0 or self._stop or self._jobs or self._frames.mailbox is not None:
+                if left <= 0 or self._stop or not getattr(self, "_active", True) or self._jobs \
+                        or self._frames.mailbox is not None:
                     return found
                 self._cond.wait(left)
 

@@ -13,7 +13,7 @@ from . import messages
 LATENCY_SAMPLES = 300
 # Kinds of refusal counted in /diagnostics (refused_<kind>) and logged (throttled).
 REFUSALS = ("image_too_large", "image_invalid", "box", "target_id", "busy", "timeout", "superseded", "max_targets",
-            "frame")
+            "frame", "inactive")
 REFUSALS += ("depth_encoding", "depth_invalid", "depth_size", "depth_stamp", "camera_info")  # ros/depth_input.py
 
 

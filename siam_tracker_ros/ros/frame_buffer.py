@@ -69,16 +69,23 @@ class FrameBuffer:
 
     def add(self, frame: Frame, max_frames: int, max_bytes: int, max_age_ns: int) -> bool:
         """Keep a new frame (the caller checked it is not a duplicate) and put it into the mailbox; True when a frame
-        the worker had not taken yet was in the mailbox (it is dropped). The buffer is kept sorted by stamp."""
+        is dropped from tracking: the one the worker had not taken yet from the mailbox, or this frame itself when it
+        is older than the newest buffered one (kept for init_target by stamp, never tracked: the targets only move
+        forward in time). The buffer is kept sorted by stamp."""
+        # Checked before the frame goes in: an older stamp than the newest (two drivers, a bag replay, a network
+        # hiccup) must not become the newest, so the buffer is re-sorted by stamp.
+        out_of_order = bool(self.frames) and frame.stamp_ns < self.newest_ns
         self.frames[frame.stamp_ns] = frame
         self.nbytes += frame.nbytes
-        if frame.stamp_ns < self.newest_ns:  # out of order
+        if out_of_order:
             self.frames = collections.OrderedDict(sorted(self.frames.items()))
         newest = self.newest_ns
         while len(self.frames) > 1 and (len(self.frames) > max_frames or self.nbytes > max_bytes
                                         or self.oldest_ns < newest - max_age_ns):
             _, old = self.frames.popitem(last=False)
             self.nbytes -= old.nbytes
+        if out_of_order:
+            return True
         dropped = self.mailbox is not None
         self.mailbox = frame
         return dropped

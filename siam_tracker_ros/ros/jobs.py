@@ -16,7 +16,8 @@ class Job:
     target_id: str
     box: tuple | None = None
     frame: Frame | None = None
-    future: object = None  # rclpy Future the service coroutine awaits; result (success, message)
+    future: object = None  # rclpy Future the service coroutine awaits, completed on the executor (notify)
+    notify: object = None  # called once answered, from whichever thread answered it (the node wakes its executor)
     done: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
     timer: object = None
@@ -35,8 +36,8 @@ class Job:
         if self.timer is not None:
             self.timer.cancel()
         self.done.set()
-        if self.future is not None:
-            self.future.set_result((success, message))
+        if self.notify is not None:
+            self.notify(self)
         return True
 
     def cancel(self, reason: str) -> bool:

@@ -13,8 +13,10 @@ Every `vision_msgs/Detection2D` the node publishes (alone on `tracked_object`, o
 The tracking state is not a class: it goes, typed, to `siam_tracker_ros/TrackedTargetArray` on
 `tracked_objects/state` (one `TrackedTarget` per target and processed frame: header, id, state TRACKED / LOST,
 confidence, box, lost_frames), published with the same header as the Detection2DArray of that frame. `is_lost(msg)`
-reads it. While lost the box is the last confident one (frozen) and the tracker searches a wider area around it; the
-state returns to TRACKED on the first frame the target is re-acquired.
+reads it. LOST from the first frame the confidence falls below `lost_threshold`; while it stays at or above
+`freeze_threshold` the box still follows the best match, below it the box is frozen at its last position and the
+tracker searches a wider area around it. The state returns to TRACKED on the first frame the confidence exceeds
+`found_threshold`.
 
 With a depth input (ros/depth_input.py), `tracked_objects_3d` carries a `vision_msgs/Detection3DArray` per processed
 frame: header = the colour frame's stamp and the camera's optical frame id (the depth image's, else its

@@ -4,6 +4,13 @@ Run: `ros2 run siam_tracker_ros tracker_node --ros-args -r image:=/camera/image_
 (or `python -m siam_tracker_ros.ros.node ...`). The README's "ROS API" section documents topics, services, parameters
 and the lost-state convention; this docstring is about how the node is built.
 
+Lifecycle. A managed node (rclpy.lifecycle.Node): configure reads the parameters, creates the tracker and warms up
+every graph, creates the publishers (lifecycle publishers, off until activated) and starts the worker; activate
+creates the image subscriptions and enables the publishers and services; deactivate undoes that but keeps the model
+and the targets; cleanup stops the worker and frees the model; shutdown does both. The services, the diagnostics
+and the lifecycle services exist in every state (outside active the services answer "node inactive (<state>)").
+With the `autostart` parameter (default true) a one-shot timer configures and activates the node once it spins.
+
 Threads. The image callbacks only check the message layout and limits and put it into a one-slot mailbox (plus a ring
 buffer of the last `frame_buffer_seconds`, bounded in frames and bytes, for init-by-stamp); a frame still in the
 mailbox when a newer one arrives is dropped and counted. One worker thread owns the tracker (it is not thread-safe):
@@ -11,8 +18,10 @@ it warms up every graph first, then runs queued jobs (init/stop requests, before
 Services, images and the diagnostics timer are in separate callback groups of a MultiThreadedExecutor.
 
 Requests. The service callbacks are coroutines (reentrant group): a refused request is answered at once; an accepted
-one becomes a job for the worker and its callback awaits an rclpy Future that the worker (or the job's timer) sets,
-so the executor keeps taking requests meanwhile and none waits in the DDS queue. At most `max_queued_requests` jobs
+one becomes a job for the worker and its callback awaits an rclpy Future. Whoever answers the job (the worker, its
+timer, a superseding request) triggers the node's guard condition; its callback, on an executor thread, completes
+the future, and the executor resumes the coroutine. The executor keeps taking requests meanwhile, and the services'
+KEEP_ALL queues never drop one. At most `max_queued_requests` jobs
 wait: one more is answered "busy" at once. A job not done within `init_timeout` is answered "timed out" and
 cancelled: the worker checks, under the job's lock, that it is still wanted before it installs a target (an init
 claims its job before the target is renamed to its own id, a timer that finds it claimed leaves it alone). A new init_target for an id cancels
@@ -27,14 +36,16 @@ last processed frame that /diagnostics reports.
 
 Failure policy. Bad input never stops the node: malformed or oversized images are logged (throttled), counted in
 diagnostics and skipped; bad requests get success=false and a reason, counted per kind (`refused_*`). If the tracker
-cannot be created or warmed up at start-up (missing or incompatible weights file, a weights file asking for a model
-out of range, unusable backend, bad config file or parameter of any type or range), the node stays up: it logs the
-error naming the file, reports it as an ERROR on /diagnostics and answers every init_target with success=false and
-that reason.
+cannot be created or warmed up in configure (missing or incompatible weights file, a weights file asking for a model
+out of range, unusable backend, bad config file or parameter of any type or range), the transition fails and the
+node stays up, unconfigured: it logs the error naming the file, reports it as an ERROR on /diagnostics and answers
+every init_target with success=false and that reason.
 """
 from __future__ import annotations
 
 import collections
+import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -44,7 +55,8 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 
@@ -60,30 +72,33 @@ from .jobs import Job
 from .lifetime import close_node
 from .messages import format_stamp, stamp_ns
 from .params import PARAMS, TRACKING_PARAMS, descriptor
-from .requests import SERVICE_QUEUE_DEPTH, RequestsMixin
+from .requests import RequestsMixin
 from .worker import WorkerMixin
 
 NODE_NAME = "tracker_node"
 
 
-class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, Node):
-    """The node: parameters, interfaces, image input and diagnostics here; the service side in requests.py, the
-    worker thread (which alone uses the tracker) in worker.py, the optional depth input in depth_input.py."""
+class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, LifecycleNode):
+    """The node: lifecycle, parameters, interfaces, image input and diagnostics here; the service side in
+    requests.py, the worker thread (which alone uses the tracker) in worker.py, the optional depth input in
+    depth_input.py."""
 
     def __init__(self, node_name: str = NODE_NAME, **kwargs):
         super().__init__(node_name, **kwargs)
         self.tracker = None
         self.tracker_error = ""
-        param_errors = []
+        self._param_errors = []
         for p in PARAMS:
             try:
                 self.declare_parameter(p.name, p.default, descriptor(p))
             except Exception as err:  # an override of the wrong type or out of range: the default, and an ERROR
-                param_errors.append(f"parameter {p.name}: {err}")
+                self._param_errors.append(f"parameter {p.name}: {err}")
                 self.declare_parameter(p.name, p.default, descriptor(p), ignore_override=True)
         self._read_params()
-        self._start_max_targets = self._max_targets  # what the graphs are built for
-        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._start_max_targets = self._max_targets  # what the graphs are built for (set again by configure)
+        # Checked in the on-set callback, applied in the post-set one (only once rclpy has set them).
+        self.add_on_set_parameters_callback(self._check_parameters)
+        self.add_post_set_parameters_callback(self._apply_parameters)
 
         self.stats = Stats()
         self._cond = threading.Condition()
@@ -91,27 +106,91 @@ class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, Node):
         self._jobs: collections.deque[Job] = collections.deque()
         self._running_job: Job | None = None
         self._stop = False
+        self._active = False  # guarded by self._cond: services and images are served only while active
+        self._lifecycle_state = "unconfigured"  # for /diagnostics and the services' answers
         # Stamp of the newest frame the targets have been brought to; frames not newer are stale and skipped.
         self._last_processed_ns: int | None = None
         self._target_states: dict[str, dict] = {}
-        self._ready = False
-        self._depth_setup()  # depth_input.py
-
-        # Tracker (may fail: the node then stays up and says why).
+        self._worker: threading.Thread | None = None
         self.backend_name = "none"
         self.weights_path = ""
-        if param_errors:
-            self.tracker_error = "tracker unavailable: " + "; ".join(param_errors)
-            self.get_logger().error(f"{self.tracker_error}. The node stays up; init_target will fail until it is "
-                                    f"restarted with usable parameters.")
-        else:
-            self._create_tracker()
+        self._image_sub = self._compressed_sub = None
+        self._depth_setup()  # depth_input.py: topics and state, nothing created yet
+        self.det_pub = self.array_pub = self.state_pub = self.heatmap_pub = None
 
-        # Interfaces.
+        # Interfaces that exist in every state: the services (they answer "node inactive" outside active) and the
+        # diagnostics (they say the state).
         self._image_group = MutuallyExclusiveCallbackGroup()
         # Reentrant: the service callbacks are coroutines that wait for the worker without holding a thread.
         self._service_group = ReentrantCallbackGroup()
         self._timer_group = MutuallyExclusiveCallbackGroup()
+        self.image_topic = self.resolve_topic_name("image")
+        # Answered jobs are handed to the executor through this guard condition: the worker (or a job's timer)
+        # triggers it, its callback completes the waiting coroutines' futures on an executor thread.
+        self._answered: collections.deque[Job] = collections.deque()
+        self._answer_guard = self.create_guard_condition(self._deliver_answers, callback_group=self._service_group)
+        # KEEP_ALL: a request is never dropped from the queue, however large the burst (DDS flow control holds the
+        # client back instead); the coroutines take each request off at once (see requests.py).
+        service_qos = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
+        self.create_service(InitTarget, "init_target", self._on_init_target, qos_profile=service_qos,
+                            callback_group=self._service_group)
+        self.create_service(StopTarget, "stop_target", self._on_stop_target, qos_profile=service_qos,
+                            callback_group=self._service_group)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diag_last = time.monotonic()
+        self.create_timer(float(self.get_parameter("diagnostics_period").value), self._publish_diagnostics,
+                          callback_group=self._timer_group)
+        self._autostart_timer = None
+        if self.get_parameter("autostart").value:
+            # Configured and activated from the executor (the node already spins, so its diagnostics say
+            # "configuring" meanwhile); in the lifecycle services' group, so a ChangeState request waits for it.
+            self._autostart_timer = self.create_timer(0.0, self._autostart)
+        else:
+            self.get_logger().info("autostart is false: unconfigured, waiting for a lifecycle manager "
+                                   "(configure, then activate)")
+
+    # ------------------------------------------------------------------ lifecycle
+    def _autostart(self) -> None:
+        self.destroy_timer(self._autostart_timer)
+        if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+            self.trigger_activate()
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Parameters, weights, backend and warm-up of every graph; the publishers (off until activated) and the
+        worker thread. A tracker that cannot be created or warmed up fails the transition (back to unconfigured,
+        the reason on /diagnostics and in every service answer)."""
+        self._lifecycle_state = "configuring"
+        self.tracker_error = ""
+        self._read_params()
+        self._start_max_targets = self._max_targets
+        if self._param_errors:
+            self.tracker_error = "tracker unavailable: " + "; ".join(self._param_errors)
+            self.get_logger().error(f"{self.tracker_error}. The node stays up, unconfigured; restart it with "
+                                    f"usable parameters.")
+        else:
+            self._create_tracker()
+            if self.tracker is not None:
+                self._warm_up()
+        if self.tracker is None:
+            self._lifecycle_state = "unconfigured"
+            return TransitionCallbackReturn.FAILURE
+        self.det_pub = self.create_lifecycle_publisher(messages.Detection2D, "tracked_object", 10)
+        self.array_pub = self.create_lifecycle_publisher(messages.Detection2DArray, "tracked_objects", 10)
+        self.state_pub = self.create_lifecycle_publisher(TrackedTargetArray, "tracked_objects/state", 10)
+        self.heatmap_pub = self.create_lifecycle_publisher(Image, "tracked_object/heatmap", 2)
+        self._create_depth_publisher(self.create_lifecycle_publisher)
+        with self._cond:
+            self._stop = False
+        self._worker = threading.Thread(target=self._worker_loop, name="tracker_worker", daemon=True)
+        self._worker.start()
+        self._lifecycle_state = "inactive"
+        self.get_logger().info(f"configured: backend {self.backend_name}; activate to track images from "
+                               f"{self.image_topic}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Subscriptions on, publishers on, services served."""
+        self._lifecycle_state = "activating"
         if self.get_parameter("reliable_qos").value:
             image_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self._qos_depth,
                                    reliability=ReliabilityPolicy.RELIABLE)
@@ -119,39 +198,102 @@ class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, Node):
             image_qos = QoSProfile(**{k: getattr(qos_profile_sensor_data, k) for k in ("history", "reliability",
                                                                                         "durability")},
                                    depth=self._qos_depth)
-        self.image_topic = self.resolve_topic_name("image")
+        result = super().on_activate(state)  # the lifecycle publishers
         self._image_sub = self.create_subscription(Image, "image", self._on_image, image_qos,
                                                    callback_group=self._image_group)
-        self._compressed_sub = None
         if self.get_parameter("use_compressed").value:
             self._compressed_sub = self.create_subscription(
                 CompressedImage, self.image_topic + "/compressed", self._on_compressed, image_qos,
                 callback_group=self._image_group)
         self._create_depth_subscriptions(image_qos)
-        self.det_pub = self.create_publisher(messages.Detection2D, "tracked_object", 10)
-        self.array_pub = self.create_publisher(messages.Detection2DArray, "tracked_objects", 10)
-        self.state_pub = self.create_publisher(TrackedTargetArray, "tracked_objects/state", 10)
-        self.heatmap_pub = self.create_publisher(Image, "tracked_object/heatmap", 2)
-        self._create_depth_publisher(self.create_publisher)
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        # A deep request queue: a burst of calls (several clients, a GUI) must not lose requests while one init runs.
-        service_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=SERVICE_QUEUE_DEPTH,
-                                 reliability=ReliabilityPolicy.RELIABLE)
-        self.create_service(InitTarget, "init_target", self._on_init_target, qos_profile=service_qos,
-                            callback_group=self._service_group)
-        self.create_service(StopTarget, "stop_target", self._on_stop_target, qos_profile=service_qos,
-                            callback_group=self._service_group)
-        self._diag_last = time.monotonic()
-        self.create_timer(float(self.get_parameter("diagnostics_period").value), self._publish_diagnostics,
-                          callback_group=self._timer_group)
-
-        self._worker = threading.Thread(target=self._worker_loop, name="tracker_worker", daemon=True)
-        self._worker.start()
+        with self._cond:
+            self._active = True
+        self._lifecycle_state = "active"
         self.get_logger().info(
-            f"tracking images from {self.image_topic}"
+            f"active: tracking images from {self.image_topic}"
             f"{' (+ /compressed)' if self._compressed_sub else ''}, "
             f"{'reliable' if self.get_parameter('reliable_qos').value else 'sensor-data'} QoS; "
             f"backend {self.backend_name}; image converter {converter_name()}")
+        return result
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop consuming images and serving requests; the model and the targets are kept."""
+        self._lifecycle_state = "deactivating"
+        self._go_inactive("node deactivated")
+        result = super().on_deactivate(state)
+        self._lifecycle_state = "inactive"
+        self.get_logger().info(f"inactive: {len(self._target_states)} target(s) and the model kept")
+        return result
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Free the model, the targets and the frames; back to unconfigured."""
+        self._lifecycle_state = "cleaningup"
+        self._release("node cleaned up")
+        self._lifecycle_state = "unconfigured"
+        self.get_logger().info("unconfigured: model and targets released")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._lifecycle_state = "shuttingdown"
+        self._go_inactive("node is shutting down")
+        self._release("node is shutting down")
+        self._lifecycle_state = "finalized"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._go_inactive("node error")
+        self._release("node error")
+        self._lifecycle_state = "unconfigured"
+        return TransitionCallbackReturn.SUCCESS
+
+    def _go_inactive(self, reason: str) -> None:
+        """Stop serving (services answer 'node inactive'), destroy the image subscriptions, drop the frame waiting
+        in the mailbox and answer the requests still queued."""
+        with self._cond:
+            self._active = False
+            self._frames.take()
+            queued = list(self._jobs)
+        for job in queued:
+            job.cancel(f"node inactive: {reason} before the request was served")
+        self._destroy_depth_subscriptions()
+        for sub in (self._image_sub, self._compressed_sub):
+            if sub is not None:
+                self.destroy_subscription(sub)
+        self._image_sub = self._compressed_sub = None
+
+    def _release(self, reason: str, join_timeout: float = 5.0) -> None:
+        """Stop the worker (waiting at most join_timeout s) and free the tracker, its targets, the frames and the
+        publishers (configure's work undone)."""
+        with self._cond:
+            self._active = False
+            self._stop = True
+            self._cond.notify_all()
+        worker = self._worker
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(timeout=join_timeout)
+            if worker.is_alive():
+                self.get_logger().warning(f"the tracker worker did not stop within {join_timeout:g} s")
+        self._worker = None
+        for job in list(self._jobs):
+            job.finish(False, reason)
+        with self._cond:
+            self._jobs.clear()
+            self._frames.clear()
+            self._frames.take()
+            self._target_states = {}
+            self._last_processed_ns = None
+            self._depth.clear()
+        self.tracker = None
+        for name in ("det_pub", "array_pub", "state_pub", "heatmap_pub", "det3d_pub"):
+            pub = getattr(self, name)
+            if pub is not None:
+                self.destroy_lifecycle_publisher(pub)
+                setattr(self, name, None)
+
+    def _inactive_message(self) -> str:
+        why = f"; {self.tracker_error}" if self.tracker_error else ""
+        return (f"node inactive ({self._lifecycle_state}): init_target and stop_target are served only while the "
+                f"node is active{why}")
 
     # ------------------------------------------------------------------ parameters
     def _read_params(self) -> None:
@@ -171,25 +313,32 @@ class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, Node):
         self._publish_heatmap = bool(g("publish_heatmap"))
         self._heatmap_alpha = float(g("heatmap_alpha"))
 
-    def _on_set_parameters(self, params) -> SetParametersResult:
+    def _check_parameters(self, params) -> SetParametersResult:
+        """On-set callback: accept or refuse a change (rclpy has checked types and ranges); changes nothing."""
         values = {p.name: p.value for p in params}
         spec = {p.name: p for p in PARAMS}
         for name, value in values.items():
             p = spec.get(name)
             if p is not None and p.choices and value not in p.choices:
                 return SetParametersResult(successful=False, reason=f"{name} must be one of {', '.join(p.choices)}")
-        if "max_targets" in values and hasattr(self, "_start_max_targets") \
+        if "max_targets" in values and self.tracker is not None \
                 and int(values["max_targets"]) > self._start_max_targets:
             return SetParametersResult(successful=False, reason=(
                 f"max_targets can be lowered at run time, not raised above its start-up value "
-                f"{self._start_max_targets} (every graph and batch size is built for it): restart the node"))
+                f"{self._start_max_targets} (every graph and batch size is built for it): clean up and configure "
+                f"the node again, or restart it"))
         lost = values.get("lost_threshold", self.get_parameter("lost_threshold").value)
         found = values.get("found_threshold", self.get_parameter("found_threshold").value)
         if lost > found:
             return SetParametersResult(successful=False,
                                        reason=f"lost_threshold ({lost}) must not exceed found_threshold ({found})")
-        # Apply (rclpy has range-checked the values already). Plain attribute writes: the worker reads them per frame.
-        tracker = getattr(self, "tracker", None)
+        return SetParametersResult(successful=True)
+
+    def _apply_parameters(self, params) -> None:
+        """Post-set callback: the node takes the values rclpy has just set. Plain attribute writes: the worker reads
+        them per frame."""
+        values = {p.name: p.value for p in params}
+        tracker = self.tracker
         if tracker is not None:
             for name in TRACKING_PARAMS:
                 if name in values:
@@ -206,7 +355,6 @@ class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, Node):
             elif name in attrs:
                 attr, cast = attrs[name]
                 setattr(self, attr, cast(value))
-        return SetParametersResult(successful=True)
 
     def _create_tracker(self) -> None:
         from siam_tracker_ros.backends import default_weights_path
@@ -245,8 +393,8 @@ class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, Node):
             self.tracker = None
             kind = "" if isinstance(err, (WeightsError, ConfigError, OSError)) else f"{type(err).__name__}: "
             self.tracker_error = f"tracker unavailable: {kind}{err}"
-            self.get_logger().error(f"{self.tracker_error}. The node stays up; init_target will fail until it is "
-                                    f"restarted with a usable configuration.")
+            self.get_logger().error(f"{self.tracker_error}. The node stays up, unconfigured; init_target will fail "
+                                    f"until it is configured with a usable configuration.")
 
     # ------------------------------------------------------------------ refusals
     def _refuse(self, kind: str, message: str) -> None:
@@ -295,6 +443,8 @@ class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, Node):
 
     def _store(self, frame: Frame) -> None:
         with self._cond:
+            if not self._active:
+                return  # a callback that was already running when the node was deactivated
             if frame.stamp_ns in self._frames:
                 return  # the same frame again (raw and compressed both subscribed, or a publisher's resend)
             with self.stats.lock:
@@ -322,13 +472,20 @@ class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, Node):
     def _publish_diagnostics_unguarded(self) -> None:
         now = time.monotonic()
         period, self._diag_last = max(now - self._diag_last, 1e-3), now
-        if self.tracker is None:
-            level, message = DiagnosticStatus.ERROR, self.tracker_error
-        elif not self._ready:
-            level, message = DiagnosticStatus.OK, "warming up"
+        state = self._lifecycle_state
+        if self.tracker_error:
+            level, message = DiagnosticStatus.ERROR, f"{state}: {self.tracker_error}"
+        elif state == "active":
+            level, message = None, ""  # from the targets' states (diagnostics.build)
+        elif state == "configuring":
+            level, message = DiagnosticStatus.OK, "configuring: loading the weights, warming up every graph"
+        elif state == "inactive":
+            level, message = DiagnosticStatus.OK, (f"inactive: model loaded, {len(self._target_states)} target(s) "
+                                                   f"kept, not consuming images")
         else:
-            level, message = None, ""
-        values = {"backend": self.backend_name, "weights": self.weights_path, "image_topic": self.image_topic,
+            level, message = DiagnosticStatus.OK, f"{state}: no model loaded"
+        values = {"lifecycle_state": state, "backend": self.backend_name, "weights": self.weights_path,
+                  "image_topic": self.image_topic,
                   "image_converter": converter_name(), "frame_buffer_frames": str(len(self._frames)),
                   "frame_buffer_bytes": str(self._frames.nbytes),
                   "queued_requests": str(sum(1 for j in list(self._jobs) if not j.finished)),
@@ -340,17 +497,14 @@ class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, Node):
 
     # ------------------------------------------------------------------ shutdown
     def shutdown(self) -> None:
-        with self._cond:
-            self._stop = True
-            self._cond.notify_all()
-        self._worker.join(timeout=5.0)
-        for job in list(self._jobs):
-            job.finish(False, "node is shutting down")
+        """The end of the process (close_node): stop serving and the worker (at most 5 s), answer what waits."""
+        self._go_inactive("node is shutting down")
+        self._release("node is shutting down")
 
 
 def main(args=None) -> int:
     rclpy.init(args=args)
-    node = None
+    node = executor = None
     try:
         node = TrackerNode()
         executor = MultiThreadedExecutor(num_threads=4)
@@ -359,11 +513,18 @@ def main(args=None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        close_node(node)
+        # From here on a Ctrl-C only says that the node is already stopping (the shutdown is bounded: the worker is
+        # waited for at most 5 s, the executor 2 s): it must not raise out of this block and skip destroy_node and
+        # rclpy's shutdown, nor print a traceback while the interpreter exits.
+        signal.signal(signal.SIGINT, _already_stopping)
+        close_node(node, executor)
+        print("tracker_node: shut down", file=sys.stderr, flush=True)
     return 0
 
 
-if __name__ == "__main__":
-    import sys
+def _already_stopping(signum, frame) -> None:
+    print("tracker_node: already shutting down (the worker is given at most 5 s)", file=sys.stderr, flush=True)
 
+
+if __name__ == "__main__":
     sys.exit(main())

@@ -20,6 +20,8 @@ class Param:
 
 
 PARAMS: tuple[Param, ...] = (
+    Param("autostart", True, "Configure and activate at start-up (unmanaged). false: stay unconfigured until a "
+          "lifecycle manager (or `ros2 lifecycle set`) drives the node.", read_only=True),
     Param("weights", "", "Tracker weights file (.pt). Empty: the shipped model named by 'model' "
           "(weights/siam_small.pt or siam_large.pt; $SIAM_TRACKER_WEIGHTS overrides).", read_only=True),
     Param("model", "auto", "Shipped model when 'weights' is empty: auto (large on a CUDA device, small on the CPU), "

@@ -14,7 +14,6 @@ from . import messages
 from .jobs import Job
 from .messages import format_stamp, stamp_ns
 
-SERVICE_QUEUE_DEPTH = 100
 TARGET_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:/-]+")
 
 
@@ -59,6 +58,9 @@ class RequestsMixin:
         from siam_tracker_ros.tracking import InputError, validate_box
         from siam_tracker_ros.tracking.tracker import check_box_margin
 
+        if not self._active:
+            self._refuse("inactive", f"init_target '{target_id}'")
+            return False, self._inactive_message()
         if self.tracker is None:
             return False, self.tracker_error
         try:
@@ -105,7 +107,10 @@ class RequestsMixin:
 
     async def _on_stop_target(self, request, response):
         try:
-            if self.tracker is None:
+            if not self._active:
+                self._refuse("inactive", "stop_target")
+                ok, message = False, self._inactive_message()
+            elif self.tracker is None:
                 ok, message = (request.target_id == ""), self.tracker_error
             elif request.target_id and self._target_id_error(request.target_id):
                 message = self._target_id_error(request.target_id)
@@ -127,8 +132,8 @@ class RequestsMixin:
         from rclpy.task import Future
 
         with self._cond:
-            if self._stop:
-                return False, "node is shutting down"
+            if self._stop or not self._active:
+                return False, self._inactive_message()
             if job.kind == "stop" and job.target_id and job.target_id not in self._target_states \
                     and job.target_id not in self._pending_ids():
                 # Nothing to stop and no init of it that could still install it: answered now, so that stops of
@@ -147,9 +152,8 @@ class RequestsMixin:
                 self._refuse("busy", f"{job.kind}_target '{job.target_id}' with {waiting} requests queued")
                 return False, (f"busy: {waiting} requests are waiting for the tracker (max_queued_requests = "
                                f"{self._max_queued}); try again")
-            executor = self.executor
-            job.future = Future(executor=executor)
-            job.future.add_done_callback(lambda _f: None)  # wakes the executor, which then resumes the waiting call
+            job.future = Future()  # completed on an executor thread by _deliver_answers
+            job.notify = self._answered_from_any_thread
             self._jobs = collections.deque(j for j in self._jobs if not j.finished)
             self._jobs.append(job)
             job.timer = threading.Timer(self._init_timeout, self._expire, (job,))
@@ -164,6 +168,23 @@ class RequestsMixin:
         else:
             await job.future
         return job.success, job.message
+
+    def _answered_from_any_thread(self, job: Job) -> None:
+        """A job was answered (worker, timer or service thread): hand it to the executor through the node's guard
+        condition, whose trigger() is rclpy's documented thread-safe way to wake a spinning executor."""
+        self._answered.append(job)
+        try:
+            self._answer_guard.trigger()
+        except Exception:  # the node is being destroyed: nobody awaits the answer any more
+            pass
+
+    def _deliver_answers(self) -> None:
+        """Guard-condition callback (an executor thread): complete the futures of the answered jobs; the executor
+        then resumes the coroutines that await them."""
+        while self._answered:
+            job = self._answered.popleft()
+            if job.future is not None and not job.future.done():
+                job.future.set_result((job.success, job.message))
 
     def _expire(self, job: Job) -> None:
         if job.cancel(f"timed out after {self._init_timeout:g} s waiting for the tracker (init_timeout); "

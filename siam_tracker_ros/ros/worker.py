@@ -4,6 +4,7 @@ frames the others were already tracked on (`tracker.update(frame, ids=[...])`) a
 job is still wanted. A mixin of TrackerNode (node.py)."""
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -23,12 +24,14 @@ PROVISIONAL_PREFIX = " init "
 
 class WorkerMixin:
     def _worker_loop(self) -> None:
-        self._warm_up()
+        me = threading.current_thread()
         while True:
             with self._cond:
-                while not self._stop and not self._jobs and self._frames.mailbox is None:
+                # Stops on cleanup / shutdown; a worker left behind by a cleanup that could not wait for it is no
+                # longer the node's worker once it is configured again.
+                while not self._stop and self._worker is me and not self._jobs and self._frames.mailbox is None:
                     self._cond.wait(0.5)
-                if self._stop:
+                if self._stop or self._worker is not me:
                     for job in self._jobs:
                         job.finish(False, "node is shutting down")
                     return
@@ -59,7 +62,7 @@ class WorkerMixin:
 
     def _warm_up(self) -> None:
         """Build and run every graph the tracker can use (each scale set, the lost-mode search, every batch size up to
-        max_targets) before the first request, so nothing is exported or built in the middle of tracking."""
+        max_targets) while the node is configured, so nothing is exported or built in the middle of tracking."""
         if self.tracker is not None:
             t0 = time.monotonic()
             try:
@@ -73,13 +76,12 @@ class WorkerMixin:
                                        f"in {time.monotonic() - t0:.1f} s")
             except Exception as err:  # a backend that cannot run its graphs cannot track: ERROR, stay up
                 self.tracker_error = f"tracker unavailable: warm-up failed: {type(err).__name__}: {err}"
-                self.get_logger().error(f"{self.tracker_error}. The node stays up; init_target will fail.")
+                self.get_logger().error(f"{self.tracker_error}. The node stays up, unconfigured.")
                 self.tracker = None
             finally:
                 if self.tracker is not None:
                     self.tracker.remove("__warmup__")
                     self.tracker.reset_timings()
-        self._ready = True
 
     def _run_job(self, job: Job) -> None:
         if self.tracker is None:

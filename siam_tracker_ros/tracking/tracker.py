@@ -314,9 +314,11 @@ class SiamTracker:
             up, peak = self._fused_maps(tid, outputs, i)
             # SiamFC multiplies each off-centre scale's peak score by the penalty. The score here is the peak logit
             # above the target's own background level (`floor`): independent of the network's logit offset, and
-            # equal to SiamFC's raw score for a network without one.
+            # equal to SiamFC's raw score for a network without one. It is negative when every peak is below the
+            # floor: there it is divided by the penalty, so an off-centre scale always scores lower, whatever the sign.
             penalty = cfg.scale_penalty if i != len(self.scale_factors) // 2 else 1.0
-            scores.append((float(up.max()) - t.floor) * penalty)
+            margin = float(up.max()) - t.floor
+            scores.append(margin * penalty if margin >= 0.0 else margin / penalty)
             maps.append(up)
             peaks.append(peak)
         best = int(np.argmax(scores))

@@ -13,7 +13,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_
 from sensor_msgs.msg import Image
 
 from ..data.frames import FrameSource, fit_size
-from .image_codec import bgr_to_imgmsg
+from ..ros.image_codec import bgr_to_imgmsg
 
 NODE_NAME = "frame_player"
 HELD_FRAME_RESEND_S = 0.5  # --hold-first: how often the held first frame is sent again

@@ -89,7 +89,7 @@ def run_session(out_dir: Path, player_args: list[str], init_box_for_frame, *, ra
             f"load average {load_start:.1f} on {os.cpu_count()} CPUs")
         client = Client()
         node = _start_node(client, env, out_dir, params_file, weights, backend, node_params, node_timeout, log)
-        player = Child(PLAYER_NODE, f"{PACKAGE}.ros.player",
+        player = Child(PLAYER_NODE, f"{PACKAGE}.runs.player",
                        player_args + ["--topic", IMAGE_TOPIC, "--rate", f"{rate:g}", "--hold-first",
                                       "--wait-subscribers", "1", "--stamps-out", str(stamps_path)],
                        env, out_dir / "player.log")

@@ -282,7 +282,7 @@ def run_latency(args) -> int:
 
 
 if __name__ == "__main__":
-    _parser = argparse.ArgumentParser(prog="python -m siam_tracker_ros.ros.latency")
+    _parser = argparse.ArgumentParser(prog="python -m siam_tracker_ros.runs.latency")
     _sub = _parser.add_subparsers(dest="command")
     add_latency_parser(_sub)
     add_load_parser(_sub)

@@ -130,7 +130,7 @@ def setup_ros_environment(domain_id: int | None = None) -> dict:
 
 # A child runs a module of this package as __main__ after making the service types importable (see ensure_interfaces).
 _CHILD_BOOT = ("import sys, runpy\n"
-               "from siam_tracker_ros.ros.launcher import ensure_interfaces\n"
+               "from siam_tracker_ros.runs.launcher import ensure_interfaces\n"
                "ensure_interfaces()\n"
                "module = sys.argv[1]\n"
                "sys.argv = [module] + sys.argv[2:]\n"

@@ -49,7 +49,7 @@ class Recorder:
 
     def callback(self, msg) -> None:
         receipt = time.time_ns()
-        from .messages import bbox_to_box, confidence, stamp_ns
+        from ..ros.messages import bbox_to_box, confidence, stamp_ns
 
         rec = Record(stamp_ns(msg.header.stamp), receipt, msg.id, bbox_to_box(msg.bbox), confidence(msg), False)
         with self.lock:
@@ -57,7 +57,7 @@ class Recorder:
             self.last_receipt = time.monotonic()
 
     def state_callback(self, msg) -> None:
-        from .messages import is_lost, stamp_ns
+        from ..ros.messages import is_lost, stamp_ns
 
         stamp = stamp_ns(msg.header.stamp)
         with self.lock:
@@ -146,7 +146,7 @@ class Client:
         return future.result()
 
     def init_target(self, stamp_ns: int, box, target_id: str = "", timeout: float = 30.0):
-        from .messages import box_to_bbox
+        from ..ros.messages import box_to_bbox
 
         req = self.InitTarget.Request()
         req.header.stamp.sec, req.header.stamp.nanosec = divmod(int(stamp_ns), 1_000_000_000)

@@ -9,7 +9,7 @@ What happens (three processes over DDS, all on this machine, in a ROS domain of 
 
 1. the tracker node starts (`python -m siam_tracker_ros.ros.node`, image topic remapped to the player's);
    the demo waits for its `init_target` service (and stops with the node's log if it exits or never comes up);
-2. the frame player starts (`python -m siam_tracker_ros.ros.player --hold-first`): it waits until the node has
+2. the frame player starts (`python -m siam_tracker_ros.runs.player --hold-first`): it waits until the node has
    subscribed, publishes the first frame and pauses;
 3. the demo's client calls `init_target` with that frame's stamp and its ground-truth box, then un-pauses the player
    (parameter `paused`), which streams the remaining frames at `--rate`;
@@ -205,7 +205,7 @@ def run_demo(args) -> int:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(prog="python -m siam_tracker_ros.ros.demo")
+    parser = argparse.ArgumentParser(prog="python -m siam_tracker_ros.runs.demo")
     sub = parser.add_subparsers(dest="command")
     add_demo_parser(sub)
     sys.exit(run_demo(parser.parse_args(["demo"] + sys.argv[1:])))

@@ -151,7 +151,7 @@ def run_play(args, ros_args: list[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        from .lifetime import close_node
+        from ..ros.lifetime import close_node
 
         close_node(node)
         for s, h in old.items():
