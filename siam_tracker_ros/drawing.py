@@ -52,7 +52,8 @@ def annotate(img: np.ndarray, row: dict) -> np.ndarray:
     if not row["answered"] and not row["init"]:
         info += "  dropped"
     draw_label(img, info, (8, 20), (255, 255, 255), 0.55)
-    draw_label(img, "green: ground truth  orange: tracked  red: lost  grey: previous answer (frame dropped)", (8, img.shape[0] - 10), (220, 220, 220), 0.45)
+    draw_label(img, "green: ground truth  orange: tracked  red: lost  grey: previous answer (frame dropped)",
+               (8, img.shape[0] - 10), (220, 220, 220), 0.45)
     return img
 
 

@@ -45,6 +45,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # exec, so handling it here gives every child the usual Ctrl-C.
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def install_prefix() -> Path:
     """Install prefix of siam_tracker_ros: $SIAM_TRACKER_ROS_INSTALL (set by .ros/env.sh), else the ament index
     (a sourced colcon workspace on a robot), else the bootstrap's .ros/install."""

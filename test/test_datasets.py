@@ -65,7 +65,8 @@ def test_lasot_layout(tmp_path):
 def test_otb_layout(tmp_path, sep):
     seq = tmp_path / "Jogging"
     _frames(seq / "img", 2, "{:04d}.jpg")
-    (seq / "groundtruth_rect.1.txt").write_text(sep.join(["11", "21", "5", "6"]) + "\n" + sep.join(["12", "22", "5", "6"]) + "\n")
+    (seq / "groundtruth_rect.1.txt").write_text(sep.join(["11", "21", "5", "6"]) + "\n"
+                                                + sep.join(["12", "22", "5", "6"]) + "\n")
     (seq / "groundtruth_rect.2.txt").write_text("1,1,4,4\n2,2,4,4\n")
     assert ds.detect_layout(tmp_path) == "otb"
     seqs = ds.load_sequences(tmp_path)

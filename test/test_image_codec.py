@@ -116,7 +116,8 @@ def test_sixteen_bit_honours_endianness(encoding, channels):
     big = imgmsg_to_bgr(_msg(arr, encoding, bigendian=True), use_cv_bridge=False)
     np.testing.assert_array_equal(little, big)
     eight = ((arr.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
-    np.testing.assert_array_equal(little[..., 0], eight if channels == 1 else eight[..., 2 if encoding == "rgba16" else 0])
+    np.testing.assert_array_equal(little[..., 0],
+                                  eight if channels == 1 else eight[..., 2 if encoding == "rgba16" else 0])
     # Reading big-endian bytes as little-endian swaps high and low bytes: a different image.
     wrong = _msg(arr, encoding, bigendian=True)
     wrong.is_bigendian = False
@@ -129,7 +130,8 @@ def test_mono16_scales_to_eight_bits():
     np.testing.assert_array_equal(out[0, :, 0], [0, 1, 255, 4])
 
 
-@pytest.mark.parametrize("encoding,code", [("bayer_rggb8", cv2.COLOR_BayerBG2BGR), ("bayer_bggr8", cv2.COLOR_BayerRG2BGR),
+@pytest.mark.parametrize("encoding,code", [("bayer_rggb8", cv2.COLOR_BayerBG2BGR),
+                                           ("bayer_bggr8", cv2.COLOR_BayerRG2BGR),
                                            ("bayer_gbrg8", cv2.COLOR_BayerGR2BGR),
                                            ("bayer_grbg8", cv2.COLOR_BayerGB2BGR)])
 def test_bayer_matches_opencv(encoding, code):
@@ -218,7 +220,8 @@ def test_bgr_to_imgmsg_round_trip():
     for encoding in ("bgr8", "rgb8", "mono16", "yuv422"):
         msg = image_codec.bgr_to_imgmsg(bgr, header, encoding=encoding)
         assert msg.header.frame_id == "cam" and msg.header.stamp.sec == 12
-        assert bytes(msg.data) == _encode(bgr, encoding).astype(_encode(bgr, encoding).dtype.newbyteorder("<")).tobytes()
+        encoded = _encode(bgr, encoding)
+        assert bytes(msg.data) == encoded.astype(encoded.dtype.newbyteorder("<")).tobytes()
         assert msg.step * msg.height == len(msg.data)
 
 

@@ -244,6 +244,7 @@ def test_heatmap_only_while_subscribed(ros, sequence):
     finally:
         client.unsubscribe_heatmap()
     # Once the subscription is gone, the node stops rendering (after DDS notices).
+
     def stopped():
         n0 = int(client.latest_diag(timeout=5)["heatmaps_published"])
         client.publish_and_track(frames[20])

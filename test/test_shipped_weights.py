@@ -9,7 +9,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from siam_tracker_ros.backends import default_weights_path
 from siam_tracker_ros.backends.onnx_backend import OnnxBackend

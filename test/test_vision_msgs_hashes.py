@@ -110,4 +110,3 @@ def test_type_hash_advertised_on_dds(ros_domain_env):
     proc = run_python(ADVERTISED_CODE % (sorted(VISION_MSGS),), ros_domain_env, timeout=60)
     advertised = json.loads(proc.stdout.strip().splitlines()[-1])
     assert advertised == VISION_MSGS
-

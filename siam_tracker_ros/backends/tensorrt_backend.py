@@ -46,7 +46,8 @@ DEFAULT_NUM_SCALES = 3  # TrackingConfig's default, for callers that do not pass
 
 # ONNX operators our exported graphs use, all supported by TensorRT's ONNX parser (8.6 and newer).
 TENSORRT_OPS = {
-    "Conv", "BatchNormalization", "Relu", "MaxPool", "Concat", "GlobalAveragePool", "ReduceMean", "ReduceSum", "Sigmoid",
+    "Conv", "BatchNormalization", "Relu", "MaxPool", "Concat", "GlobalAveragePool", "ReduceMean", "ReduceSum",
+    "Sigmoid",
     "Tanh", "Mul", "Add", "Sub", "Div", "MatMul", "Reshape", "Slice", "Gather", "Unsqueeze", "Squeeze", "Shape",
     "Constant", "Identity", "Transpose", "Flatten", "Cast", "ConstantOfShape", "Expand", "Range", "Equal", "Where",
     "Pad", "Gemm", "Floor", "Ceil", "Less", "Greater", "Not", "And", "Or", "Neg", "Abs", "Min", "Max", "Clip",

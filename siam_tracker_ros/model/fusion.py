@@ -1,8 +1,9 @@
 """Multi-layer feature fusion (paper eq. 1-2): f_final = conv1x1(concat_i bn(maxpool(f_conv_i))), i = 3, 4, 5.
 
 The shallower maps are max-pooled with stride 1 down to conv5's size. Valid 3x3 convolutions shrink each map by 2,
-so conv3 is 4 larger than conv5 and conv4 is 2 larger for every input size: kernels 5 and 3 at stride 1 align the three
-maps cell for cell and keep the total stride at 8, which the tracker's displacement arithmetic relies on. (Pooling with a
+so conv3 is 4 larger than conv5 and conv4 is 2 larger for every input size: kernels 5 and 3 at stride 1 align the
+three maps cell for cell and keep the total stride at 8, which the tracker's displacement arithmetic relies on. (Pooling
+with a
 larger stride would change the stride of the fused map; centre-cropping would throw information away.)
 """
 from __future__ import annotations

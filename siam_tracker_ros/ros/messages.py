@@ -154,7 +154,7 @@ def is_lost(msg) -> bool:
 
 
 def state_name(msg) -> str:
-    """"tracked" or "lost" for a TrackedTarget."""
+    """The state of a TrackedTarget as a word: "tracked" or "lost"."""
     return STATE_LOST if is_lost(msg) else STATE_TRACKED
 
 

@@ -24,7 +24,8 @@ the future, and the executor resumes the coroutine. The executor keeps taking re
 KEEP_ALL queues never drop one. At most `max_queued_requests` jobs
 wait: one more is answered "busy" at once. A job not done within `init_timeout` is answered "timed out" and
 cancelled: the worker checks, under the job's lock, that it is still wanted before it installs a target (an init
-claims its job before the target is renamed to its own id, a timer that finds it claimed leaves it alone). A new init_target for an id cancels
+claims its job before the target is renamed to its own id, a timer that finds it claimed leaves it alone). A new
+init_target for an id cancels
 that id's queued init and aborts its running catch-up.
 
 Init on a past frame. `init_target` names the frame the box was drawn on by its stamp. The worker initializes the

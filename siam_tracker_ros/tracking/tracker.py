@@ -60,7 +60,7 @@ class TrackResult:
 
     @property
     def response(self) -> np.ndarray:
-        """The response as a probability map, float32 in [0, 1]: computed on demand (the heatmap only), not per frame."""
+        """The response as a probability map, float32 in [0, 1]: computed on demand (the heatmap), not per frame."""
         return _sigmoid(self.response_logits).astype(np.float32)
 
 

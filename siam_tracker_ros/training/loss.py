@@ -128,7 +128,8 @@ def giou_loss(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
     ih = (torch.minimum(py1, ty1) - torch.maximum(py0, ty0)).clamp(min=0)
     inter = iw * ih
     union = pred[:, 2] * pred[:, 3] + truth[:, 2] * truth[:, 3] - inter
-    enclosing = (torch.maximum(px1, tx1) - torch.minimum(px0, tx0)) * (torch.maximum(py1, ty1) - torch.minimum(py0, ty0))
+    enclosing = ((torch.maximum(px1, tx1) - torch.minimum(px0, tx0))
+                 * (torch.maximum(py1, ty1) - torch.minimum(py0, ty0)))
     iou = inter / union.clamp(min=1e-6)
     return 1.0 - (iou - (enclosing - union) / enclosing.clamp(min=1e-6))
 
