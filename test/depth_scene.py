@@ -8,7 +8,8 @@ import numpy as np
 def plane_depth(u, v, intrinsics, normal, offset):
     """Depth z (along the optical axis) where the ray through pixel (u, v) meets the plane n . X = offset (metres)."""
     nx, ny, nz = normal
-    rx, ry = (np.asarray(u, float) - intrinsics.cx) / intrinsics.fx, (np.asarray(v, float) - intrinsics.cy) / intrinsics.fy
+    rx = (np.asarray(u, float) - intrinsics.cx) / intrinsics.fx
+    ry = (np.asarray(v, float) - intrinsics.cy) / intrinsics.fy
     return offset / (nx * rx + ny * ry + nz)
 
 
