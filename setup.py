@@ -13,6 +13,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["siam_tracker_ros", "siam_tracker_ros.*"]),
     include_package_data=True,
+    package_data={"siam_tracker_ros.operator_ui": ["static/*"]},
     install_requires=[
         "numpy",
         "pyyaml",
@@ -24,6 +25,7 @@ setup(
         "onnx": ["onnx", "onnxruntime"],
         "eval": ["matplotlib", "scikit-image"],
         "test": ["pytest"],
+        "ui": ["aiohttp"],
     },
     entry_points={"console_scripts": ["siam-tracker = siam_tracker_ros.cli:main"]},
 )

@@ -4,6 +4,7 @@
     ros2 launch siam_tracker_ros tracker.launch.py image:=/cam/image backend:=onnxruntime weights:=/path/to/weights.pt
 
     ros2 launch siam_tracker_ros tracker.launch.py image:=/cam/image model:=large
+    ros2 launch siam_tracker_ros tracker.launch.py image:=/cam/image ui:=true ui_port:=8080
 
     ros2 launch siam_tracker_ros tracker.launch.py image:=/cam/image managed:=true   # for a lifecycle manager
 
@@ -14,9 +15,13 @@ Parameters come from config/tracker.yaml (or params_file:=...); the launch argum
 override the file when given (an empty value leaves the file's value). The node is a lifecycle node: by default it
 configures and activates itself (autostart); with managed:=true it is started as a launch_ros LifecycleNode with
 autostart false and waits, unconfigured, for a lifecycle manager (Nav2's lifecycle_manager, `ros2 lifecycle set`).
+`ui:=true` also starts the operator page (operator_ui, same namespace and image topic) on ui_host:ui_port.
 depth_image (a depth image registered to the colour image) turns the depth input on; its camera_info is the topic next
 to it (.../camera_info) unless camera_info:= names another.
 """
+import os
+import sys
+
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
@@ -61,6 +66,15 @@ def generate_launch_description():
             "managed", default_value="false", choices=["true", "false"],
             description="true: leave the node unconfigured for a lifecycle manager (autostart false); false: the "
                         "node configures and activates itself"),
+        DeclareLaunchArgument(
+            "ui", default_value="false",
+            description="also start the operator page (operator_ui): draw a box on the live image to start tracking"),
+        DeclareLaunchArgument(
+            "ui_host", default_value="127.0.0.1",
+            description="address the operator page is served on (0.0.0.0 exposes it: no authentication)"),
+        DeclareLaunchArgument(
+            "ui_port", default_value="8080",
+            description="TCP port of the operator page"),
     ]
 
     return LaunchDescription(arguments + [OpaqueFunction(function=_tracker_node)])
@@ -82,7 +96,7 @@ def _tracker_node(context):
         if value:
             remappings.append((name, value))
     node_class = LifecycleNode if managed else Node
-    return [
+    nodes = [
         node_class(
             package="siam_tracker_ros",
             executable="tracker_node",
@@ -90,8 +104,32 @@ def _tracker_node(context):
             namespace=LaunchConfiguration("namespace"),
             output="screen",
             emulate_tty=True,
+            additional_env=_log_colour_env(),
             parameters=[LaunchConfiguration("params_file"), overrides],
             remappings=remappings,
             ros_arguments=["--log-level", LaunchConfiguration("log_level")],
         )
     ]
+    if LaunchConfiguration("ui").perform(context).strip().lower() in ("true", "1", "yes"):
+        nodes.append(Node(
+            package="siam_tracker_ros",
+            executable="operator_ui",
+            name="operator_ui",
+            namespace=LaunchConfiguration("namespace"),
+            output="screen",
+            emulate_tty=True,
+            additional_env=_log_colour_env(),
+            parameters=[{"host": LaunchConfiguration("ui_host").perform(context),
+                         "port": int(LaunchConfiguration("ui_port").perform(context))}],
+            remappings=[("image", LaunchConfiguration("image"))],
+            ros_arguments=["--log-level", LaunchConfiguration("log_level")],
+        ))
+    return nodes
+
+
+def _log_colour_env():
+    """emulate_tty gives the nodes a terminal, so rcutils would colour their log lines even when this launch's own
+    output goes to a file or a pipe (systemd, `| tee`): colour only when it is a terminal, unless the user chose."""
+    if os.environ.get("RCUTILS_COLORIZED_OUTPUT"):
+        return {}
+    return {"RCUTILS_COLORIZED_OUTPUT": "1" if sys.stdout.isatty() else "0"}

@@ -1,4 +1,4 @@
-"""`siam-tracker` command: train, eval, export, ensemble, track, bench, play, demo, latency, load.
+"""`siam-tracker` command: train, eval, export, ensemble, track, bench, play, demo, latency, load, ui.
 
 Each sub-command lives next to the code it drives and registers itself through an `add_parser(subparsers)` function;
 this file only lists them. The parser's `func` gets the parsed arguments and returns an exit code.
@@ -22,6 +22,7 @@ SUBCOMMANDS = [
     ("siam_tracker_ros.runs.demo", "add_demo_parser"),
     ("siam_tracker_ros.runs.latency", "add_latency_parser"),
     ("siam_tracker_ros.runs.latency", "add_load_parser"),
+    ("siam_tracker_ros.operator_ui.main", "add_ui_parser"),
 ]
 
 

@@ -163,7 +163,7 @@ def test_ring_buffer_is_bounded_in_bytes(rel, sequence):  # noqa: F811
         assert not res.success and "no frame with stamp" in res.message
         assert client.init(gt[5], stamp=stamps[5]).success  # the newest frame is always kept
     finally:
-        assert client.set_param("frame_buffer_max_bytes", 536870912).successful
+        assert client.set_param("frame_buffer_max_bytes", 256 * 1024 * 1024).successful
 
 
 # ---------------------------------------------------------------------------------------------------- requests
@@ -337,6 +337,52 @@ def test_max_targets_cannot_rise_above_the_warmed_up_value(rel):
     assert client.set_param("max_targets", 4).successful
 
 
+# ---------------------------------------------------------------------------------------------------- refusal log
+def log_lines(log: Path, needle: str, settle: float = 1.0) -> list[str]:
+    """The node log's lines holding `needle`, once one is there and `settle` s more have passed (for a second)."""
+    deadline = time.monotonic() + 10
+    while not any(needle in line for line in log.read_text().splitlines()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(settle)
+    return [line for line in log.read_text().splitlines() if needle in line]
+
+
+def test_nan_box_refusal_is_logged_once(rel, sequence):  # noqa: F811
+    client, _, log = rel
+    frames, _ = sequence
+    stamp = client.publish(frames[0])
+    res = client.init(bbox=bbox(50, 50, float("nan"), 20), stamp=stamp, target_id="nan_size_once")
+    assert not res.success and "NaN" in res.message
+    lines = log_lines(log, "nan_size_once")
+    assert len(lines) == 1 and "refused (box)" in lines[0], lines
+
+
+def test_unknown_stamp_refusal_is_logged_once(rel, sequence):  # noqa: F811
+    from builtin_interfaces.msg import Time
+
+    client, _, log = rel
+    frames, gt = sequence
+    stamp = client.publish(frames[0])
+    res = client.init(gt[0], stamp=Time(sec=stamp.sec - 100, nanosec=stamp.nanosec), target_id="stale_stamp_once",
+                      retry_unknown_stamp=False)
+    assert not res.success and "no frame with stamp" in res.message and "older than" in res.message
+    lines = log_lines(log, "stale_stamp_once")
+    assert len(lines) == 1 and "refused (frame)" in lines[0], lines
+
+
+def test_too_long_id_refusal_is_logged_right_after_another_refusal(rel, sequence):  # noqa: F811
+    """Refusals of different kinds in a row each get their line (the log's flood limit is per kind)."""
+    client, _, log = rel
+    frames, gt = sequence
+    stamp = client.publish(frames[0])
+    assert not client.init(bbox=bbox(50, 50, 20, float("inf")), stamp=stamp, target_id="inf_before_id").success
+    res = client.init(gt[0], stamp=stamp, target_id="z" * 777)
+    assert not res.success and "too long" in res.message
+    lines = log_lines(log, "target_id of 777 characters")
+    assert len(lines) == 1 and "refused (target_id)" in lines[0] and "z" * 33 not in lines[0], lines
+    assert len(log_lines(log, "inf_before_id", settle=0)) == 1
+
+
 # ---------------------------------------------------------------------------------------------------- fuzz
 ENCODINGS = ["bgr8", "rgb8", "bgra8", "rgba8", "mono8", "mono16", "bgr16", "rgba16", "yuv422", "yuv422_yuy2",
              "bayer_rggb8", "8UC1", "16UC1", "32FC1", "", "jpeg", "bgr8" * 40]
@@ -412,7 +458,7 @@ def test_fuzz_500_random_images_then_tracks_a_real_sequence(rel, sequence, weigh
     assert mem1["VmHWM"] - mem0["VmHWM"] < 150e6, (mem0, mem1)
     assert mem1["VmRSS"] - mem0["VmRSS"] < 120e6, (mem0, mem1)
     assert int(diag["frame_buffer_bytes"]) <= 32 * 1024 * 1024
-    assert client.set_param("frame_buffer_max_bytes", 536870912).successful
+    assert client.set_param("frame_buffer_max_bytes", 256 * 1024 * 1024).successful
 
     # ... and it still tracks a real sequence like the offline tracker.
     assert client.stop("").success

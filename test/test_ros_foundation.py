@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -192,3 +193,53 @@ print(json.dumps({
     assert out["init_res"] == {"success": "boolean", "message": "string", "target_id": "string"}
     assert out["stop_req"] == {"target_id": "string"}
     assert out["stop_res"] == {"success": "boolean", "message": "string"}
+
+
+def _launch_log_colour_env(stdout_is_a_terminal: bool, environ: dict) -> dict:
+    """The launch file's _log_colour_env (it reads only os.environ and sys.stdout), run without `launch`, which this
+    environment cannot install."""
+    from types import SimpleNamespace
+
+    tree = ast.parse(LAUNCH_FILE.read_text(), filename=str(LAUNCH_FILE))
+    fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "_log_colour_env")
+    scope = {"os": SimpleNamespace(environ=environ),
+             "sys": SimpleNamespace(stdout=SimpleNamespace(isatty=lambda: stdout_is_a_terminal))}
+    exec(compile(ast.Module(body=[fn], type_ignores=[]), str(LAUNCH_FILE), "exec"), scope)
+    return scope["_log_colour_env"]()
+
+
+def _log_through_a_terminal(extra_env: dict) -> str:
+    """What a real rclpy node writes when its output is a terminal, as launch's emulate_tty gives it."""
+    import pty
+
+    require_rclpy()
+    env = {k: v for k, v in os.environ.items() if k != "RCUTILS_COLORIZED_OUTPUT"}
+    env.update(extra_env)
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-c", "import rclpy; rclpy.init(); "
+                             "rclpy.create_node('colour_check').get_logger().warning('refused (box): colour check')"],
+                            stdout=slave, stderr=slave, env=env, cwd=neutral_cwd())
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    proc.wait(timeout=30)
+    return out.decode(errors="replace")
+
+
+def test_launch_colours_node_logs_only_when_its_output_is_a_terminal():
+    assert _launch_log_colour_env(False, {}) == {"RCUTILS_COLORIZED_OUTPUT": "0"}
+    assert _launch_log_colour_env(True, {}) == {"RCUTILS_COLORIZED_OUTPUT": "1"}
+    assert _launch_log_colour_env(False, {"RCUTILS_COLORIZED_OUTPUT": "1"}) == {}  # the user's choice stands
+    # the nodes write to a terminal under launch (emulate_tty): the variable decides
+    plain = _log_through_a_terminal(_launch_log_colour_env(False, {}))
+    assert "colour check" in plain and "\x1b[" not in plain, repr(plain)
+    coloured = _log_through_a_terminal(_launch_log_colour_env(True, {}))
+    assert "colour check" in coloured and "\x1b[" in coloured, repr(coloured)

@@ -15,7 +15,7 @@ has arrived yet and the depth stream is live, the worker waits for it up to `dep
 than until the next colour frame or request arrives. It then measures every tracked target, publishes the
 Detection3DArray (possibly empty) and lets the frame's TrackedTargetArray say, per target, why there is no depth
 (`depth_status`). Refusals: depth_encoding, depth_invalid, depth_size, depth_stamp, camera_info
-(counted in /diagnostics like the node's other refusals; each kind logged at once, then at most once per 5 s).
+(counted and logged by the node's `_refuse`, like its other refusals).
 """
 from __future__ import annotations
 
@@ -52,7 +52,6 @@ class DepthMixin:
         self._depth_lock = threading.Lock()
         self._depth_counts = {"depth_received": 0, "depth_matched": 0, "depth_unmatched": 0, "detections_3d": 0}
         self._depth_times = collections.deque(maxlen=300)
-        self._depth_logged: dict[str, float] = {}  # kind -> monotonic time of its last log line
 
     def _create_depth_publisher(self, create) -> None:
         """tracked_objects_3d, with `create` (create_publisher or create_lifecycle_publisher), when depth is on."""
@@ -78,20 +77,6 @@ class DepthMixin:
         self._depth_sub = self._camera_info_sub = None
 
     # ------------------------------------------------------------------ input
-    def _refuse_depth(self, kind: str, message: str) -> None:
-        """Count a depth refusal in /diagnostics (refused_<kind>, last_refusal) and log it: the first of each kind at
-        once, then at most one line per kind every 5 s (the node's `_refuse` shares one throttle among all kinds, so
-        a burst of image or request refusals would hide these)."""
-        with self.stats.lock:
-            self.stats.refused[kind] = self.stats.refused.get(kind, 0) + 1
-            self.stats.last_refusal = f"{kind}: {message}"[:300]
-            now, last = time.monotonic(), self._depth_logged.get(kind)
-            log = last is None or now - last >= 5.0
-            if log:
-                self._depth_logged[kind] = now
-        if log:
-            self.get_logger().warning(f"refused ({kind}): {message[:300]}")
-
     def _on_depth(self, msg: Image) -> None:
         try:
             stamp = self._frame_key(msg.header)
@@ -110,9 +95,9 @@ class DepthMixin:
             with self._depth_lock:
                 self._depth_counts["depth_received"] += 1
         except D.DepthRefused as err:
-            self._refuse_depth(err.kind, f"depth image on {self.depth_topic}: {err}")
+            self._refuse(err.kind, f"depth image on {self.depth_topic}: {err}")
         except Exception as err:  # anything odd about the message: refused, never a crash
-            self._refuse_depth("depth_invalid", f"depth image on {self.depth_topic}: {type(err).__name__}: {err}")
+            self._refuse("depth_invalid", f"depth image on {self.depth_topic}: {type(err).__name__}: {err}")
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         try:
@@ -125,9 +110,9 @@ class DepthMixin:
                 self._intrinsics = intrinsics
                 self._camera_info_frame = str(msg.header.frame_id)
         except D.DepthRefused as err:
-            self._refuse_depth(err.kind, f"{self.camera_info_topic}: {err}")
+            self._refuse(err.kind, f"{self.camera_info_topic}: {err}")
         except Exception as err:
-            self._refuse_depth("camera_info", f"{self.camera_info_topic}: {type(err).__name__}: {err}")
+            self._refuse("camera_info", f"{self.camera_info_topic}: {type(err).__name__}: {err}")
 
     # ------------------------------------------------------------------ worker side
     def _depth_settings(self) -> D.Settings:
@@ -165,7 +150,7 @@ class DepthMixin:
         with self._cond:
             intrinsics, info_frame = self._intrinsics, self._camera_info_frame
         if found is not None and found.shape != tuple(shape[:2]):
-            self._refuse_depth("depth_size", f"depth image {found.shape[1]}x{found.shape[0]} for a colour image "
+            self._refuse("depth_size", f"depth image {found.shape[1]}x{found.shape[0]} for a colour image "
                                        f"{shape[1]}x{shape[0]}")
             found = None
         settings = self._depth_settings()

@@ -13,8 +13,30 @@ from . import messages
 LATENCY_SAMPLES = 300
 # Kinds of refusal counted in /diagnostics (refused_<kind>) and logged (throttled).
 REFUSALS = ("image_too_large", "image_invalid", "box", "target_id", "busy", "timeout", "superseded", "max_targets",
-            "frame", "inactive")
+            "frame", "inactive", "unavailable")
 REFUSALS += ("depth_encoding", "depth_invalid", "depth_size", "depth_stamp", "camera_info")  # ros/depth_input.py
+
+
+class RefusalLog:
+    """Decides which refusals get a log line: every one, except in a flood of one kind, where at most `burst`
+    lines per `window` seconds are written and the next line says how many were left out. Per kind, so that a
+    flood of bad images never hides a refused request. Call under a lock."""
+
+    def __init__(self, burst: int = 5, window: float = 5.0):
+        self.burst, self.window = burst, window
+        self._times: dict[str, collections.deque] = {}
+        self._left_out: dict[str, int] = {}
+
+    def admit(self, kind: str, now: float) -> int | None:
+        """None: do not log this one; else the number of this kind's refusals left out since its last line."""
+        times = self._times.setdefault(kind, collections.deque())
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        if len(times) >= self.burst:
+            self._left_out[kind] = self._left_out.get(kind, 0) + 1
+            return None
+        times.append(now)
+        return self._left_out.pop(kind, 0)
 
 
 class Stats:
@@ -36,6 +58,7 @@ class Stats:
         self.received_times = collections.deque(maxlen=1000)
         self.refused = {kind: 0 for kind in REFUSALS}
         self.last_refusal = ""
+        self.refusal_log = RefusalLog()
 
 
 def _ms(a, q) -> str:

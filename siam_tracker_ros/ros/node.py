@@ -304,6 +304,7 @@ class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, LifecycleNode):
         self._buffer_ns = int(float(g("frame_buffer_seconds")) * 1e9)
         self._buffer_max = int(g("frame_buffer_max_frames"))
         self._buffer_max_bytes = int(g("frame_buffer_max_bytes"))
+        self._buffer_raw = int(g("frame_buffer_raw_frames"))
         self._max_pixels = int(g("max_image_pixels"))
         self._max_bytes = int(g("max_image_bytes"))
         self._box_margin = float(g("box_margin"))
@@ -345,7 +346,8 @@ class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, LifecycleNode):
                 if name in values:
                     setattr(tracker.cfg, name, float(values[name]))
         attrs = {"max_targets": ("_max_targets", int), "frame_buffer_max_frames": ("_buffer_max", int),
-                 "frame_buffer_max_bytes": ("_buffer_max_bytes", int), "max_image_pixels": ("_max_pixels", int),
+                 "frame_buffer_max_bytes": ("_buffer_max_bytes", int), "frame_buffer_raw_frames": ("_buffer_raw", int),
+                 "max_image_pixels": ("_max_pixels", int),
                  "max_image_bytes": ("_max_bytes", int), "box_margin": ("_box_margin", float),
                  "max_target_id_length": ("_max_id_length", int), "max_queued_requests": ("_max_queued", int),
                  "init_timeout": ("_init_timeout", float), "class_id": ("_class_id", str),
@@ -399,11 +401,15 @@ class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, LifecycleNode):
 
     # ------------------------------------------------------------------ refusals
     def _refuse(self, kind: str, message: str) -> None:
-        """Count a refused input or request in /diagnostics and log it (throttled: a flood costs one line per 5 s)."""
+        """Count a refused input or request in /diagnostics and log it: the one log line of every refusal (a flood
+        of one kind costs at most 5 lines per 5 s, diagnostics.RefusalLog)."""
         with self.stats.lock:
             self.stats.refused[kind] = self.stats.refused.get(kind, 0) + 1
             self.stats.last_refusal = f"{kind}: {message}"[:300]
-        self.get_logger().warning(f"refused ({kind}): {message[:300]}", throttle_duration_sec=5.0)
+            left_out = self.stats.refusal_log.admit(kind, time.monotonic())
+        if left_out is not None:
+            more = f" ({left_out} more '{kind}' refusals not logged before this one)" if left_out else ""
+            self.get_logger().warning(f"refused ({kind}): {message[:500]}{more}")
 
     # ------------------------------------------------------------------ image input
     def _on_image(self, msg: Image) -> None:
@@ -462,6 +468,15 @@ class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, LifecycleNode):
                 with self.stats.lock:
                     self.stats.dropped += 1
             self._cond.notify()
+            older = self._frames.to_compact(self._buffer_raw)
+        # JPEG-encode the frames that left the newest few, outside the lock (a few ms each for 640x480).
+        for old in older:
+            try:
+                small = old.compacted()
+            except Exception:  # an image the worker could not use either: keep it as it came
+                continue
+            with self._cond:
+                self._frames.replace(old, small)
 
     # ------------------------------------------------------------------ diagnostics
     def _publish_diagnostics(self) -> None:
@@ -489,6 +504,7 @@ class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, LifecycleNode):
                   "image_topic": self.image_topic,
                   "image_converter": converter_name(), "frame_buffer_frames": str(len(self._frames)),
                   "frame_buffer_bytes": str(self._frames.nbytes),
+                  "frame_buffer_span_s": f"{self._frames.span_ns() / 1e9:.2f}",
                   "queued_requests": str(sum(1 for j in list(self._jobs) if not j.finished)),
                   **self._depth_diag_values()}
         arr = diagnostics.build(self.get_fully_qualified_name(), self.backend_name, self.stats, period,

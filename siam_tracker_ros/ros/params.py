@@ -50,11 +50,14 @@ PARAMS: tuple[Param, ...] = (
     Param("qos_depth", 2, "History depth of the image subscriptions.", read_only=True, range=(1, 100)),
     Param("use_compressed", False, "Also subscribe to <image>/compressed (sensor_msgs/CompressedImage, decoded "
           "with OpenCV).", read_only=True),
-    Param("frame_buffer_seconds", 2.0, "How far back init_target may name a frame by its stamp (ring buffer of "
-          "received frames).", range=(0.0, 30.0)),
-    Param("frame_buffer_max_frames", 120, "Most frames kept in the ring buffer (bounds memory).", range=(1, 2000)),
-    Param("frame_buffer_max_bytes", 512 * 1024 * 1024, "Most bytes of image data kept in the ring buffer (the oldest "
+    Param("frame_buffer_seconds", 10.0, "How far back init_target may name a frame by its stamp (ring buffer of "
+          "received frames): long enough for a person reading a stamp and calling from the command line.",
+          range=(0.0, 30.0)),
+    Param("frame_buffer_max_frames", 600, "Most frames kept in the ring buffer (bounds memory).", range=(1, 2000)),
+    Param("frame_buffer_max_bytes", 256 * 1024 * 1024, "Most bytes of image data kept in the ring buffer (the oldest "
           "frames go first; the newest frame is always kept).", range=(1024 * 1024, 16 * 1024 ** 3)),
+    Param("frame_buffer_raw_frames", 10, "Newest frames kept in the ring buffer as received; older raw images are "
+          "kept JPEG-encoded (quality 90, about a tenth of the bytes).", range=(1, 2000)),
     Param("max_image_pixels", DEFAULT_MAX_PIXELS, "Largest image accepted, in pixels (width x height); larger ones "
           "are refused and counted (refused_image_too_large).", range=(64, 1_000_000_000)),
     Param("max_image_bytes", DEFAULT_MAX_BYTES, "Largest image accepted, in bytes (declared step x height and data "

@@ -21,6 +21,30 @@ def no_target_message(target_id: str, tracked) -> str:
     return f"no target '{target_id}' (tracked: {', '.join(sorted(tracked)) or 'none'})"
 
 
+def missing_frame_message(frames, want: int, limits: dict) -> str:
+    """Why the FrameBuffer `frames` has no frame of stamp `want`, and what to change: how much older than the
+    buffer it is and the parameter whose limit pushed it out (`limits`: parameter name -> its value), or that it
+    is newer than anything received, or that no frame of that stamp came between the buffered ones."""
+    oldest, newest = frames.oldest_ns, frames.newest_ns
+    head = (f"no frame with stamp {format_stamp(want)} in the buffer ({len(frames)} frames, "
+            f"{format_stamp(oldest)} .. {format_stamp(newest)}, {frames.span_ns() / 1e9:.1f} s, "
+            f"{frames.nbytes / 2 ** 20:.1f} MiB)")
+    if want > newest:
+        return (f"{head}: {(want - newest) / 1e9:.3f} s newer than the newest frame received: not received (yet); "
+                f"a zero stamp names the newest frame")
+    if want < oldest:
+        why = f"{(oldest - want) / 1e9:.3f} s older than the oldest buffered frame"
+        limit = frames.evicted_by
+        if limit is None:
+            return f"{head}: {why}, which is the first frame received: the stamp names no frame this node got"
+        return (f"{head}: {why}; frames that old were dropped by the limit {limit} = {limits[limit]:g}: raise "
+                f"{limit} to name older frames")
+    before = max(ns for ns in frames.frames if ns < want)
+    after = min(ns for ns in frames.frames if ns > want)
+    return (f"{head}: no frame of this stamp was received (the nearest are {(want - before) / 1e6:.1f} ms before "
+            f"and {(after - want) / 1e6:.1f} ms after): lost in transport, or a stamp that names no frame")
+
+
 class RequestsMixin:
     def _target_id_error(self, target_id: str) -> str | None:
         if len(target_id) > self._max_id_length:
@@ -46,11 +70,11 @@ class RequestsMixin:
             ok, message = result
         except Exception as err:  # never let a request take the node down
             ok, message = False, f"internal error: {type(err).__name__}: {err}"
+            self.get_logger().error(f"init_target '{target_id}': {message}")
         response.success, response.message = ok, message
+        # A refusal was logged once where it was decided (_refuse); a success is logged here, with the frame's stamp.
         if ok:
-            self.get_logger().info(f"init_target '{target_id}': {message}", throttle_duration_sec=1.0)
-        else:
-            self.get_logger().warning(f"init_target '{target_id}' refused: {message}", throttle_duration_sec=1.0)
+            self.get_logger().info(f"init_target '{target_id}': {message}")
         return response
 
     def _init_target(self, request, target_id: str):
@@ -62,6 +86,7 @@ class RequestsMixin:
             self._refuse("inactive", f"init_target '{target_id}'")
             return False, self._inactive_message()
         if self.tracker is None:
+            self._refuse("unavailable", f"init_target '{target_id}': {self.tracker_error}")
             return False, self.tracker_error
         try:
             b = request.bbox
@@ -80,13 +105,11 @@ class RequestsMixin:
                     return False, f"no frames received yet on {self.image_topic}"
                 frame = self._frames.get(want)
                 if frame is None:
-                    oldest, newest = self._frames.oldest_ns, self._frames.newest_ns
-                    why = ("newer than the newest frame received: not received (yet)" if want > newest else
-                           "older than frame_buffer_seconds, or never received")
-                    self._refuse("frame", f"init_target on unknown stamp {format_stamp(want)}")
-                    return False, (f"no frame with stamp {format_stamp(want)} in the buffer of the last "
-                                   f"{len(self._frames)} frames (stamps {format_stamp(oldest)} .. "
-                                   f"{format_stamp(newest)}): {why}")
+                    why = missing_frame_message(self._frames, want, {
+                        "frame_buffer_seconds": self._buffer_ns / 1e9, "frame_buffer_max_frames": self._buffer_max,
+                        "frame_buffer_max_bytes": self._buffer_max_bytes})
+                    self._refuse("frame", f"init_target '{target_id}': {why}")
+                    return False, why
                 if target_id not in self._target_states and target_id not in self._pending_ids() \
                         and len(self._target_states) >= self._max_targets:
                     self._refuse("max_targets", f"init_target '{target_id}'")
@@ -106,6 +129,7 @@ class RequestsMixin:
         return {j.target_id for j in jobs if j is not None and j.kind == "init" and not j.finished}
 
     async def _on_stop_target(self, request, response):
+        logged = False  # a refusal is logged once, by _refuse
         try:
             if not self._active:
                 self._refuse("inactive", "stop_target")
@@ -115,7 +139,7 @@ class RequestsMixin:
             elif request.target_id and self._target_id_error(request.target_id):
                 message = self._target_id_error(request.target_id)
                 self._refuse("target_id", f"stop_target: {message}")
-                ok = False
+                ok, logged = False, True
             else:
                 result = self._submit(Job("stop", request.target_id))
                 if isinstance(result, Job):
@@ -124,7 +148,8 @@ class RequestsMixin:
         except Exception as err:
             ok, message = False, f"internal error: {type(err).__name__}: {err}"
         response.success, response.message = ok, message
-        self.get_logger().info(f"stop_target '{request.target_id[:64]}': {message}", throttle_duration_sec=1.0)
+        if not logged:
+            self.get_logger().info(f"stop_target '{request.target_id[:64]}': {message}", throttle_duration_sec=1.0)
         return response
 
     def _submit(self, job: Job):

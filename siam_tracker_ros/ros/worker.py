@@ -117,7 +117,9 @@ class WorkerMixin:
         try:
             img = job.frame.decode()
         except ImageConversionError as err:
-            job.finish(False, f"cannot use the frame {format_stamp(job.frame.stamp_ns)}: {err}")
+            message = f"cannot use the frame {format_stamp(job.frame.stamp_ns)}: {err}"
+            self._refuse("frame", f"init_target '{tid}': {message}")
+            job.finish(False, message)
             return
         s = job.frame.stamp_ns
         with self._cond:
