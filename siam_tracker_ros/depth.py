@@ -33,7 +33,9 @@ is off by the distortion at the box centre.
 
 Matching (DepthBuffer). Depth frames are kept in a small buffer by stamp (at most `max_frames`); a colour frame takes
 the depth frame with the same stamp or, failing that, the nearest one within a tolerance. A depth stamp more than
-FAR_NS from every buffered colour frame is refused (`check_stamp_near`: another clock, a stale bag).
+FAR_NS from every buffered colour frame and from the node's clock is refused (`check_stamp_near`: another clock, a
+stale bag); a depth frame that merely arrives before its colour frame after a pause of the colour stream is near the
+clock, so it is kept.
 """
 from __future__ import annotations
 
@@ -239,18 +241,19 @@ def check_same_size(depth_shape, colour_shape) -> None:
                                          f" it must be registered to the colour image (e.g. aligned_depth_to_color)")
 
 
-def check_stamp_near(stamp_ns: int, colour_stamps, far_ns: int = FAR_NS) -> None:
+def check_stamp_near(stamp_ns: int, colour_stamps, far_ns: int = FAR_NS, now_ns: int | None = None) -> None:
     """Refused (kind depth_stamp) when colour frames are known and the depth stamp is more than far_ns from all of
-    them (`colour_stamps`: sorted ns). Without colour frames nothing can be said: accepted."""
+    them (`colour_stamps`: sorted ns) and from `now_ns` (the receiver's clock, when given). Without colour frames
+    nothing can be said: accepted."""
     colour_stamps = list(colour_stamps)
-    if not colour_stamps:
+    if not colour_stamps or (now_ns is not None and abs(stamp_ns - now_ns) <= far_ns):
         return
     i = bisect.bisect_left(colour_stamps, stamp_ns)
     near = [colour_stamps[j] for j in (i - 1, i) if 0 <= j < len(colour_stamps)]
     gap = min(abs(stamp_ns - s) for s in near)
     if gap > far_ns:
         raise DepthRefused("depth_stamp", f"depth image stamp is {gap / 1e9:.3f} s from every colour frame received "
-                                          f"(more than {far_ns / 1e9:g} s: another clock?)")
+                                          f"(more than {far_ns / 1e9:g} s) and from the clock: another clock?")
 
 
 class DepthBuffer:

@@ -179,10 +179,13 @@ def test_depth_stamp_far_from_every_colour_frame_is_refused():
     D.check_stamp_near(colour[5] + 3_000_000, colour)
     D.check_stamp_near(colour[-1] + 900_000_000, colour)  # ahead of the colour stream by less than FAR_NS
     D.check_stamp_near(123, [])  # no colour frames yet: nothing to compare with
+    # Ahead of a colour stream that paused for 3 s, but near the clock: a depth frame that beat its colour frame.
+    D.check_stamp_near(colour[-1] + 3 * D.FAR_NS, colour, now_ns=colour[-1] + 3 * D.FAR_NS - 5_000_000)
     for stamp in (colour[-1] + D.FAR_NS + 1, colour[0] - 5 * D.FAR_NS, 3600 * 10 ** 9 + colour[0]):
-        with pytest.raises(D.DepthRefused) as err:
-            D.check_stamp_near(stamp, colour)
-        assert err.value.kind == "depth_stamp"
+        for now in (None, colour[0] - 3 * D.FAR_NS):  # a clock far from the stamp too
+            with pytest.raises(D.DepthRefused) as err:
+                D.check_stamp_near(stamp, colour, now_ns=now)
+            assert err.value.kind == "depth_stamp"
 
 
 # ------------------------------------------------------------------------------------------ stamp matching

@@ -87,7 +87,7 @@ class DepthMixin:
                 colour = (newest.shape if newest is not None else None) or self._colour_shape
                 if colour is not None:
                     D.check_same_size(values.shape, colour)
-                D.check_stamp_near(stamp, list(self._frames.frames))
+                D.check_stamp_near(stamp, list(self._frames.frames), now_ns=self.get_clock().now().nanoseconds)
                 if self._depth.newest_ns is not None and stamp < self._depth.newest_ns - D.FAR_NS:
                     self._depth.clear()  # time jumped back (bag loop, simulator reset), as for the colour frames
                 self._depth.add(D.DepthImage(stamp, str(msg.header.frame_id), values, scale))
