@@ -8,11 +8,16 @@
 
     ros2 launch siam_tracker_ros tracker.launch.py image:=/cam/image managed:=true   # for a lifecycle manager
 
+    ros2 launch siam_tracker_ros tracker.launch.py image:=/camera/color/image_raw \
+        depth_image:=/camera/aligned_depth_to_color/image_raw     # + 3D targets on tracked_objects_3d
+
 Parameters come from config/tracker.yaml (or params_file:=...); the launch arguments backend, model and weights
 override the file when given (an empty value leaves the file's value). The node is a lifecycle node: by default it
 configures and activates itself (autostart); with managed:=true it is started as a launch_ros LifecycleNode with
 autostart false and waits, unconfigured, for a lifecycle manager (Nav2's lifecycle_manager, `ros2 lifecycle set`).
 `ui:=true` also starts the operator page (operator_ui, same namespace and image topic) on ui_host:ui_port.
+depth_image (a depth image registered to the colour image) turns the depth input on; its camera_info is the topic next
+to it (.../camera_info) unless camera_info:= names another.
 """
 import os
 import sys
@@ -49,6 +54,15 @@ def generate_launch_description():
             "log_level", default_value="info",
             description="logging level: debug, info, warn, error"),
         DeclareLaunchArgument(
+            "depth_image", default_value="",
+            description="depth image registered to the colour image (16UC1 mm or 32FC1 m), e.g. "
+                        "/camera/aligned_depth_to_color/image_raw: turns the depth input and tracked_objects_3d on "
+                        "(empty: off, unless params_file sets use_depth)"),
+        DeclareLaunchArgument(
+            "camera_info", default_value="",
+            description="camera_info of the depth image (empty: the topic next to depth_image, "
+                        "<depth_image's namespace>/camera_info)"),
+        DeclareLaunchArgument(
             "managed", default_value="false", choices=["true", "false"],
             description="true: leave the node unconfigured for a lifecycle manager (autostart false); false: the "
                         "node configures and activates itself"),
@@ -76,6 +90,11 @@ def _tracker_node(context):
     managed = LaunchConfiguration("managed").perform(context) == "true"
     overrides["autostart"] = not managed
     # LifecycleNode (launch_ros) when managed: its lifecycle can then also be driven by launch events (ChangeState).
+    remappings = [("image", LaunchConfiguration("image"))]
+    for name in ("depth_image", "camera_info"):  # remapped only when given (a remapped depth_image turns depth on)
+        value = LaunchConfiguration(name).perform(context)
+        if value:
+            remappings.append((name, value))
     node_class = LifecycleNode if managed else Node
     nodes = [
         node_class(
@@ -87,7 +106,7 @@ def _tracker_node(context):
             emulate_tty=True,
             additional_env=_log_colour_env(),
             parameters=[LaunchConfiguration("params_file"), overrides],
-            remappings=[("image", LaunchConfiguration("image"))],
+            remappings=remappings,
             ros_arguments=["--log-level", LaunchConfiguration("log_level")],
         )
     ]

@@ -47,3 +47,18 @@ def test_render_draws_boxes_without_touching_input():
     assert (frame == 50).all() and out.dtype == np.uint8 and out.shape == frame.shape
     assert tuple(out[60, 115]) != (50, 50, 50)
     assert tuple(out[70, 100]) == (0, 0, 255)  # lost box edge drawn red
+
+
+def test_distance_is_written_beside_each_box_when_depth_is_on():
+    frame = np.full((120, 200, 3), 50, np.uint8)
+    results = [SimpleNamespace(target_id="a", box=(10, 10, 30, 20), confidence=0.9, lost=False, response=None,
+                               response_region=(25, 20, 60)),
+               SimpleNamespace(target_id="b", box=(150, 60, 45, 30), confidence=0.9, lost=False, response=None,
+                               response_region=(170, 75, 90))]
+    plain = render_heatmap(frame, results)
+    out = render_heatmap(frame, results, distances={"a": 2.43, "b": None})
+    changed = np.abs(out.astype(int) - plain.astype(int)).sum(axis=2) > 0
+    assert changed[8:30, 42:110].any()  # right of box a
+    assert changed[60:90, 80:148].any()  # box b at the right edge: its "-- m" goes left of it
+    assert not changed[95:].any() and not changed[:, 196:].any()  # only beside the boxes
+    assert (render_heatmap(frame, results, distances=None) == plain).all()  # depth off: unchanged

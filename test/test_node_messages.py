@@ -74,3 +74,32 @@ def test_bbox_round_trip_and_array():
     dets = [messages.make_detection(_header(), i, box, 0.5, "x") for i in ("a", "b")]
     arr = messages.make_detection_array(_header(), dets)
     assert [d.id for d in arr.detections] == ["a", "b"] and arr.header.frame_id == "cam"
+
+
+def test_detection3d_layout_and_depth_state():
+    """Detection3D: the 2D one's id and single hypothesis, centre and size in metres; the state's depth fields."""
+    from siam_tracker_ros import depth as D
+    from siam_tracker_ros.msg import TrackedTarget
+
+    k = D.Intrinsics(500.0, 500.0, 320.0, 240.0)
+    t = D.locate("t1", (300.0, 200.0, 40.0, 80.0), 2.0, k)
+    det = messages.make_detection3d(_header(), t, 0.8, "person")
+    assert det.id == "t1" and det.header.frame_id == "cam" and det.header.stamp.nanosec == 6
+    c = det.bbox.center
+    assert (c.position.x, c.position.y, c.position.z) == pytest.approx(t.centre)
+    assert (c.orientation.x, c.orientation.y, c.orientation.z, c.orientation.w) == (0.0, 0.0, 0.0, 1.0)
+    assert (det.bbox.size.x, det.bbox.size.y, det.bbox.size.z) == pytest.approx((0.16, 0.32, 0.16))
+    assert len(det.results) == 1 and det.results[0].hypothesis.class_id == "person"
+    assert det.results[0].hypothesis.score == pytest.approx(0.8)
+    assert det.results[0].pose.pose.position.z == pytest.approx(2.0)
+    assert messages.make_detection3d_array(_header(), [det]).detections[0].id == "t1"
+    # The message's constants are the depth module's statuses.
+    for name in ("DEPTH_OFF", "DEPTH_OK", "DEPTH_NO_IMAGE", "DEPTH_NO_READINGS", "DEPTH_NO_CAMERA_INFO",
+                 "DEPTH_TARGET_LOST"):
+        assert getattr(TrackedTarget, name) == getattr(D, name), name
+    st = messages.make_target_state(_header(), "t1", (300.0, 200.0, 40.0, 80.0), 0.8, False, 0, (t, D.DEPTH_OK))
+    assert st.depth_status == TrackedTarget.DEPTH_OK and st.distance == pytest.approx(2.0)
+    st = messages.make_target_state(_header(), "t1", (0, 0, 4, 4), 0.8, False, 0, (None, D.DEPTH_NO_READINGS))
+    assert st.depth_status == TrackedTarget.DEPTH_NO_READINGS and np.isnan(st.distance)
+    st = messages.make_target_state(_header(), "t1", (0, 0, 4, 4), 0.8, False, 0)
+    assert st.depth_status == TrackedTarget.DEPTH_OFF and np.isnan(st.distance)

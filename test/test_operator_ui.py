@@ -15,7 +15,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -24,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from node_helpers import iou, start_node, stop_node, use_installed_srv
-from ros_helpers import REPO_ROOT, neutral_cwd, release_domain_id, require_rclpy, ros_env, run_python
+from ros_helpers import REPO_ROOT, neutral_cwd, release_domain_id, require_rclpy, ros_env
 
 SEQUENCE = "vot-car1"  # 640x480 frames: the camera size of the issue
 NAMESPACE = "/robot1"
@@ -340,7 +339,7 @@ def test_operator_page_pause_draw_start_on_the_shown_frame(scene, browser, tmp_p
     assert message.get_attribute("data-stamp") == stamp
     # the tracker says which frame it started on: the one the page showed
     assert f"on frame {stamp}" in message.text
-    assert f"init_target 'car': tracking 'car' from box" in scene.node_log.read_text()
+    assert "init_target 'car': tracking 'car' from box" in scene.node_log.read_text()
     assert f"on frame {stamp}" in [line for line in scene.node_log.read_text().splitlines()
                                    if "init_target 'car': tracking" in line][-1]
 

@@ -159,7 +159,7 @@ def _launch_arguments() -> dict:
 def test_launch_file_documents_its_arguments():
     """The README lists these launch arguments; each has a description (`ros2 launch ... --show-args`)."""
     declared = _launch_arguments()
-    for name in ("image", "params_file", "backend", "weights", "namespace", "log_level"):
+    for name in ("image", "params_file", "backend", "weights", "namespace", "log_level", "depth_image", "camera_info"):
         assert name in declared and "description" in declared[name], name
 
 

@@ -57,7 +57,7 @@ def format_stamp(ns: int) -> str:
 
 
 def parse_stamp(text: str) -> int:
-    """"sec.nanosec" (as the page gets it) -> ns, exactly (no float on the way)."""
+    """The stamp "sec.nanosec" (as the page gets it) -> ns, exactly (no float on the way)."""
     sec, _, nsec = str(text).strip().partition(".")
     if not sec.isdigit() or (nsec and not nsec.isdigit()) or len(nsec) > 9:
         raise ValueError(f"stamp must be 'sec.nanosec', got {text!r}")

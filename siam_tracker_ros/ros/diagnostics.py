@@ -14,6 +14,7 @@ LATENCY_SAMPLES = 300
 # Kinds of refusal counted in /diagnostics (refused_<kind>) and logged (throttled).
 REFUSALS = ("image_too_large", "image_invalid", "box", "target_id", "busy", "timeout", "superseded", "max_targets",
             "frame", "inactive", "unavailable")
+REFUSALS += ("depth_encoding", "depth_invalid", "depth_size", "depth_stamp", "camera_info")  # ros/depth_input.py
 
 
 class RefusalLog:

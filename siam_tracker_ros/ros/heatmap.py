@@ -45,11 +45,13 @@ def blend_response(frame: np.ndarray, response: np.ndarray, region, alpha: float
     return frame
 
 
-def render_heatmap(frame: np.ndarray, results, alpha: float = 0.5, draw_boxes: bool = True) -> np.ndarray:
+def render_heatmap(frame: np.ndarray, results, alpha: float = 0.5, draw_boxes: bool = True,
+                   distances: dict | None = None) -> np.ndarray:
     """A copy of `frame` with every result's response blended in and its box drawn.
 
     results: iterable of objects with `target_id`, `box` (x, y, w, h), `confidence`, `lost`, `response` and
-    `response_region` (the tracker's TrackResult).
+    `response_region` (the tracker's TrackResult). distances (depth input on): {target id: metres or None}, written
+    beside each box ("2.43 m", or "-- m" without a depth).
     """
     out = np.ascontiguousarray(frame).copy()
     results = list(results)
@@ -64,4 +66,17 @@ def render_heatmap(frame: np.ndarray, results, alpha: float = 0.5, draw_boxes: b
             cv2.rectangle(out, (x0, y0), (x1, y1), colour, 2)
             label = f"{r.target_id} {r.confidence:.2f}{' LOST' if r.lost else ''}"
             cv2.putText(out, label, (x0, max(y0 - 4, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1, cv2.LINE_AA)
+            if distances is not None:
+                _draw_distance(out, (x0, y0, x1, y1), distances.get(r.target_id), colour)
     return out
+
+
+def _draw_distance(out: np.ndarray, corners, metres, colour) -> None:
+    """The distance beside the box: right of it, or left where the right side has no room."""
+    x0, y0, x1, y1 = corners
+    text = f"{metres:.2f} m" if metres is not None and np.isfinite(metres) else "-- m"
+    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+    x = x1 + 4 if x1 + 4 + tw <= out.shape[1] else max(x0 - 4 - tw, 0)
+    y = min(max(y0 + th + 2, th + 2), out.shape[0] - 2)
+    cv2.putText(out, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)  # dark outline
+    cv2.putText(out, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)

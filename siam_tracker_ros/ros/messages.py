@@ -17,12 +17,20 @@ reads it. LOST from the first frame the confidence falls below `lost_threshold`;
 `freeze_threshold` the box still follows the best match, below it the box is frozen at its last position and the
 tracker searches a wider area around it. The state returns to TRACKED on the first frame the confidence exceeds
 `found_threshold`.
+
+With a depth input (ros/depth_input.py), `tracked_objects_3d` carries a `vision_msgs/Detection3DArray` per processed
+frame: header = the colour frame's stamp and the camera's optical frame id (the depth image's, else its
+camera_info's); one `Detection3D` per target with a valid depth: id, the same single hypothesis as its Detection2D
+(class_id, score; its pose = the box centre), bbox.center = the 3D centre in metres (orientation identity),
+bbox.size = metric width, height and depth (siam_tracker_ros/depth.py). Each TrackedTarget then says `depth_status`
+(DEPTH_OK or why not) and `distance` (metres along the optical axis, NaN without one).
 """
 from __future__ import annotations
 
 import math
 
-from vision_msgs.msg import BoundingBox2D, Detection2D, Detection2DArray, ObjectHypothesisWithPose
+from vision_msgs.msg import (BoundingBox2D, Detection2D, Detection2DArray, Detection3D, Detection3DArray,
+                             ObjectHypothesisWithPose)
 
 from ..tracking.geometry import from_center, to_center
 
@@ -89,8 +97,10 @@ def make_detection_array(header, detections) -> Detection2DArray:
     return arr
 
 
-def make_target_state(header, target_id: str, box, confidence: float, lost: bool, lost_frames: int):
-    """siam_tracker_ros/TrackedTarget of one target on one frame."""
+def make_target_state(header, target_id: str, box, confidence: float, lost: bool, lost_frames: int,
+                      depth=None):
+    """siam_tracker_ros/TrackedTarget of one target on one frame; `depth`: (Target3D or None, DEPTH_* status) when
+    the depth input is on (else DEPTH_OFF, distance NaN)."""
     from siam_tracker_ros.msg import TrackedTarget
 
     msg = TrackedTarget()
@@ -100,7 +110,33 @@ def make_target_state(header, target_id: str, box, confidence: float, lost: bool
     msg.confidence = _score(confidence)
     msg.bbox = box_to_bbox(box)
     msg.lost_frames = max(0, min(int(lost_frames), 2 ** 32 - 1))
+    target3d, msg.depth_status = depth if depth is not None else (None, TrackedTarget.DEPTH_OFF)
+    msg.distance = float(target3d.distance) if target3d is not None else math.nan
     return msg
+
+
+def make_detection3d(header, target3d, confidence: float, class_id: str) -> Detection3D:
+    """Detection3D of a located target (siam_tracker_ros.depth.Target3D) in the optical frame of `header`."""
+    det = Detection3D()
+    det.header = header
+    det.id = target3d.target_id
+    c = det.bbox.center
+    c.position.x, c.position.y, c.position.z = (float(v) for v in target3d.centre)
+    c.orientation.w = 1.0
+    det.bbox.size.x, det.bbox.size.y, det.bbox.size.z = (float(v) for v in target3d.size)
+    hyp = _hypothesis(class_id, _score(confidence))
+    pose = hyp.pose.pose  # the object's pose: the box centre (a copy, not the bbox's message)
+    pose.position.x, pose.position.y, pose.position.z = (float(v) for v in target3d.centre)
+    pose.orientation.w = 1.0
+    det.results = [hyp]
+    return det
+
+
+def make_detection3d_array(header, detections) -> Detection3DArray:
+    arr = Detection3DArray()
+    arr.header = header
+    arr.detections = list(detections)
+    return arr
 
 
 def make_state_array(header, states):

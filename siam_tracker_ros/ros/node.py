@@ -65,6 +65,7 @@ from siam_tracker_ros.msg import TrackedTargetArray
 from siam_tracker_ros.srv import InitTarget, StopTarget
 
 from . import diagnostics, messages
+from .depth_input import DepthMixin
 from .diagnostics import Stats
 from .frame_buffer import TIME_JUMP_NS, Frame, FrameBuffer
 from .image_codec import ImageConversionError, ImageTooLarge, check_layout, compressed_size, converter_name
@@ -78,9 +79,10 @@ from .worker import WorkerMixin
 NODE_NAME = "tracker_node"
 
 
-class TrackerNode(RequestsMixin, WorkerMixin, LifecycleNode):
+class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, LifecycleNode):
     """The node: lifecycle, parameters, interfaces, image input and diagnostics here; the service side in
-    requests.py, the worker thread (which alone uses the tracker) in worker.py."""
+    requests.py, the worker thread (which alone uses the tracker) in worker.py, the optional depth input in
+    depth_input.py."""
 
     def __init__(self, node_name: str = NODE_NAME, **kwargs):
         super().__init__(node_name, **kwargs)
@@ -114,6 +116,7 @@ class TrackerNode(RequestsMixin, WorkerMixin, LifecycleNode):
         self.backend_name = "none"
         self.weights_path = ""
         self._image_sub = self._compressed_sub = None
+        self._depth_setup()  # depth_input.py: topics and state, nothing created yet
         self.det_pub = self.array_pub = self.state_pub = self.heatmap_pub = None
 
         # Interfaces that exist in every state: the services (they answer "node inactive" outside active) and the
@@ -176,6 +179,7 @@ class TrackerNode(RequestsMixin, WorkerMixin, LifecycleNode):
         self.array_pub = self.create_lifecycle_publisher(messages.Detection2DArray, "tracked_objects", 10)
         self.state_pub = self.create_lifecycle_publisher(TrackedTargetArray, "tracked_objects/state", 10)
         self.heatmap_pub = self.create_lifecycle_publisher(Image, "tracked_object/heatmap", 2)
+        self._create_depth_publisher(self.create_lifecycle_publisher)
         with self._cond:
             self._stop = False
         self._worker = threading.Thread(target=self._worker_loop, name="tracker_worker", daemon=True)
@@ -202,6 +206,7 @@ class TrackerNode(RequestsMixin, WorkerMixin, LifecycleNode):
             self._compressed_sub = self.create_subscription(
                 CompressedImage, self.image_topic + "/compressed", self._on_compressed, image_qos,
                 callback_group=self._image_group)
+        self._create_depth_subscriptions(image_qos)
         with self._cond:
             self._active = True
         self._lifecycle_state = "active"
@@ -251,6 +256,7 @@ class TrackerNode(RequestsMixin, WorkerMixin, LifecycleNode):
             queued = list(self._jobs)
         for job in queued:
             job.cancel(f"node inactive: {reason} before the request was served")
+        self._destroy_depth_subscriptions()
         for sub in (self._image_sub, self._compressed_sub):
             if sub is not None:
                 self.destroy_subscription(sub)
@@ -277,8 +283,9 @@ class TrackerNode(RequestsMixin, WorkerMixin, LifecycleNode):
             self._frames.take()
             self._target_states = {}
             self._last_processed_ns = None
+            self._depth.clear()
         self.tracker = None
-        for name in ("det_pub", "array_pub", "state_pub", "heatmap_pub"):
+        for name in ("det_pub", "array_pub", "state_pub", "heatmap_pub", "det3d_pub"):
             pub = getattr(self, name)
             if pub is not None:
                 self.destroy_lifecycle_publisher(pub)
@@ -498,7 +505,8 @@ class TrackerNode(RequestsMixin, WorkerMixin, LifecycleNode):
                   "image_converter": converter_name(), "frame_buffer_frames": str(len(self._frames)),
                   "frame_buffer_bytes": str(self._frames.nbytes),
                   "frame_buffer_span_s": f"{self._frames.span_ns() / 1e9:.2f}",
-                  "queued_requests": str(sum(1 for j in list(self._jobs) if not j.finished))}
+                  "queued_requests": str(sum(1 for j in list(self._jobs) if not j.finished)),
+                  **self._depth_diag_values()}
         arr = diagnostics.build(self.get_fully_qualified_name(), self.backend_name, self.stats, period,
                                 dict(self._target_states), values, level, message)
         arr.header.stamp = self.get_clock().now().to_msg()

@@ -73,6 +73,23 @@ PARAMS: tuple[Param, ...] = (
     Param("class_id", "target", "results[0].hypothesis.class_id of the published detections."),
     Param("publish_heatmap", True, "Publish tracked_object/heatmap while it has subscribers (computed only then)."),
     Param("heatmap_alpha", 0.5, "Opacity of the coloured response map in the heatmap image.", range=(0.0, 1.0)),
+    Param("use_depth", False, "Subscribe to depth_image (registered to the colour image: 16UC1 millimetres or 32FC1 "
+          "metres) and camera_info, and publish tracked_objects_3d. Also on when depth_image is remapped.",
+          read_only=True),
+    Param("depth_stamp_tolerance", 0.02, "Seconds a depth image's stamp may differ from the colour frame's (the "
+          "nearest within it is used; 0 = the same stamp only).", range=(0.0, 1.0)),
+    Param("depth_wait", 0.05, "Seconds the worker waits, after publishing a frame's 2D output, for that frame's depth "
+          "image (a newer colour frame ends the wait); then its depth is reported missing.", range=(0.0, 1.0)),
+    Param("depth_buffer_frames", 10, "Most depth images kept for matching by stamp.", read_only=True,
+          range=(1, 100)),
+    Param("depth_percentile", 50.0, "Percentile of the valid depth readings in a box's inner part taken as its "
+          "distance (50 = median; lower favours the nearest surface).", range=(0.0, 100.0)),
+    Param("depth_inner_fraction", 0.5, "Central fraction of a box's width and height whose depth readings are "
+          "used.", range=(0.05, 1.0)),
+    Param("depth_min", 0.1, "Depth readings nearer than this (metres) are no readings.", range=(0.0, 1000.0)),
+    Param("depth_max", 20.0, "Depth readings farther than this (metres) are no readings.", range=(0.001, 1000.0)),
+    Param("depth_min_valid_fraction", 0.1, "Fraction of a box's inner part that must hold valid readings for a "
+          "distance.", range=(0.0, 1.0)),
     Param("diagnostics_period", 1.0, "Seconds between /diagnostics messages.", read_only=True, range=(0.1, 60.0)),
 )
 TRACKING_PARAMS = ("lost_threshold", "found_threshold", "freeze_threshold", "window_influence")

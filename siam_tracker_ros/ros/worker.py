@@ -186,22 +186,26 @@ class WorkerMixin:
         for det in dets:
             self.det_pub.publish(det)
         self.array_pub.publish(messages.make_detection_array(header, dets))
+        latency = (self.get_clock().now().nanoseconds - frame.stamp_ns) * 1e-9
+        # Depth input (depth_input.py): after the 2D output, never before it; {} when off.
+        depth = self._depth_step(frame, img.shape, results)
         lost_frames = {tid: self.tracker.state(tid)["lost_frames"] for tid in results}
         self.state_pub.publish(messages.make_state_array(header, [
-            messages.make_target_state(header, tid, r.box, r.confidence, r.lost, lost_frames[tid])
+            messages.make_target_state(header, tid, r.box, r.confidence, r.lost, lost_frames[tid], depth.get(tid))
             for tid, r in results.items()]))
-        latency = (self.get_clock().now().nanoseconds - frame.stamp_ns) * 1e-9
         if self._publish_heatmap and self.heatmap_pub.get_subscription_count() > 0:
             from .image_codec import bgr_to_imgmsg
 
-            self.heatmap_pub.publish(bgr_to_imgmsg(render_heatmap(img, results.values(), self._heatmap_alpha),
-                                                   header))
+            distances = {tid: t and t.distance for tid, (t, _) in depth.items()} if self._depth_on else None
+            self.heatmap_pub.publish(bgr_to_imgmsg(render_heatmap(img, results.values(), self._heatmap_alpha,
+                                                                  distances=distances), header))
             with self.stats.lock:
                 self.stats.heatmaps += 1
         done = time.monotonic()
         states = {tid: {"state": messages.STATE_LOST if r.lost else messages.STATE_TRACKED,
                         "confidence": round(float(r.confidence), 3), "box": [round(float(v), 1) for v in r.box],
-                        "stamp": format_stamp(frame.stamp_ns), "lost_frames": lost_frames[tid]}
+                        "stamp": format_stamp(frame.stamp_ns), "lost_frames": lost_frames[tid],
+                        **self._depth_fields(depth, tid)}
                   for tid, r in results.items()}
         with self._cond:
             self._target_states = states

@@ -2,6 +2,7 @@
 
     siam-tracker latency                      # 60 s of 640x480 at 30 Hz (the built-in sequence, looped)
     siam-tracker latency --frames ../shared/data/train/vot-bag --seconds 120 --json out/latency.json
+    siam-tracker latency --depth              # + a registered depth image per frame: the depth input's cost
 
 The frame player streams a 640x480 sequence (`--size`) at `--rate` for `--seconds`, looping it; the tracker node
 (the same process layout as `siam-tracker demo`) is initialised on the first frame and tracks throughout. For every
@@ -10,6 +11,9 @@ Detection2D the client records the latency from the image stamp (the player's cl
 Printed: median / p95 / max latency; the median of the first 10 s and of the last 10 s and the latency per 5 s
 window (bounded = no growth between them); frames published, answered and dropped (the node drops frames to stay
 current when it is slower than the camera: drops, not a growing queue, are the expected answer to overload).
+With `--depth` the player also publishes a synthetic 16UC1 depth image and camera_info with every frame (its stamp),
+the node's depth input is on, and the report adds the node's depth time per frame (matching, measuring every target,
+publishing tracked_objects_3d; from /diagnostics) next to its whole processing time per frame.
 
     siam-tracker load                         # 4 targets at 30 Hz for 60 s
     siam-tracker load --targets 4 --seconds 60 --json out/load.json
@@ -47,6 +51,8 @@ def add_latency_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("latency", help="stream at camera rate through the tracker node; latency over time",
                               description=__doc__.splitlines()[0])
     _add_stream_arguments(p, "latency", window=5.0)
+    p.add_argument("--depth", action="store_true", help="also stream a registered depth image (+ camera_info) per "
+                                                        "frame with the node's depth input on; print its cost")
     p.set_defaults(func=run_latency)
     return p
 
@@ -262,6 +268,11 @@ def format_report(title: str, rep: dict) -> str:
              f"max {f(lat['max_ms'])} ms",
              f"  median first 10 s      {f(rep['first_10s_p50_ms'])} ms",
              f"  median last 10 s       {f(rep['last_10s_p50_ms'])} ms  (growth {f(rep['growth_ms'], '{:+.1f}')} ms)"]
+    node = rep.get("node", {})
+    if node.get("depth_time_median_ms") is not None:
+        lines.append(f"  depth input            {node['depth_time_median_ms']} ms per frame (median) of the node's "
+                     f"{node['processing_time_median_ms']} ms; {node['depth_matched']} frames matched to a depth "
+                     f"image, {node['depth_unmatched']} not; {node['detections_3d']} Detection3D published")
     return _with_node_and_windows(lines, rep, "published / answered, median, max ms", lambda w: (
         f"{w['published']:4d} / {w['answered']:4d}  {f(w['p50_ms']):>7}  {f(w['max_ms']):>7}"))
 
@@ -273,7 +284,8 @@ def run_latency(args) -> int:
         desc, gt, init_box, source, size = resized_sequence(args)
         player_args = list(source) + ["--loop", "--size", args.size, "--duration", f"{args.seconds:g}"]
         print(f"siam-tracker latency: {desc} as {args.size} at {args.rate:g} Hz for {args.seconds:g} s")
-        session = session_from_args(args, out, player_args, init_box, gt, stream_timeout=args.seconds + 60.0)
+        session = session_from_args(args, out, player_args, init_box, gt, stream_timeout=args.seconds + 60.0,
+                                    depth=args.depth)
         rep = latency_report(session.stamps, session.records, session.stamps[0][2], window_s=args.window,
                              node_diagnostics=session.node_diagnostics, load_average=session.load_average)
         return desc, session, rep

@@ -20,6 +20,7 @@ from pathlib import Path
 
 PACKAGE = "siam_tracker_ros"
 IMAGE_TOPIC = "/camera/image_raw"
+DEPTH_TOPIC = "/camera/aligned_depth_to_color/image_raw"  # `latency --depth`: the player's synthetic depth
 PLAYER_NODE = "frame_player"
 TRACKER_NODE = "tracker_node"
 # Fast DDS accepts domain ids 0..232 (port = 7400 + 250 * id + offsets); stay well inside, and avoid 0, the default
@@ -218,8 +219,10 @@ def find_params_file() -> str | None:
 
 
 def node_arguments(image_topic: str, params_file: str | None, weights: str | None, backend: str | None,
-                   extra_params: list[str] | None = None) -> list[str]:
+                   extra_params: list[str] | None = None, depth_topic: str | None = None) -> list[str]:
     args = ["--ros-args", "-r", f"image:={image_topic}"]
+    if depth_topic:  # a remapped depth_image turns the node's depth input on
+        args += ["-r", f"depth_image:={depth_topic}"]
     if params_file:
         args += ["--params-file", str(Path(params_file).resolve())]
     if weights:

@@ -74,6 +74,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=parse_size, default=None, metavar="WxH", help="resize every frame, e.g. 640x480")
     parser.add_argument("--count", type=int, default=None, help="stop after publishing this many frames")
     parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    parser.add_argument("--depth-topic", metavar="TOPIC",
+                        help="also publish, with every frame and its stamp, a synthetic depth image registered to it "
+                             "(16UC1: a tilted plane 1.5-3 m away) on TOPIC and its camera_info next to it "
+                             "(<TOPIC's namespace>/camera_info): a stand-in RGB-D camera for `latency --depth`")
     parser.add_argument("--stamps-out", metavar="FILE", help="CSV of every published frame: seq,frame,sec,nanosec")
     parser.add_argument("--wait-subscribers", type=int, default=0, metavar="N",
                         help="publish only once N subscribers are matched on the topic")

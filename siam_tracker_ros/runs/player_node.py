@@ -10,7 +10,7 @@ from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, Image
 
 from ..data.frames import FrameSource, fit_size
 from ..ros.image_codec import bgr_to_imgmsg
@@ -55,6 +55,9 @@ class FramePlayer(Node):
         qos = (QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE)
                if args.reliable else qos_profile_sensor_data)
         self.pub = self.create_publisher(Image, args.topic, qos)
+        self.depth = None
+        if getattr(args, "depth_topic", None):
+            self.depth = SyntheticDepth(self, args.depth_topic, qos)
         self.published = 0
         self.stop = threading.Event()
         self.done = threading.Event()
@@ -175,6 +178,8 @@ class FramePlayer(Node):
         if self._stamps is not None:  # written (and flushed) before the frame goes out
             self._stamps.write(f"{self.published},{frame_index},{stamp.sec},{stamp.nanosec}\n")
         self.pub.publish(msg)
+        if self.depth is not None:  # after the colour frame, as a driver that registers depth to colour does
+            self.depth.publish(msg.header, img.shape)
         self.published += 1
         return msg
 
@@ -190,3 +195,36 @@ class FramePlayer(Node):
             self._thread.join(timeout=2.0)
         self._close_stamps()
         self.source.close()
+
+
+class SyntheticDepth:
+    """A stand-in RGB-D camera's depth: per colour frame, a 16UC1 depth image of its size and stamp (a tilted plane,
+    1.5 to 3 m away, rendered once per size) and camera_info (fx = fy = the width, principal point at the centre)."""
+
+    def __init__(self, node: Node, topic: str, qos):
+        self.pub = node.create_publisher(Image, topic, qos)
+        self.info_pub = node.create_publisher(CameraInfo, topic.rsplit("/", 1)[0] + "/camera_info", qos)
+        self._cache = {}
+
+    def _render(self, height: int, width: int):
+        import numpy as np
+
+        if (height, width) not in self._cache:
+            cols = np.linspace(1500.0, 3000.0, width, dtype=np.float32)  # mm, farther to the right
+            rows = np.linspace(0.0, 300.0, height, dtype=np.float32)[:, None]
+            depth = (cols[None, :] + rows).astype(np.uint16)
+            depth[::7, ::5] = 0  # holes
+            info = CameraInfo(width=width, height=height, distortion_model="plumb_bob")
+            info.k = [float(width), 0.0, width / 2.0, 0.0, float(width), height / 2.0, 0.0, 0.0, 1.0]
+            self._cache = {(height, width): (depth.tobytes(), info)}
+        return self._cache[(height, width)]
+
+    def publish(self, header, shape) -> None:
+        height, width = int(shape[0]), int(shape[1])
+        data, info = self._render(height, width)
+        msg = Image(height=height, width=width, encoding="16UC1", is_bigendian=0, step=width * 2)
+        msg.header.stamp, msg.header.frame_id = header.stamp, "camera_color_optical_frame"
+        msg.data = data
+        info.header = msg.header
+        self.info_pub.publish(info)
+        self.pub.publish(msg)

@@ -101,6 +101,9 @@ def node_counters(diag: dict, published: int) -> dict:
     out = {"received": num("received"), "processed": num("processed"), "skipped": num("dropped"),
            "backend": diag.get("backend"), "processing_time_median_ms": diag.get("processing_time_median_ms"),
            "latency_median_ms": diag.get("latency_median_ms")}
+    if diag.get("depth") == "on":  # the depth input's share of the processing time (ros/depth_input.py)
+        out.update({k: diag.get(k) for k in ("depth_time_median_ms", "depth_received", "depth_matched",
+                                              "depth_unmatched", "detections_3d")})
     out["lost_in_transport"] = (published - out["received"]) if out["received"] is not None else None
     return out
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from ..tracking.tracker import DEFAULT_TARGET
 from .client import Client, read_stamps
-from .launcher import (IMAGE_TOPIC, PACKAGE, PLAYER_NODE, TRACKER_NODE, Child, DemoError, ensure_interfaces,
-                       node_arguments, setup_ros_environment)
+from .launcher import (DEPTH_TOPIC, IMAGE_TOPIC, PACKAGE, PLAYER_NODE, TRACKER_NODE, Child, DemoError,
+                       ensure_interfaces, node_arguments, setup_ros_environment)
 
 
 @dataclass
@@ -68,12 +68,13 @@ class _MemorySampler(threading.Thread):
 def run_session(out_dir: Path, player_args: list[str], init_box_for_frame, *, rate: float, weights=None,
                 backend=None, params_file=None, node_params=None, domain_id=None, node_timeout: float = 90.0,
                 stream_timeout: float | None = None, log=None, extra_targets=(),
-                sample_memory: bool = False) -> SessionResult:
+                sample_memory: bool = False, depth: bool = False) -> SessionResult:
     """Start the node and the player (held on its first frame), init on that frame with `init_box_for_frame(index)`,
     stream, record; stop everything (also on errors and Ctrl-C).
 
     extra_targets: [(target id, box)] initialised on the same first frame as well; sample_memory: record the node's
-    RSS every 0.5 s from the start of the stream (SessionResult.memory)."""
+    RSS every 0.5 s from the start of the stream (SessionResult.memory); depth: the player also publishes a synthetic
+    registered depth image and camera_info per frame, and the node's depth input is on."""
     log = log or (lambda text: print(text, flush=True))
     out_dir = Path(out_dir).resolve()  # the children run in another working directory
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -88,9 +89,11 @@ def run_session(out_dir: Path, player_args: list[str], init_box_for_frame, *, ra
         log(f"ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}  discovery {env.get('ROS_AUTOMATIC_DISCOVERY_RANGE')}  "
             f"load average {load_start:.1f} on {os.cpu_count()} CPUs")
         client = Client()
-        node = _start_node(client, env, out_dir, params_file, weights, backend, node_params, node_timeout, log)
+        node = _start_node(client, env, out_dir, params_file, weights, backend, node_params, node_timeout, log,
+                           DEPTH_TOPIC if depth else None)
         player = Child(PLAYER_NODE, f"{PACKAGE}.runs.player",
-                       player_args + ["--topic", IMAGE_TOPIC, "--rate", f"{rate:g}", "--hold-first",
+                       player_args + (["--depth-topic", DEPTH_TOPIC] if depth else [])
+                       + ["--topic", IMAGE_TOPIC, "--rate", f"{rate:g}", "--hold-first",
                                       "--wait-subscribers", "1", "--stamps-out", str(stamps_path)],
                        env, out_dir / "player.log")
         init_seq, init_frame, init_stamp = _first_frame(stamps_path, node, player)
@@ -110,10 +113,12 @@ def run_session(out_dir: Path, player_args: list[str], init_box_for_frame, *, ra
             client.close()
 
 
-def _start_node(client, env, out_dir, params_file, weights, backend, node_params, timeout, log) -> Child:
+def _start_node(client, env, out_dir, params_file, weights, backend, node_params, timeout, log,
+                depth_topic=None) -> Child:
     """The tracker node, once it serves init_target (DemoError with its log when it exits or never does)."""
     node = Child(TRACKER_NODE, f"{PACKAGE}.ros.node",
-                 node_arguments(IMAGE_TOPIC, params_file, weights, backend, node_params), env, out_dir / "node.log")
+                 node_arguments(IMAGE_TOPIC, params_file, weights, backend, node_params, depth_topic), env,
+                 out_dir / "node.log")
     log(f"started the tracker node (pid {node.proc.pid}); waiting for init_target ...")
     t0 = time.monotonic()
     if not client.wait_for_service(client.init_client, timeout, alive=node.running):
