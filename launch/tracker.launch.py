@@ -43,7 +43,7 @@ def generate_launch_description():
             description="inference backend override: auto, torch, onnxruntime or tensorrt (empty: keep params_file)"),
         DeclareLaunchArgument(
             "model", default_value="",
-            description="shipped model override: auto, small or large (empty: keep params_file)"),
+            description="shipped model override: auto, small, large or small_box (empty: keep params_file)"),
         DeclareLaunchArgument(
             "weights", default_value="",
             description="weights file override (empty: keep params_file)"),

@@ -172,14 +172,17 @@ class BackendConfig:
     onnx_dir: str = ""  # where exported graphs are kept; empty = $XDG_CACHE_HOME or ~/.cache, siam_tracker_ros/onnx
     engine_cache_dir: str = ""  # TensorRT engines; empty = ~/.cache/siam_tracker_ros/engines
     max_targets: int = 4
-    model: str = "auto"  # shipped weights when none are named: auto (large on CUDA, small on CPU) | small | large
+    # Shipped weights when none are named: auto (large on CUDA, small on CPU) | small | large | small_box (the small
+    # network with the box head: one search per frame, issue 19)
+    model: str = "auto"
 
     def validate(self) -> None:
         _check(self.name in ("auto", "torch", "onnxruntime", "tensorrt"), "backend.name", self.name,
                "one of auto, torch, onnxruntime, tensorrt")
         _check(self.device in ("auto", "cpu", "cuda"), "backend.device", self.device, "one of auto, cpu, cuda")
         _check(self.num_threads >= 0, "backend.num_threads", self.num_threads, ">= 0")
-        _check(self.model in ("auto", "small", "large"), "backend.model", self.model, "one of auto, small, large")
+        _check(self.model in ("auto", "small", "large", "small_box"), "backend.model", self.model,
+               "one of auto, small, large, small_box")
         _check(self.max_targets >= 1, "backend.max_targets", self.max_targets, ">= 1")
         _check(_is_int(self.num_threads) and self.num_threads <= 256, "backend.num_threads", self.num_threads,
                "an integer in [0, 256]")

@@ -21,7 +21,7 @@ from siam_tracker_ros.tracking.crops import channel_mean, crop_square, exemplar_
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("SIAM_DATA_DIR", REPO.parent / "shared" / "data"))
 needs_data = pytest.mark.skipif(not (DATA / "train").is_dir(), reason=f"real sequences not found at {DATA}")
-MODELS = ["small", "large"]
+MODELS = ["small", "large", "small_box"]
 
 
 def load_sequence(name: str, n: int):
@@ -52,7 +52,7 @@ def test_weights_load_with_a_card_naming_origin_and_licence(shipped):
 
 @needs_data
 def test_onnx_graphs_match_pytorch_on_real_crops(shipped, tmp_path):
-    _, _, model = shipped
+    name, _, model = shipped
     frames, gt = load_sequence("vot-car1", 8)
     x, y, w, h = gt[0]
     cx, cy, s = x + w / 2, y + h / 2, exemplar_region(w, h, 0.5)
@@ -64,10 +64,13 @@ def test_onnx_graphs_match_pytorch_on_real_crops(shipped, tmp_path):
     assert np.allclose(k_torch, k_onnx, atol=1e-4 * np.abs(k_torch).max())
     kernel = np.repeat(k_torch, 3, axis=0)
     r_torch, r_onnx = torch_backend.search(xs, kernel), onnx_backend.search(xs, kernel)
-    spread = float(r_torch.max() - r_torch.min())
+    assert r_torch.shape[1] == model.output_channels == (6 if name == "small_box" else 1)
+    spread = float(r_torch[:, 0].max() - r_torch[:, 0].min())
     assert spread > 1.0
-    assert np.abs(r_torch - r_onnx).max() < 1e-4 * spread
-    for a, b in zip(r_torch, r_onnx):
+    for c in range(r_torch.shape[1]):  # each channel against its own range (response, quality, box)
+        scale = max(float(np.abs(r_torch[:, c]).max()), 1e-3)
+        assert np.abs(r_torch[:, c] - r_onnx[:, c]).max() < 2e-4 * scale, c
+    for a, b in zip(r_torch[:, 0], r_onnx[:, 0]):
         assert np.argmax(a) == np.argmax(b)
 
 
@@ -80,3 +83,24 @@ def test_follows_a_real_object(shipped):
     ious = iou(boxes, gt)
     assert np.nanmean(ious) > 0.6, f"mean IoU {np.nanmean(ious):.3f} on vot-car1's first 30 frames"
     assert np.median(confidences[1:]) > 0.5
+
+
+@needs_data
+def test_box_head_follows_an_aspect_ratio_change_the_pyramid_cannot():
+    """scbt-GarbageBin (a validation track): a bin turned on its stand, its box's width / height changing by a factor
+    of 4 within 40 frames. The pyramid keeps the first frame's aspect ratio; the box head, on the same network, reads
+    the ratio off each frame. Measured: mean |log(aspect / true aspect)| 0.50 with the head, 0.63 with the pyramid (on
+    davis-breakdance and vot-book the head is ahead too, on davis-dog and davis-parkour behind: docs/training.md)."""
+    model = load_weights(default_weights_path("small_box"))
+    frames, gt = load_sequence("scbt-GarbageBin", 40)
+    errors = {}
+    for box_mode in (True, False):
+        tracker = SiamTracker(TorchBackend(model), TrackingConfig(box_regression=box_mode))
+        assert tracker.box_mode == box_mode
+        boxes, _ = track_sequence(tracker, frames, gt[0])
+        if not box_mode:  # the pyramid scales width and height together: the first frame's ratio throughout
+            np.testing.assert_allclose(boxes[:, 2] / boxes[:, 3], gt[0, 2] / gt[0, 3], rtol=1e-6)
+        errors[box_mode] = float(np.mean(np.abs(np.log((boxes[:, 2] / boxes[:, 3]) / (gt[:, 2] / gt[:, 3])))))
+    truth = np.log(gt[:, 2] / gt[:, 3])
+    assert truth.max() - truth.min() > 1.0  # the track's ratio does change (by more than e)
+    assert errors[True] < errors[False] - 0.05, errors

@@ -63,10 +63,22 @@ def test_backends_agree_on_real_frames_and_give_the_same_boxes(model, onnx_dir):
     np.testing.assert_allclose(conf_onnx, conf_torch, atol=1e-4)
 
 
+BOX_WEIGHTS = default_weights_path("small_box")
+
+
 @needs_data
-def test_many_targets_in_one_batch_match_single_target_runs(model, onnx_dir):
+@pytest.mark.parametrize("network", ["default", "box head"])
+def test_many_targets_in_one_batch_match_single_target_runs(model, onnx_dir, tmp_path, network):
+    """Several targets go through one search call (the pyramid's 3 crops each, or the box head's one), and each
+    is tracked as it would be alone."""
     frames, gt = load_sequence("otb-Football1", 12)
-    backend = OnnxBackend(model, onnx_dir=onnx_dir)
+    if network == "box head":
+        if not BOX_WEIGHTS.is_file():
+            pytest.skip(f"shipped weights {BOX_WEIGHTS} not present")
+        backend = OnnxBackend(load_weights(BOX_WEIGHTS), onnx_dir=tmp_path)
+        assert SiamTracker(backend).box_mode
+    else:
+        backend = OnnxBackend(model, onnx_dir=onnx_dir)
     boxes = [gt[0], gt[0] + [20, 10, 0, 0]]
     together = SiamTracker(backend)
     for i, b in enumerate(boxes):

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 # The two shipped models (weights/*.json are their cards): the small network is the CPU default, the full-width one
 # the GPU default; BackendConfig.model picks by hand.
-WEIGHTS_NAMES = {"small": "siam_small.pt", "large": "siam_large.pt"}
+WEIGHTS_NAMES = {"small": "siam_small.pt", "large": "siam_large.pt", "small_box": "siam_small_box.pt"}
 
 
 def default_weights_path(model: str = "auto", cuda: bool | None = None) -> Path:
@@ -28,7 +28,7 @@ def default_weights_path(model: str = "auto", cuda: bool | None = None) -> Path:
     if model == "auto":
         model = "large" if (cuda_available() if cuda is None else cuda) else "small"
     if model not in WEIGHTS_NAMES:
-        raise BackendError(f"model {model!r}: expected auto, small or large")
+        raise BackendError(f"model {model!r}: expected auto, {', '.join(WEIGHTS_NAMES)}")
     name = WEIGHTS_NAMES[model]
     candidates = [Path(__file__).resolve().parents[2] / "weights" / name]
     for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):

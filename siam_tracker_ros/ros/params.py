@@ -25,7 +25,8 @@ PARAMS: tuple[Param, ...] = (
     Param("weights", "", "Tracker weights file (.pt). Empty: the shipped model named by 'model' "
           "(weights/siam_small.pt or siam_large.pt; $SIAM_TRACKER_WEIGHTS overrides).", read_only=True),
     Param("model", "auto", "Shipped model when 'weights' is empty: auto (large on a CUDA device, small on the CPU), "
-          "small or large.", read_only=True, choices=("auto", "small", "large")),
+          "small, large or small_box (the small network with the box head: one search per frame).", read_only=True,
+          choices=("auto", "small", "large", "small_box")),
     Param("config_file", "", "YAML file of tracker hyper-parameters (siam_tracker_ros Config: tracking/backend "
           "sections). Empty: built-in defaults. Parameters of this node override the same keys.", read_only=True),
     Param("backend", "auto", "Inference backend: auto (fastest available), torch, onnxruntime or tensorrt.",
