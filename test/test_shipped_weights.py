@@ -104,3 +104,19 @@ def test_box_head_follows_an_aspect_ratio_change_the_pyramid_cannot():
     truth = np.log(gt[:, 2] / gt[:, 3])
     assert truth.max() - truth.min() > 1.0  # the track's ratio does change (by more than e)
     assert errors[True] < errors[False] - 0.05, errors
+
+
+@pytest.mark.skipif(not (DATA.parent / "pretrained").is_dir(), reason=f"pretrained files not found at {DATA.parent}")
+def test_card_states_the_measured_distance_from_the_pretrained_file(shipped):
+    """A card that states how far its file is from the pretrained origin states what distance_from_pretrained
+    measures (per backbone layer), so the card cannot claim more training than there was."""
+    from siam_tracker_ros.model.pretrained import distance_from_pretrained
+
+    _, path, model = shipped
+    card = json.loads(path.with_suffix(".json").read_text())
+    if "distance_from_pretrained" not in card:
+        pytest.skip(f"{path.name}'s card states no distance")
+    origin = DATA.parent / "pretrained" / Path(card["pretrained_file"].split()[0]).name
+    measured = distance_from_pretrained(model, origin)
+    for layer, value in measured.items():
+        assert card["distance_from_pretrained"][layer] == pytest.approx(value, abs=1e-6), layer
