@@ -185,18 +185,23 @@ node = rclpy.create_node("slow_client", namespace="/robot1")
 client = node.create_client(InitTarget, "init_target")
 assert client.wait_for_service(timeout_sec=30)
 rows = [l.split(",") for l in open(stamps_path).read().splitlines()[1:] if l.count(",") == 3]
-seq, frame, sec, nanosec = rows[-1]  # the frame being published now: a person reads its stamp ...
-time.sleep(delay)                     # ... and types the command
-frame = int(frame)
-k = frame if frame < len(gt) else 2 * (len(gt) - 1) - frame
-req = InitTarget.Request(target_id="car")
-req.header.stamp.sec, req.header.stamp.nanosec = int(sec), int(nanosec)
-x, y, w, h = gt[k]
-req.bbox.center.position.x, req.bbox.center.position.y, req.bbox.size_x, req.bbox.size_y = x + w / 2, y + h / 2, w, h
+time.sleep(delay)  # a person reads the stamps of the frames being published now, then types the command
 t0 = time.monotonic()
-future = client.call_async(req)
-rclpy.spin_until_future_complete(node, future, timeout_sec=60)
-res = future.result()
+# The camera stream is best effort: a frame the player published may never have reached the node (refused "lost in
+# transport"); like a person, take the frame before it then (at most 5 tries, each a few ms).
+for seq, frame, sec, nanosec in reversed(rows[-5:]):
+    frame = int(frame)
+    k = frame if frame < len(gt) else 2 * (len(gt) - 1) - frame
+    req = InitTarget.Request(target_id="car")
+    req.header.stamp.sec, req.header.stamp.nanosec = int(sec), int(nanosec)
+    x, y, w, h = gt[k]
+    req.bbox.center.position.x, req.bbox.center.position.y = x + w / 2, y + h / 2
+    req.bbox.size_x, req.bbox.size_y = w, h
+    future = client.call_async(req)
+    rclpy.spin_until_future_complete(node, future, timeout_sec=60)
+    res = future.result()
+    if res.success or "lost in transport" not in res.message:
+        break
 print(json.dumps({"stamp": f"{int(sec)}.{int(nanosec):09d}", "success": res.success, "message": res.message,
                   "answer_s": time.monotonic() - t0}))
 """
