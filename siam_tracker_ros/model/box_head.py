@@ -27,18 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .correlation import window_cells
+
 OUTPUT_CHANNELS = 6  # response, quality, ox, oy, sw, sh
-
-
-def _tap_table_indices(height: int, width: int, h: int, w: int) -> torch.Tensor:
-    """(out_h * out_w, h * w) flat indices into a (height * width) feature map: output cell (y, x) reads, for each
-    kernel tap (i, j), feature cell (y + i, x + j)."""
-    out_h, out_w = height - h + 1, width - w + 1
-    y = torch.arange(out_h).view(-1, 1, 1, 1)
-    x = torch.arange(out_w).view(1, -1, 1, 1)
-    i = torch.arange(h).view(1, 1, -1, 1)
-    j = torch.arange(w).view(1, 1, 1, -1)
-    return ((y + i) * width + (x + j)).reshape(out_h * out_w, h * w)
 
 
 def depthwise_correlate(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
@@ -56,7 +47,7 @@ def depthwise_correlate(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     if not torch.onnx.is_in_onnx_export():
         out = F.conv2d(x.reshape(1, b * c, height, width), kernel.reshape(b * c, 1, h, w), groups=b * c)
         return out.reshape(b, c, out_h, out_w)
-    taps = _tap_table_indices(height, width, h, w)  # (out_h*out_w, h*w)
+    taps = window_cells(height, width, h, w)  # (out_h*out_w, h*w)
     patches = x.flatten(2)[:, :, taps]  # (B, C, out_h*out_w, h*w)
     out = torch.matmul(patches, kernel.flatten(2).unsqueeze(3))  # (B, C, out_h*out_w, 1)
     return out.reshape(-1, c, out_h, out_w)

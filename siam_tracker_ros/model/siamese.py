@@ -24,19 +24,14 @@ from ..config import ModelConfig
 from .attention import GlobalAttention, SqueezeExcitation
 from .backbone import AlexNetBackbone
 from .box_head import OUTPUT_CHANNELS as HEAD_OUTPUT_CHANNELS, BoxHead
+from .correlation import window_cells
 from .fusion import MultiLayerFeatureFusion
 
 
 def _tap_indices(height: int, width: int, h: int, w: int) -> torch.Tensor:
     """(out_h * out_w, h * w) flat indices into a (height * width * h * w) tap table: output cell (y, x) reads, for
     each kernel tap (i, j), the table entry of feature cell (y + i, x + j) and tap (i, j)."""
-    out_h, out_w = height - h + 1, width - w + 1
-    y = torch.arange(out_h).view(-1, 1, 1, 1)
-    x = torch.arange(out_w).view(1, -1, 1, 1)
-    i = torch.arange(h).view(1, 1, -1, 1)
-    j = torch.arange(w).view(1, 1, 1, -1)
-    index = (((y + i) * width + (x + j)) * h + i) * w + j
-    return index.reshape(out_h * out_w, h * w)
+    return window_cells(height, width, h, w) * (h * w) + torch.arange(h * w)
 
 
 def cross_correlate(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
