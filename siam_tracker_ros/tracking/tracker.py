@@ -148,6 +148,7 @@ class SiamTracker:
         self.lost_instance_size = lost_search_key(cfg)[1]
         self._targets: dict[str, _Target] = {}
         self._windows: dict[int, np.ndarray] = {}
+        self._box_windows: dict[int, np.ndarray] = {}
         self.timings = {"crop": 0.0, "template": 0.0, "search": 0.0, "post": 0.0}
 
     @classmethod
@@ -349,11 +350,11 @@ class SiamTracker:
         return True
 
     def _box_window(self, size: int) -> np.ndarray:
-        key = -size  # the pyramid's windows (sum 1) are cached under the positive sizes
-        w = self._windows.get(key)
+        """Box mode's cosine window: peak 1 (the score map is max-normalised), unlike the pyramid's (sum 1)."""
+        w = self._box_windows.get(size)
         if w is None:
             h = np.hanning(size + 2)[1:-1]  # no zero rows: an edge cell can still win on a strong score
-            self._windows[key] = w = np.outer(h, h).astype(np.float32)
+            self._box_windows[size] = w = np.outer(h, h).astype(np.float32)
         return w
 
     def _update_box(self, tid, t: _Target, outputs, regions, frame_shape) -> TrackResult:
