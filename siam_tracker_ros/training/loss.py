@@ -146,7 +146,7 @@ def box_loss(head: torch.Tensor, target: torch.Tensor, positive: torch.Tensor,
     if not bool(inside.any()):
         zero = head.sum() * 0.0
         return zero, zero
-    quality = centreness(sides.permute(0, 2, 3, 1)[inside][:, :, None, None])[:, 0, 0]  # (N,)
+    quality = centreness(sides)[inside]  # (N,): the true centre-ness of each cell inside the box
     boxes = decode_boxes(head[:, 1:5].float(), target[:, 4:6], stride).permute(0, 2, 3, 1)[inside]  # (N, 4)
     truth = target[:, None, None, :4].expand(-1, size[0], size[1], -1)[inside]
     box = (giou_loss(boxes, truth) * quality).sum() / quality.sum().clamp(min=1e-6)
