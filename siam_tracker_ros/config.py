@@ -84,6 +84,9 @@ class ModelConfig:
                self.box_head_depth, "an integer in [0, 8]")
 
 
+BOX_POSITIONS = ("response", "head")
+
+
 @dataclass
 class TrackingConfig:
     """SiamFC inference hyper-parameters (Bertinetto et al. 2016 defaults) plus the confidence / lost logic."""
@@ -114,6 +117,11 @@ class TrackingConfig:
     box_window_influence: float = 0.2  # cosine window weight on the head's score map (max-normalised, 0-1)
     box_penalty_k: float = 0.06  # penalty on a change of size and aspect ratio: exp(-k * (change - 1))
     box_lr: float = 0.5  # how far the box size moves to the regressed one, times the chosen cell's score
+    # Where box mode puts the centre: "head" (the cell chosen on score x centre-ness x change penalty and the head's
+    # offset there, SiamFC++'s way) or "response" (the pyramid's own peak on the upsampled response with its window;
+    # the head gives only the size, read at that point). "head" won on the validation tracks over 3 seeds
+    # (docs/training.md, stop 24).
+    box_position: str = "head"
 
     def validate(self) -> None:
         # Types and ranges: every value the tracker sizes arrays or loops with is bounded, and NaN / inf fail.
@@ -156,6 +164,8 @@ class TrackingConfig:
         _check(_is_number(self.box_penalty_k) and 0.0 <= self.box_penalty_k <= 10.0, "tracking.box_penalty_k",
                self.box_penalty_k, "in [0, 10]")
         _check(_is_number(self.box_lr) and 0.0 <= self.box_lr <= 1.0, "tracking.box_lr", self.box_lr, "in [0, 1]")
+        _check(self.box_position in BOX_POSITIONS, "tracking.box_position", self.box_position,
+               " or ".join(map(repr, BOX_POSITIONS)))
         pairs_ok = isinstance(self.test_sizes, (list, tuple)) and 1 <= len(self.test_sizes) <= 8 and all(
             isinstance(p, (list, tuple)) and len(p) == 2 and all(_is_int(v) for v in p)
             and 63 <= p[0] < p[1] <= MAX_INPUT_SIZE for p in self.test_sizes)

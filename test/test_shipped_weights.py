@@ -15,7 +15,7 @@ from siam_tracker_ros.backends.onnx_backend import OnnxBackend
 from siam_tracker_ros.backends.torch_backend import TorchBackend
 from siam_tracker_ros.config import TrackingConfig
 from siam_tracker_ros.model import load_weights
-from siam_tracker_ros.tracking import SiamTracker, iou, track_sequence
+from siam_tracker_ros.tracking import DEFAULT_TARGET, SiamTracker, iou, track_sequence
 from siam_tracker_ros.tracking.crops import channel_mean, crop_square, exemplar_region, to_tensor_layout
 
 REPO = Path(__file__).resolve().parents[1]
@@ -104,6 +104,28 @@ def test_box_head_follows_an_aspect_ratio_change_the_pyramid_cannot():
     truth = np.log(gt[:, 2] / gt[:, 3])
     assert truth.max() - truth.min() > 1.0  # the track's ratio does change (by more than e)
     assert errors[True] < errors[False] - 0.05, errors
+
+
+@needs_data
+def test_box_position_response_takes_the_pyramids_centre_and_the_heads_size():
+    """`box_position: response`: the centre is found exactly as a one-scale pyramid finds it on the same crop; the
+    size is the head's (it changes from frame to frame, where the one-scale pyramid's cannot), and it still follows
+    the object (scbt-GarbageBin's box changes shape)."""
+    model = load_weights(default_weights_path("small_box"))
+    frames, gt = load_sequence("scbt-GarbageBin", 30)
+    response = SiamTracker(TorchBackend(model), TrackingConfig(box_position="response"))
+    pyramid = SiamTracker(TorchBackend(model), TrackingConfig(box_regression=False, num_scales=1))
+    assert response.box_mode and not pyramid.box_mode
+    for tracker in (response, pyramid):
+        tracker.init(frames[0], gt[0])
+    first = response.update(frames[1])[DEFAULT_TARGET].box
+    same_size = pyramid.update(frames[1])[DEFAULT_TARGET].box
+    np.testing.assert_allclose(same_size[2:], gt[0, 2:], atol=1e-6)
+    np.testing.assert_allclose(first[:2] + first[2:] / 2, same_size[:2] + same_size[2:] / 2, atol=1e-3)
+    assert np.abs(first[2:] - gt[0, 2:]).max() > 0.5  # the head moved the size
+    boxes, _ = track_sequence(SiamTracker(TorchBackend(model), TrackingConfig(box_position="response")), frames, gt[0])
+    assert np.nanmean(iou(boxes, gt)) > 0.5
+    assert len(np.unique(np.round(boxes[:, 2] / boxes[:, 3], 3))) > 10  # the ratio is read off the frames
 
 
 @pytest.mark.skipif(not (DATA.parent / "pretrained").is_dir(), reason=f"pretrained files not found at {DATA.parent}")

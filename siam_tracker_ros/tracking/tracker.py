@@ -3,13 +3,15 @@
 Per frame, every tracked target contributes `num_scales` search crops (and one wider crop per lost target); all crops
 of one input size go through the backend's search branch as one batch. The template branch runs only in `init`.
 
-Box mode. A network with the box head (model/box_head.py) gives, per response cell, a centre-ness logit and the
-distances to the target box's four sides. With `box_regression` (the default for such a network) each target then
-sends one search crop, not a pyramid: the cell is chosen on the response (min-max normalised) times the centre-ness,
-penalised for a change of size and aspect ratio against the current box and blended with a cosine window; the box
-is the one regressed at that cell, its centre taken at once and its size moved towards the regressed one by `box_lr`
-times the cell's score (SiamRPN's and SiamFC++'s post-processing). Confidence, lost state and the lost mode's wide
-search read the response exactly as the pyramid does.
+Box mode. A network with the box head (model/box_head.py) gives, per response cell, a centre-ness logit, the
+target's centre offset and its log size change. With `box_regression` (the default for such a network) each target
+sends one search crop, not a pyramid. `box_position` says where the centre comes from: "head" (default) chooses the
+cell on the response (min-max normalised) times the centre-ness, penalised for a change of size and aspect ratio and
+blended with a cosine window, and takes the head's centre there (SiamRPN's and SiamFC++'s post-processing);
+"response" finds it exactly as the pyramid does on its middle scale (the upsampled response's peak with the cosine
+window) and reads the head's size there. Either way the size moves towards the regressed one by `box_lr` times the
+change penalty and the score. Confidence, lost state and the lost mode's wide search read the response exactly as
+the pyramid does.
 
 Confidence. Raw SiamFC peaks hardly move when the target disappears, because the response is read after
 normalisation, and their scale differs from target to target. Read as logits they do drop. On the init frame each
@@ -358,40 +360,72 @@ class SiamTracker:
         return w
 
     def _update_box(self, tid, t: _Target, outputs, regions, frame_shape) -> TrackResult:
-        """Box mode (module notes): one search crop, the cell chosen on score x centre-ness x change penalty, blended
-        with the window; the box regressed there."""
+        """Box mode (module notes): one search crop; the centre from the head's best cell (`box_position` "head")
+        or from the response's peak ("response"), the size from the head's box there."""
         cfg = self.cfg
         z0, x0 = self.pairs[0]
         out = outputs[(tid, z0, x0, 0)].astype(np.float64)
         region = regions[(tid, z0, x0, 0)]
-        cls, quality, (ox, oy, sw, sh) = out[0], out[1], out[2:6]
-        confidence = self._confidence(t, float(cls.max()))
+        confidence = self._confidence(t, float(out[0].max()))
         up = self._upsample(out[0])
         response_region = (t.cx, t.cy, up.shape[0] * cfg.total_stride / cfg.response_upsample * region / x0)
         if self._follows(t, confidence):
             scale = x0 / region  # search-crop pixels per image pixel
-            n_y, n_x = cls.shape
-            # The head's boxes (model/box_head.py), in search-crop pixels from its centre; the anchor is the box the
-            # crop was cut for, the current one.
-            w0, h0 = t.w * scale, t.h * scale
-            cx = (np.arange(n_x) - (n_x - 1) / 2.0)[None, :] * cfg.total_stride + cfg.total_stride * ox
-            cy = (np.arange(n_y) - (n_y - 1) / 2.0)[:, None] * cfg.total_stride + cfg.total_stride * oy
-            width = w0 * np.exp(np.clip(sw, -MAX_LOG_SIZE_CHANGE, MAX_LOG_SIZE_CHANGE))
-            height = h0 * np.exp(np.clip(sh, -MAX_LOG_SIZE_CHANGE, MAX_LOG_SIZE_CHANGE))
-            size_change = _change(_context_size(width, height) / _context_size(w0, h0))
-            ratio_change = _change((w0 / h0) / (width / height))
-            penalty = np.exp(-(size_change * ratio_change - 1.0) * cfg.box_penalty_k)
-            score = (cls - cls.min()) / max(float(cls.max() - cls.min()), 1e-9) * _sigmoid(quality)
-            wi = cfg.box_window_influence
-            pscore = (1.0 - wi) * score * penalty + wi * self._box_window(n_y)
-            by, bx = np.unravel_index(int(np.argmax(pscore)), pscore.shape)
-            t.cx += cx[by, bx] / scale
-            t.cy += cy[by, bx] / scale
-            lr = float(penalty[by, bx] * score[by, bx]) * cfg.box_lr
-            t.w = t.w * (1.0 - lr) + width[by, bx] / scale * lr
-            t.h = t.h * (1.0 - lr) + height[by, bx] / scale * lr
+            # The head's boxes (model/box_head.py) are relative to the box the crop was cut for, the current one.
+            anchor = (t.w * scale, t.h * scale)
+            if cfg.box_position == "response":
+                dx, dy, width, height, lr = self._box_at_response_peak(out, up, anchor)
+            else:
+                dx, dy, width, height, lr = self._box_at_head_cell(out, anchor)
+            t.cx += dx / scale
+            t.cy += dy / scale
+            t.w = t.w * (1.0 - lr) + width / scale * lr
+            t.h = t.h * (1.0 - lr) + height / scale * lr
             self._clamp(t, frame_shape)
         return self._result(tid, t, confidence, up, response_region)
+
+    def _box_change_penalty(self, width, height, anchor):
+        """SiamRPN's penalty on a change of size and aspect ratio against the current box, in (0, 1]."""
+        w0, h0 = anchor
+        size_change = _change(_context_size(width, height) / _context_size(w0, h0))
+        ratio_change = _change((w0 / h0) / (width / height))
+        return np.exp(-(size_change * ratio_change - 1.0) * self.cfg.box_penalty_k)
+
+    def _decode_size(self, sw, sh, anchor):
+        return (anchor[0] * np.exp(np.clip(sw, -MAX_LOG_SIZE_CHANGE, MAX_LOG_SIZE_CHANGE)),
+                anchor[1] * np.exp(np.clip(sh, -MAX_LOG_SIZE_CHANGE, MAX_LOG_SIZE_CHANGE)))
+
+    def _box_at_response_peak(self, out, up, anchor):
+        """The pyramid's localisation on the one crop (peak of the upsampled response with its window); the head's
+        size, centre-ness and change penalty read there (bilinear between cells). Returns the centre's displacement
+        and the box size in search-crop pixels, and the size's learning rate."""
+        cfg = self.cfg
+        dx, dy = self._locate(up, cfg.window_influence)  # upsampled response pixels from the centre
+        n_y, n_x = out.shape[1:]
+        # Upsampled pixel -> cell: cv2.resize maps the centre of the map onto the centre, 1 cell = upsample pixels.
+        quality, sw, sh = _sample_bilinear(out[[1, 4, 5]], (n_x - 1) / 2.0 + dx / cfg.response_upsample,
+                                           (n_y - 1) / 2.0 + dy / cfg.response_upsample)
+        width, height = self._decode_size(sw, sh, anchor)
+        lr = float(self._box_change_penalty(width, height, anchor) * _sigmoid(quality)) * cfg.box_lr
+        step = cfg.total_stride / cfg.response_upsample
+        return dx * step, dy * step, float(width), float(height), lr
+
+    def _box_at_head_cell(self, out, anchor):
+        """SiamFC++'s post-processing: the cell chosen on the response (min-max normalised) x centre-ness x change
+        penalty, blended with a cosine window; centre and size both regressed at that cell."""
+        cfg = self.cfg
+        cls, quality, (ox, oy, sw, sh) = out[0], out[1], out[2:6]
+        n_y, n_x = cls.shape
+        cx = (np.arange(n_x) - (n_x - 1) / 2.0)[None, :] * cfg.total_stride + cfg.total_stride * ox
+        cy = (np.arange(n_y) - (n_y - 1) / 2.0)[:, None] * cfg.total_stride + cfg.total_stride * oy
+        width, height = self._decode_size(sw, sh, anchor)
+        penalty = self._box_change_penalty(width, height, anchor)
+        score = (cls - cls.min()) / max(float(cls.max() - cls.min()), 1e-9) * _sigmoid(quality)
+        wi = cfg.box_window_influence
+        pscore = (1.0 - wi) * score * penalty + wi * self._box_window(n_y)
+        by, bx = np.unravel_index(int(np.argmax(pscore)), pscore.shape)
+        lr = float(penalty[by, bx] * score[by, bx]) * cfg.box_lr
+        return float(cx[by, bx]), float(cy[by, bx]), float(width[by, bx]), float(height[by, bx]), lr
 
     def _update_lost(self, tid, t: _Target, outputs, regions, frame_shape) -> TrackResult:
         cfg = self.cfg
@@ -452,6 +486,17 @@ class SiamTracker:
             self.backend.search(x, np.repeat(kernels[z_size], batch, axis=0))
             calls.append(("search", x_size, batch))
         return calls
+
+
+def _sample_bilinear(maps: np.ndarray, x: float, y: float) -> np.ndarray:
+    """Values of maps (C, H, W) at the fractional cell (x, y), clamped into the map."""
+    n_y, n_x = maps.shape[1:]
+    x, y = float(np.clip(x, 0, n_x - 1)), float(np.clip(y, 0, n_y - 1))
+    x0, y0 = min(int(x), n_x - 2), min(int(y), n_y - 2)
+    fx, fy = x - x0, y - y0
+    top = maps[:, y0, x0] * (1 - fx) + maps[:, y0, x0 + 1] * fx
+    bottom = maps[:, y0 + 1, x0] * (1 - fx) + maps[:, y0 + 1, x0 + 1] * fx
+    return top * (1 - fy) + bottom * fy
 
 
 def _change(r):
