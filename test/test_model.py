@@ -80,8 +80,8 @@ class _DepthwiseCorrelate(torch.nn.Module):
 
 @pytest.mark.parametrize("feature,kernel", [(22, 6), (38, 6), (9, 3)])
 def test_exported_depthwise_correlation_equals_per_channel_convolution(feature, kernel, tmp_path):
-    """The box head's correlation, exported (Gather + MatMul) and eager (grouped convolution), against each sample's
-    each channel convolved with its own kernel channel, at a batch size other than the exported one."""
+    """The box head's correlation, exported (Gather + Mul + ReduceSum) and eager (grouped convolution), against each
+    sample's each channel convolved with its own kernel channel, at a batch size other than the exported one."""
     import onnxruntime as ort
 
     from siam_tracker_ros.model.box_head import depthwise_correlate

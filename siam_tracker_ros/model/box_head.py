@@ -35,10 +35,12 @@ OUTPUT_CHANNELS = 6  # response, quality, ox, oy, sw, sh
 def depthwise_correlate(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """Per-sample, per-channel cross-correlation: x (B, C, H, W), kernel (B, C, h, w) -> (B, C, H-h+1, W-w+1).
 
-    Eager PyTorch uses one grouped convolution (batch and channels folded into groups). The exported graph gathers
-    each output cell's h*w input cells with constant indices and takes the product with the kernel taps: no
+    Eager PyTorch uses one grouped convolution (batch and channels folded into groups). The exported graph has no
     convolution with runtime weights and a free batch dimension (a grouped convolution bakes the batch into its
-    `group` attribute), as model/siamese.py's cross_correlate does for the response.
+    `group` attribute): it lays the features out cell-major, (H*W, B, C), gathers each output cell's h*w input cells
+    along that first axis with constant indices (contiguous rows: a block copy per index) and sums their products
+    with the kernel taps. In ONNX Runtime (one thread, the small network's head: 64 channels, 22x22 features, 6x6
+    kernel) that takes 0.46 ms against 5.2 ms for gathering the same cells along the last axis of (B, C, H*W).
     """
     b, c = x.shape[0], int(kernel.shape[1])
     h, w = int(kernel.shape[2]), int(kernel.shape[3])
@@ -48,9 +50,9 @@ def depthwise_correlate(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
         out = F.conv2d(x.reshape(1, b * c, height, width), kernel.reshape(b * c, 1, h, w), groups=b * c)
         return out.reshape(b, c, out_h, out_w)
     taps = window_cells(height, width, h, w)  # (out_h*out_w, h*w)
-    patches = x.flatten(2)[:, :, taps]  # (B, C, out_h*out_w, h*w)
-    out = torch.matmul(patches, kernel.flatten(2).unsqueeze(3))  # (B, C, out_h*out_w, 1)
-    return out.reshape(-1, c, out_h, out_w)
+    patches = x.flatten(2).permute(2, 0, 1)[taps]  # (out_h*out_w, h*w, B, C)
+    out = (patches * kernel.flatten(2).permute(2, 0, 1).unsqueeze(0)).sum(dim=1)  # (out_h*out_w, B, C)
+    return out.permute(1, 2, 0).reshape(-1, c, out_h, out_w)
 
 
 def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
