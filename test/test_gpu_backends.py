@@ -14,7 +14,7 @@ import torch
 from siam_tracker_ros.backends import BackendError, create_backend
 from siam_tracker_ros.backends.export import export_search, export_template
 from siam_tracker_ros.backends.tensorrt_backend import (check_onnx_for_tensorrt, engine_cache_key, engine_file_name,
-                                                        export_code_version, max_batch_for, rebuild_reason)
+                                                        max_batch_for, rebuild_reason)
 from siam_tracker_ros.config import BackendConfig, ModelConfig, TrackingConfig
 from siam_tracker_ros.model import build_model
 from siam_tracker_ros.tracking.tracker import max_search_batch, search_calls
@@ -101,14 +101,29 @@ def test_gpu_backends_without_a_gpu_give_clear_errors():
     assert backend.name == "onnxruntime" and backend.device == "cpu"
 
 
-def test_cache_key_holds_everything_that_changes_an_engine():
-    k = key()
-    assert k["compute_capability"] == "9.0" and k["opset"] == 17 and k["export_code"] == "e1"
-    assert k["inputs"] == {"kernel": [64, 6, 6], "x": [3, 255, 255]} and k["max_batch"] == 12
-    # by default the export code version is the hash of export.py and the model package: stable, 16 hex digits
-    default = engine_cache_key("abc", "g.onnx", "fp32", {"z": (3, 127, 127)}, 1, "10.0", "gpu", (8, 6))
-    assert default["export_code"] == export_code_version() and len(export_code_version()) == 16
-    assert default["opset"] == 17
+def test_engine_key_names_the_exact_weights_a_running_stat_included():
+    """The key's "model" part (model_fingerprint): equal for an identical copy, different after a change to one
+    weight, to one BatchNorm running statistic (a buffer, not a parameter) or to the architecture alone; and the GPU's
+    compute capability as TensorRT reports it, a tuple, is written "major.minor"."""
+    import copy
+
+    from siam_tracker_ros.backends.export import model_fingerprint
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(width=0.25)).eval()
+    base = model_fingerprint(model)
+    assert model_fingerprint(copy.deepcopy(model)) == base
+    for name in ("backbone.conv3.0.weight", "backbone.conv3.1.running_var"):
+        changed = copy.deepcopy(model)
+        state = changed.state_dict()
+        assert name in state, sorted(state)[:6]
+        state[name].view(-1)[0] += 1e-3  # state_dict tensors share storage with the module
+        assert model_fingerprint(changed) != base, name
+    other = build_model(ModelConfig(width=0.25, use_gam=False)).eval()
+    other.load_state_dict(model.state_dict(), strict=False)
+    assert model_fingerprint(other) != base
+    assert engine_cache_key("m", "g.onnx", "fp32", {"z": (3, 127, 127)}, 1, "10.0", "gpu", (8, 7))[
+        "compute_capability"] == "8.7"
 
 
 @pytest.mark.parametrize("num_scales,max_targets", [(3, 4), (3, 5), (5, 5), (1, 1)])
