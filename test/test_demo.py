@@ -148,25 +148,28 @@ def _env(env):
 
 
 SHIPPED_WEIGHTS = default_weights_path()
-# Mean IoU of the shipped weights' answers against the built-in sequence's exact ground truth (30 frames at 15 Hz).
-# Measured 0.72 with a trained small model (width 0.25); random weights of that size score 0.18 (the box drifts off
-# the cat within a few frames).
+# Mean IoU of the shipped weights' answers against the built-in sequence's exact ground truth (60 frames at 15 Hz).
+# Measured 0.77 with the shipped small network, 0.76-0.77 also when the node skips 5 or 35 of the 59 frames (the
+# player at 40 or 80 Hz on a loaded 2-core machine); random weights (width 0.25) score 0.26 (the box drifts off the cat
+# within a few frames). The 30-frame story of earlier versions moved the cat 5x as far per frame as the default
+# 150: a CI machine slow enough to skip 6 frames lost it (0.46).
+DEMO_FRAMES = 60
 DEMO_IOU_FLOOR = 0.5
 
 
 @pytest.mark.skipif(not SHIPPED_WEIGHTS.is_file(), reason=f"the shipped weights {SHIPPED_WEIGHTS} are not present")
 def test_demo_short_run_writes_video_and_summary(ros_domain_env, tmp_path):
     out = tmp_path / "demo"
-    res = subprocess.run(_demo_cmd(out, "--builtin-frames", "30", "--rate", "15", cli=True),
+    res = subprocess.run(_demo_cmd(out, "--builtin-frames", str(DEMO_FRAMES), "--rate", "15", cli=True),
                          env=_env(ros_domain_env), cwd=neutral_cwd(), capture_output=True, text=True, timeout=150)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     s = summary["summary"]
-    assert s["frames_published"] == 30
-    assert s["frames_answered"] >= 1 and s["frames_answered"] + s["frames_dropped"] == 29
+    assert s["frames_published"] == DEMO_FRAMES
+    assert s["frames_answered"] >= 1 and s["frames_answered"] + s["frames_dropped"] == DEMO_FRAMES - 1
     assert s["latency"]["p50_ms"] is not None and 0 < s["latency"]["p50_ms"] < 10_000
     assert s["mean_iou"] is not None and s["mean_iou"] >= DEMO_IOU_FLOOR, s
-    assert len(summary["frames"]) == 30 and summary["frames"][0]["init"]
+    assert len(summary["frames"]) == DEMO_FRAMES and summary["frames"][0]["init"]
     # every answer belongs to a published frame (stamps are the images'), and the boxes are finite
     answered = [r for r in summary["frames"] if r["answered"] and not r["init"]]
     assert all(np.isfinite(r["box"]).all() for r in answered)
@@ -176,7 +179,7 @@ def test_demo_short_run_writes_video_and_summary(ros_domain_env, tmp_path):
     n = 0
     while cap.read()[0]:
         n += 1
-    assert n == 30
+    assert n == DEMO_FRAMES
     assert "mean IoU vs ground truth" in res.stdout and "latency stamp->receipt" in res.stdout
 
 
