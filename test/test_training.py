@@ -277,6 +277,23 @@ def test_decoded_boxes_start_at_the_anchor_on_each_cell():
     assert torch.allclose(b, torch.tensor([4.0, -8.0, 80.0, 24.0]))
 
 
+def test_the_trackers_decoder_is_the_trainings():
+    """The tracker's NumPy decode of the head (tracking/tracker.py) and the loss's torch decode give the same boxes,
+    clip of the size change included: a drift between them would train one box and track another."""
+    from siam_tracker_ros.config import MAX_LOG_SIZE_CHANGE
+    from siam_tracker_ros.tracking.tracker import decode_head_boxes
+    from siam_tracker_ros.training.loss import decode_boxes
+
+    rng = np.random.default_rng(3)
+    out = rng.normal(0.0, 1.0, (4, 17, 13)).astype(np.float32)
+    out[2:, 0, 0] = [3 * MAX_LOG_SIZE_CHANGE, -3 * MAX_LOG_SIZE_CHANGE]  # beyond the clip both ways
+    anchor = (52.0, 31.0)
+    ours = np.stack(decode_head_boxes(out, anchor, 8))
+    theirs = decode_boxes(torch.from_numpy(out)[None], torch.tensor([anchor]), stride=8)[0].numpy()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-4)
+    assert ours[2, 0, 0] == pytest.approx(52.0 * np.exp(MAX_LOG_SIZE_CHANGE), rel=1e-5)
+
+
 @needs_data
 def test_box_head_learns_the_size_on_real_pairs():
     """A few SGD steps of the box head alone (frozen backbone) on a fixed batch of real pairs whose target size in

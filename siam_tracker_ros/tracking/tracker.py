@@ -391,10 +391,6 @@ class SiamTracker:
         ratio_change = _change((w0 / h0) / (width / height))
         return np.exp(-(size_change * ratio_change - 1.0) * self.cfg.box_penalty_k)
 
-    def _decode_size(self, sw, sh, anchor):
-        return (anchor[0] * np.exp(np.clip(sw, -MAX_LOG_SIZE_CHANGE, MAX_LOG_SIZE_CHANGE)),
-                anchor[1] * np.exp(np.clip(sh, -MAX_LOG_SIZE_CHANGE, MAX_LOG_SIZE_CHANGE)))
-
     def _box_at_response_peak(self, out, up, anchor):
         """The pyramid's localisation on the one crop (peak of the upsampled response with its window); the head's
         size, centre-ness and change penalty read there (bilinear between cells). Returns the centre's displacement
@@ -405,7 +401,7 @@ class SiamTracker:
         # Upsampled pixel -> cell: cv2.resize maps the centre of the map onto the centre, 1 cell = upsample pixels.
         quality, sw, sh = _sample_bilinear(out[[1, 4, 5]], (n_x - 1) / 2.0 + dx / cfg.response_upsample,
                                            (n_y - 1) / 2.0 + dy / cfg.response_upsample)
-        width, height = self._decode_size(sw, sh, anchor)
+        width, height = decode_head_size(sw, sh, anchor)
         lr = float(self._box_change_penalty(width, height, anchor) * _sigmoid(quality)) * cfg.box_lr
         step = cfg.total_stride / cfg.response_upsample
         return dx * step, dy * step, float(width), float(height), lr
@@ -414,11 +410,9 @@ class SiamTracker:
         """SiamFC++'s post-processing: the cell chosen on the response (min-max normalised) x centre-ness x change
         penalty, blended with a cosine window; centre and size both regressed at that cell."""
         cfg = self.cfg
-        cls, quality, (ox, oy, sw, sh) = out[0], out[1], out[2:6]
+        cls, quality = out[0], out[1]
         n_y, n_x = cls.shape
-        cx = (np.arange(n_x) - (n_x - 1) / 2.0)[None, :] * cfg.total_stride + cfg.total_stride * ox
-        cy = (np.arange(n_y) - (n_y - 1) / 2.0)[:, None] * cfg.total_stride + cfg.total_stride * oy
-        width, height = self._decode_size(sw, sh, anchor)
+        cx, cy, width, height = decode_head_boxes(out[2:6], anchor, cfg.total_stride)
         penalty = self._box_change_penalty(width, height, anchor)
         score = (cls - cls.min()) / max(float(cls.max() - cls.min()), 1e-9) * _sigmoid(quality)
         wi = cfg.box_window_influence
@@ -486,6 +480,24 @@ class SiamTracker:
             self.backend.search(x, np.repeat(kernels[z_size], batch, axis=0))
             calls.append(("search", x_size, batch))
         return calls
+
+
+def decode_head_size(sw, sh, anchor) -> tuple[np.ndarray, np.ndarray]:
+    """The box head's log size changes -> width, height in search pixels: anchor * exp(clipped change)."""
+    return (anchor[0] * np.exp(np.clip(sw, -MAX_LOG_SIZE_CHANGE, MAX_LOG_SIZE_CHANGE)),
+            anchor[1] * np.exp(np.clip(sh, -MAX_LOG_SIZE_CHANGE, MAX_LOG_SIZE_CHANGE)))
+
+
+def decode_head_boxes(box: np.ndarray, anchor, stride: float) -> tuple[np.ndarray, ...]:
+    """One map of the box head's (4, H, W) ox, oy, sw, sh and the anchor (w, h) -> cx, cy, w, h maps in search
+    pixels from the crop's centre: centre = cell + stride * offset, size = anchor * exp(change). The NumPy twin of
+    training/loss.py decode_boxes (the tracker imports no torch); test_model checks that the two agree."""
+    ox, oy, sw, sh = box
+    n_y, n_x = ox.shape
+    cx = (np.arange(n_x) - (n_x - 1) / 2.0)[None, :] * stride + stride * ox
+    cy = (np.arange(n_y) - (n_y - 1) / 2.0)[:, None] * stride + stride * oy
+    width, height = decode_head_size(sw, sh, anchor)
+    return cx, cy, width, height
 
 
 def _sample_bilinear(maps: np.ndarray, x: float, y: float) -> np.ndarray:
