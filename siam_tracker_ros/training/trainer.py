@@ -91,9 +91,15 @@ class TrainOptions:
     distill_weight: float = 0.5  # share of the teacher's loss in the total, with a teacher
 
 
+NANOTRACK_TEACHER = "nanotrack"  # --teacher value: NanoTrack v2 from ../shared/peers (training/nanotrack_teacher.py)
+
+
 def _load_teacher(path: str, device: torch.device):
-    """A frozen teacher network on `device`: a weights file, or a public SiamFC .npz as it is (the untouched
-    pretrained network)."""
+    """A frozen teacher network on `device`: a weights file, a public SiamFC .npz as it is (the untouched
+    pretrained network), or "nanotrack" (NanoTrack v2's foreground map; it runs on the CPU whatever `device`)."""
+    if str(path) == NANOTRACK_TEACHER:
+        from .nanotrack_teacher import NanoTrackTeacher
+        return NanoTrackTeacher().eval()
     if str(path).endswith(".npz"):
         from ..model.pretrained import build_from_pretrained
         teacher = build_from_pretrained(path)
@@ -238,8 +244,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --minutes: decay the learning rate over the time budget as well as the planned steps")
     p.add_argument("--keep-epoch-weights", action="store_true",
                    help="also write weights_epochNNN.pt at every epoch end (to pick one by tracking figures)")
-    p.add_argument("--teacher", help="weights (e.g. an ensemble from `siam-tracker ensemble`) to distil from: "
-                                     "the loss mixes the labels' with one against the teacher's probabilities")
+    p.add_argument("--teacher", help="weights (e.g. an ensemble from `siam-tracker ensemble`), a pretrained .npz, "
+                                     "or 'nanotrack' (NanoTrack v2 from ../shared/peers) to distil from: the loss "
+                                     "mixes the labels' with one against the teacher's probabilities")
     p.add_argument("--distill-weight", type=float, default=0.5, help="share of the teacher's loss (default 0.5)")
     p.add_argument("--log-seconds", type=float, default=20.0, help="seconds between progress lines / CSV rows")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
