@@ -6,6 +6,7 @@ import pytest
 
 from siam_tracker_ros.evaluation import metrics as m
 from siam_tracker_ros.data import data_root
+from siam_tracker_ros.evaluation.runner import nanotrack_missing
 
 
 def _gt(n=10):
@@ -144,19 +145,9 @@ def test_restarts_score_every_start_from_its_own_frame():
 
 # ------------------------------------------------------------------------- peers (NanoTrack) and --split val|test
 
-def _nanotrack_missing() -> str | None:
-    from siam_tracker_ros.evaluation.runner import nanotrack_files
-
-    try:
-        nanotrack_files()
-    except FileNotFoundError as err:
-        return str(err)
-    return None
-
-
 @pytest.mark.skipif(not (DATA / "train").is_dir(), reason=f"real sequences not found at {DATA}/train "
                                                             "(set SIAM_DATA_DIR)")
-@pytest.mark.skipif(_nanotrack_missing() is not None, reason=f"NanoTrack peer files absent: {_nanotrack_missing()}")
+@pytest.mark.skipif(nanotrack_missing() is not None, reason=f"NanoTrack peer files absent: {nanotrack_missing()}")
 def test_nanotrack_follows_a_real_track():
     """30 frames of otb-Football1 (a 26x43 px player running ~70 px left): NanoTrack measured 0.79 mean IoU there
     (OpenCV 5.0); holding the first box scores 0.11, so > 0.5 means it follows the target, with room for other

@@ -8,6 +8,7 @@ import torch
 
 from siam_tracker_ros.config import Config, ModelConfig
 from siam_tracker_ros.data import data_root
+from siam_tracker_ros.evaluation.runner import nanotrack_missing
 from siam_tracker_ros.training.loss import balanced_weights, distillation_loss, make_labels, pair_loss
 from siam_tracker_ros.training.pairs import AugmentConfig, PairDataset, collate_to
 
@@ -333,16 +334,6 @@ def test_box_head_learns_the_size_on_real_pairs():
     assert losses[-1] < 0.85 * losses[0] and losses[-1] == min(losses), losses
 
 
-def _nanotrack_missing() -> str | None:
-    from siam_tracker_ros.evaluation.runner import nanotrack_files
-
-    try:
-        nanotrack_files()
-    except FileNotFoundError as err:
-        return str(err)
-    return None
-
-
 def test_nanotrack_teacher_grid_points():
     """The student's centre cell samples NanoTrack's cell 8 (the crop's centre); one student cell (8 px) is half a
     teacher cell; the rows are interpolation weights."""
@@ -355,7 +346,7 @@ def test_nanotrack_teacher_grid_points():
 
 
 @needs_data
-@pytest.mark.skipif(_nanotrack_missing() is not None, reason=f"NanoTrack peer files absent: {_nanotrack_missing()}")
+@pytest.mark.skipif(nanotrack_missing() is not None, reason=f"NanoTrack peer files absent: {nanotrack_missing()}")
 def test_nanotrack_teacher_finds_the_target_on_real_pairs():
     """NanoTrack (real ONNX Runtime) on real training pairs, on the student's grid: its map's centroid sits on the
     target's shift (measured median error 2.5-2.8 px, mean bias under 2 px, over 32 pairs with shifts up to 32 px);

@@ -104,6 +104,15 @@ def nanotrack_files(folder: str | Path | None = None) -> tuple[Path, Path]:
     return paths
 
 
+def nanotrack_missing(folder: str | Path | None = None) -> str | None:
+    """Why the NanoTrack ONNX pair cannot be found (nanotrack_files' message), or None when it is there."""
+    try:
+        nanotrack_files(folder)
+    except FileNotFoundError as err:
+        return str(err)
+    return None
+
+
 class NanoTrackAdapter(OpenCVAdapter):
     """OpenCV's TrackerNano (NanoTrack v2) on the ONNX pair of nanotrack_files(). One tracker is created here and
     re-initialised for every run: creating it reads both networks (~40 ms), which must stay out of the timed init
