@@ -6,6 +6,7 @@ from pathlib import Path
 from .metrics import PRECISION_AT, PRECISION_THRESHOLDS, SUCCESS_THRESHOLDS
 
 LEGEND_INSIDE_MAX = 10  # trackers whose legend still fits inside the axes
+COLOUR_CYCLE = 10  # matplotlib's default colour cycle: the next line style starts after it
 
 
 def plot_runs(runs: dict, path: str | Path, title: str = "") -> Path:
@@ -24,10 +25,10 @@ def plot_runs(runs: dict, path: str | Path, title: str = "") -> Path:
     styles = ["-", "--", ":"]
     for name, o in sorted(scored, key=lambda item: -item[1].auc):
         ax_s.plot(SUCCESS_THRESHOLDS, o.success, lw=2, label=f"{name} [{o.auc:.3f}]",
-                  ls=styles[(len(ax_s.lines) // 10) % 3])
+                  ls=styles[(len(ax_s.lines) // COLOUR_CYCLE) % 3])
     for name, o in sorted(scored, key=lambda item: -item[1].precision20):
         ax_p.plot(PRECISION_THRESHOLDS, o.precision, lw=2, label=f"{name} [{o.precision20:.3f}]",
-                  ls=styles[(len(ax_p.lines) // 10) % 3])
+                  ls=styles[(len(ax_p.lines) // COLOUR_CYCLE) % 3])
     n = scored[0][1].sequences if scored else 0
     ax_s.set(xlabel="overlap threshold", ylabel="success rate", xlim=(0, 1), ylim=(0, 1.02),
              title=f"Success plots of OPE (AUC), {n} sequences")

@@ -491,7 +491,7 @@ def decode_head_size(sw, sh, anchor) -> tuple[np.ndarray, np.ndarray]:
 def decode_head_boxes(box: np.ndarray, anchor, stride: float) -> tuple[np.ndarray, ...]:
     """One map of the box head's (4, H, W) ox, oy, sw, sh and the anchor (w, h) -> cx, cy, w, h maps in search
     pixels from the crop's centre: centre = cell + stride * offset, size = anchor * exp(change). The NumPy twin of
-    training/loss.py decode_boxes (the tracker imports no torch); test_model checks that the two agree."""
+    training/loss.py decode_boxes (the tracker imports no torch); test_training checks that the two agree."""
     ox, oy, sw, sh = box
     n_y, n_x = ox.shape
     cx = (np.arange(n_x) - (n_x - 1) / 2.0)[None, :] * stride + stride * ox

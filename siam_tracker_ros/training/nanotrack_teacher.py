@@ -14,7 +14,7 @@ logits, which is what training/loss.py distillation_loss takes.
 
 The published backbone graph has a fixed 1 x 3 x 255 x 255 input; its convolutions do not depend on the size, so the
 input's height and width are made free here (as OpenCV's dnn module reshapes it for the template). Its squeeze-
-excitation reshapes fix the batch at 1: pairs go through one at a time (about 5 ms each on one CPU thread).
+excitation reshapes fix the batch at 1: pairs go through one at a time (7-9 ms a pair on one CPU thread here).
 """
 from __future__ import annotations
 
