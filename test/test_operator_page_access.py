@@ -212,7 +212,9 @@ def hostile_site(pages: dict):
     loop = asyncio.new_event_loop()
     app = web.Application()
     for path, html in pages.items():
-        app.router.add_get(path, lambda request, html=html: web.Response(text=html, content_type="text/html"))
+        async def serve_page(request, html=html):
+            return web.Response(text=html, content_type="text/html")
+        app.router.add_get(path, serve_page)
     runner = web.AppRunner(app)
     loop.run_until_complete(runner.setup())
     site = web.TCPSite(runner, "127.0.0.1", 0)

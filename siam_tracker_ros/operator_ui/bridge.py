@@ -73,11 +73,11 @@ def parse_stamp(text: str) -> int:
     if not isinstance(text, str):
         raise ValueError(f"stamp must be a string 'sec.nanosec', got {type(text).__name__}")
     sec, _, nsec = text.strip().partition(".")
-    if not sec.isascii() or not sec.isdigit() or len(sec) > 10 or not nsec.isascii() or \
-            (nsec and not nsec.isdigit()) or len(nsec) > 9:
+    if not sec.isascii() or not sec.isdigit() or not nsec.isascii() or (nsec and not nsec.isdigit()) or \
+            len(nsec) > 9:
         raise ValueError(f"stamp must be 'sec.nanosec' (digits), got {text[:40]!r}")
-    if int(sec) >= 2 ** 31:  # builtin_interfaces/Time.sec is an int32
-        raise ValueError(f"stamp seconds must be below 2^31, got {sec}")
+    if len(sec) > 10 or int(sec) >= 2 ** 31:  # builtin_interfaces/Time.sec is an int32
+        raise ValueError(f"stamp seconds must be below 2^31, got {sec[:40]}")
     return int(sec) * 1_000_000_000 + int(nsec.ljust(9, "0") or 0)
 
 

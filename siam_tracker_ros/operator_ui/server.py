@@ -201,7 +201,9 @@ async def _init(request: web.Request) -> web.Response:
         req = bridge.init_request(stamp, box, target_id)
     except BadRequest as err:
         return _error(err.status, str(err))
-    except (ValueError, TypeError, OverflowError, AssertionError) as err:  # a message field's own checks
+    except ValueError as err:  # parse_stamp's reason
+        return _error(400, str(err))
+    except (TypeError, OverflowError, AssertionError) as err:  # a message field's own checks
         return _error(400, f"{type(err).__name__}: {err}")
     result = await _call(bridge, bridge.init_client, bridge.init_service, req)
     _audit(request, "init", target_id, result)
