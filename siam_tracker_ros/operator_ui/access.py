@@ -146,7 +146,9 @@ class Access:
                 return web.Response(status=401, content_type="text/html", text=LOGIN_PAGE)
             return self.refuse(request, 401, "token", "a token is needed: open the URL with ?token= that the page's "
                                "process logged, or send 'Authorization: token <token>'")
-        if request.method not in ("GET", "HEAD"):
+        if request.method not in ("GET", "HEAD", "POST"):
+            return self.refuse(request, 405, "method", f"method {request.method[:16]} is not served here")
+        if request.method == "POST":
             if request.content_type != "application/json":
                 return self.refuse(request, 415, "content_type", "a request that changes something must be "
                                    f"Content-Type application/json (got {request.content_type!r})")

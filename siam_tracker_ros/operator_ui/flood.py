@@ -1,7 +1,6 @@
 """Measure whether waiting frame requests can starve the operator's live view:
 
-    python -m siam_tracker_ros.operator_ui.flood 'http://127.0.0.1:8080/?token=...' --polls 200 --seconds 25 \\
-        --pid <the operator_ui process>
+    python -m siam_tracker_ros.operator_ui.flood 'http://127.0.0.1:8080/?token=...' --pid <the page's process>
 
 `polls` clients (each from its own loopback address 127.0.0.2, .3, ..., as separate machines would be, so that the
 per-client cap does not turn them away) each keep one heatmap long-poll waiting, asking again at once when it ends;
