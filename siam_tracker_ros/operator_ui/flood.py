@@ -15,6 +15,7 @@ import asyncio
 import json
 import statistics
 import sys
+import threading
 import time
 from urllib.parse import urlsplit
 
@@ -85,7 +86,10 @@ async def flood(url: str, polls: int = 200, seconds: float = 25.0, calm: float =
     t_flood, t_calm = t_start + calm, t_start + calm + seconds
     t_end = t_calm + calm
     times, viewer_statuses, flood_statuses, held, rss = [], {}, {}, [0], []
-    viewer = asyncio.create_task(_viewer(base, headers, t_end, times, viewer_statuses))
+    # the viewer runs on a loop of its own, so that starting and ending 200 clients here does not delay it
+    viewer = threading.Thread(target=lambda: asyncio.run(_viewer(base, headers, t_end, times, viewer_statuses)),
+                              name="viewer", daemon=True)
+    viewer.start()
     stop = asyncio.Event()
 
     async def sample_rss():
@@ -102,8 +106,8 @@ async def flood(url: str, polls: int = 200, seconds: float = 25.0, calm: float =
     for task in pollers:
         task.cancel()
     await asyncio.gather(*pollers, return_exceptions=True)
-    await viewer
     await sampler
+    await asyncio.get_running_loop().run_in_executor(None, viewer.join)
     rss_values = [r for _, r, _ in rss if r is not None]
     return {
         "viewer_before": _summary(times, t_start, t_flood),
