@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import http.client
 import json
+import subprocess
 import sys
 import threading
 import time
@@ -176,6 +177,13 @@ def test_without_the_token_nothing_answers_with_it_everything_does(page):
     status, _, data = raw(page, "POST", "/api/stop", json.dumps({"target_id": "by_cookie"}), {**auth(page),
                                                                                               **json_post})
     assert status == 200 and json.loads(data)["success"], data
+    # the token does not make another origin's request acceptable
+    for browser_headers in ({"Origin": "http://evil.example"}, {"Origin": "null"},
+                            {"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"}):
+        status, _, data = raw(page, "POST", "/api/init", init_body("other_origin"), {**jar, **json_post,
+                                                                                    **browser_headers})
+        assert status == 403 and "cross-site" in json.loads(data)["message"], (browser_headers, status, data)
+    assert "other_origin" not in page.node_log.read_text()
     # every answer keeps itself out of frames and out of type sniffing; the status shows no file path
     for path in ("/", "/api/status", "/static/operator.js", "/favicon.ico"):
         _, headers, _ = raw(page, "GET", path, headers=auth(page))
@@ -385,6 +393,37 @@ def test_a_non_loopback_host_without_a_token_refuses_to_start_and_a_token_file_i
         proc = _start(["ui", "--port", "0", "--token-file", str(token_file)], env, log)
         assert proc.wait(timeout=120) == 2 and "at least 16 characters" in log.read_text()
     finally:
+        release_domain_id(int(env["ROS_DOMAIN_ID"]))
+
+
+def test_tls_serves_https_with_a_secure_cookie(tmp_path):
+    """The page's own ssl_context (--tls-cert / --tls-key): the logged address is https, the cookie is Secure."""
+    import shutil
+    import ssl
+
+    require_rclpy()
+    if not shutil.which("openssl"):
+        pytest.skip("openssl (to make a self-signed certificate) is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                    "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    env = ros_env()
+    log = tmp_path / "ui.log"
+    proc = _start(["ui", "--port", "0", "--tls-cert", str(cert), "--tls-key", str(key)], env, log)
+    try:
+        _wait(lambda: "operator page at " in log.read_text() or proc.poll() is not None, 60, "the page")
+        url = page_url(log)
+        assert url.startswith("https://127.0.0.1:"), url
+        context = ssl.create_default_context(cafile=str(cert))
+        context.check_hostname = False  # a certificate for an IP address, named in CN only
+        host, port = url.split("/")[2].split(":")
+        conn = http.client.HTTPSConnection(host, int(port), context=context, timeout=60)
+        conn.request("GET", "/?token=" + url.split("?token=")[1])
+        resp = conn.getresponse()
+        assert resp.status == 303 and "Secure" in resp.headers["Set-Cookie"], resp.headers
+        conn.close()
+    finally:
+        assert stop_node(proc) == 0, log.read_text()
         release_domain_id(int(env["ROS_DOMAIN_ID"]))
 
 

@@ -159,6 +159,7 @@ class OperatorBridge(Node):
         self.create_timer(0.5, self._manage_heatmap)
         self._executor = None
         self._thread = None
+        self._stopping = threading.Event()
 
     # ------------------------------------------------------------------ ROS side (executor thread)
     def _on_image(self, which: str, msg) -> None:
@@ -257,21 +258,25 @@ class OperatorBridge(Node):
         self._thread.start()
 
     def _spin(self) -> None:
+        """Spin until `shutdown` asks; the executor is shut down here, in its own thread: shut down from another
+        thread, it destroys its guard condition while this one may still be waiting on it (InvalidHandle)."""
         from rclpy.executors import ExternalShutdownException
 
         try:
-            self._executor.spin()
+            while not self._stopping.is_set():
+                self._executor.spin_once(timeout_sec=0.1)
         except ExternalShutdownException:
             pass
+        finally:
+            self._executor.shutdown(timeout_sec=2.0)
 
     def shutdown(self) -> None:
         with self._lock:
             self._loop = None
         self._encoder.shutdown(wait=False, cancel_futures=True)
-        if self._executor is not None:
-            self._executor.shutdown(timeout_sec=2.0)
+        self._stopping.set()
         if self._thread is not None:
-            self._thread.join(timeout=3.0)
+            self._thread.join(timeout=5.0)
 
     # ------------------------------------------------------------------ web side (any thread)
     def _choice(self, which: str) -> tuple[int, object, tuple]:
