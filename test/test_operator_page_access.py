@@ -180,8 +180,8 @@ def test_without_the_token_nothing_answers_with_it_everything_does(page):
     # the token does not make another origin's request acceptable
     for browser_headers in ({"Origin": "http://evil.example"}, {"Origin": "null"},
                             {"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"}):
-        status, _, data = raw(page, "POST", "/api/init", init_body("other_origin"), {**jar, **json_post,
-                                                                                    **browser_headers})
+        headers = {**jar, **json_post, **browser_headers}
+        status, _, data = raw(page, "POST", "/api/init", init_body("other_origin"), headers)
         assert status == 403 and "cross-site" in json.loads(data)["message"], (browser_headers, status, data)
     assert "other_origin" not in page.node_log.read_text()
     # every answer keeps itself out of frames and out of type sniffing; the status shows no file path
@@ -382,11 +382,19 @@ def test_a_non_loopback_host_without_a_token_refuses_to_start_and_a_token_file_i
 
         token_file = tmp_path / "token"
         token_file.write_text("fleet-token-0123456789abcdef\n")
-        proc = _start(["ui", "--port", "0", "--token-file", str(token_file)], env, log)
+        proc = _start(["ui", "--port", "0", "--token-file", str(token_file), "--allowed-host", "robot.example"],
+                      env, log)
         try:
             _wait(lambda: "operator page at " in log.read_text() or proc.poll() is not None, 60, "the page")
             url = page_url(log)
             assert url.endswith("/?token=fleet-token-0123456789abcdef"), url
+            port = int(url.split("/")[2].split(":")[1])
+            for host, expected in (("robot.example", 200), (f"robot.example:{port}", 200), ("other.example", 403)):
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                conn.request("GET", "/api/status", headers={"Host": host,
+                                                            "Authorization": "token fleet-token-0123456789abcdef"})
+                assert conn.getresponse().status == expected, host
+                conn.close()
         finally:
             assert stop_node(proc) == 0
         token_file.write_text("short\n")
