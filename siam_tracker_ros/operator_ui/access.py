@@ -72,7 +72,7 @@ class Access:
     allowed_hosts: tuple = ()  # extra Host names, any port (the robot's DNS name, a reverse proxy's name)
     secure_cookie: bool = False  # served over TLS: the cookie is sent over HTTPS only
     log: object = None  # a callable(str) for refused state-changing requests
-    refused: dict = field(default_factory=dict)  # reason -> count (tests and /api/status read it)
+    refused: dict = field(default_factory=dict)  # reason -> count of the requests refused for it
 
     @property
     def cookie_name(self) -> str:
