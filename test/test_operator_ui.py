@@ -51,11 +51,20 @@ def _start(args: list[str], env: dict, log: Path) -> subprocess.Popen:
                             cwd=neutral_cwd(), stdout=open(log, "w"), stderr=subprocess.STDOUT)
 
 
-def http(url: str, body: dict | None = None, timeout: float = 60.0):
+def http(url: str, body: dict | None = None, timeout: float = 60.0, token: str | None = None):
+    """GET (no body) or POST a JSON body, as a script does: the token in the Authorization header."""
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"} if data else {})
+    headers = {"Content-Type": "application/json"} if data else {}
+    if token:
+        headers["Authorization"] = f"token {token}"
+    req = urllib.request.Request(url, data=data, headers=headers)
     with urllib.request.urlopen(req, timeout=timeout) as resp:
         return json.loads(resp.read())
+
+
+def page_url(log: Path) -> str:
+    """The page's address as its process logged it (the token in it)."""
+    return log.read_text().split("operator page at ", 1)[1].split()[0]
 
 
 class Scene:
@@ -63,8 +72,13 @@ class Scene:
         self.tmp, self.gt = tmp, gt
         self.stamps_path = tmp / "stamps.csv"
         self.node_log, self.ui_log, self.player_log = tmp / "node.log", tmp / "ui.log", tmp / "player.log"
-        self.url = ""
+        self.url = ""  # http://127.0.0.1:PORT/
+        self.page_url = ""  # the logged one: the same with ?token=...
+        self.token = ""
         self.env: dict = {}
+
+    def api(self, path: str, body: dict | None = None) -> dict:
+        return http(self.url + path, body, token=self.token)
 
     def frame_of(self, stamp: str) -> int | None:
         """Index into the ground truth of the frame the player published with this stamp ("sec.nanosec")."""
@@ -81,7 +95,7 @@ class Scene:
         return f"{rows[-1]['sec']}.{int(rows[-1]['nanosec']):09d}"
 
     def status(self) -> dict:
-        return http(self.url + "api/status")
+        return self.api("api/status")
 
     def wait_status(self, predicate, timeout: float, what: str) -> dict:
         deadline = time.monotonic() + timeout
@@ -151,8 +165,9 @@ def scene(tmp_path_factory):
             assert ui.poll() is None, f"siam-tracker ui exited:\n{s.ui_log.read_text()}"
             assert time.monotonic() < deadline, f"no page:\n{s.ui_log.read_text()}"
             time.sleep(0.2)
-        s.url = s.ui_log.read_text().split("operator page at ", 1)[1].split()[0]
-        assert s.url.startswith("http://127.0.0.1:"), s.url  # localhost by default
+        s.page_url = page_url(s.ui_log)
+        s.url, _, s.token = s.page_url.partition("?token=")
+        assert s.url.startswith("http://127.0.0.1:") and len(s.token) >= 40, s.page_url  # localhost, a token
         s.wait_status(lambda st: st["init_service_ready"] and st["tracker"].get("_message", "warming up")
                       != "warming up" and float(st["tracker"].get("frame_buffer_span_s", 0)) > 5.0, 120,
                       "the tracker node warmed up, with 5 s of frames in its buffer")
@@ -170,7 +185,7 @@ def scene(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def _stop_targets(scene):
     yield
-    http(scene.url + "api/stop", {"target_id": ""})
+    scene.api("api/stop", {"target_id": ""})
 
 
 CLI_CLIENT = r"""
@@ -235,7 +250,7 @@ def test_a_stamp_older_than_the_buffer_says_how_much_and_what_to_raise(scene):
     stamp = scene.newest_stamp()
     sec, nsec = stamp.split(".")
     old = f"{int(sec) - 25}.{nsec}"
-    res = http(scene.url + "api/init", {"target_id": "late", "stamp": old, "box": [100, 100, 50, 50]})
+    res = scene.api("api/init", {"target_id": "late", "stamp": old, "box": [100, 100, 50, 50]})
     assert not res["success"]
     assert "s older than the oldest buffered frame" in res["message"], res["message"]
     assert "raise frame_buffer_seconds" in res["message"], res["message"]
@@ -243,12 +258,12 @@ def test_a_stamp_older_than_the_buffer_says_how_much_and_what_to_raise(scene):
     for body in ({"stamp": "yesterday", "box": [1, 2, 3, 4]}, {"stamp": stamp, "box": [1, 2, "x"]},
                  {"stamp": stamp, "box": [1, 2, float("nan"), 4]}):
         with pytest.raises(urllib.error.HTTPError) as err:
-            http(scene.url + "api/init", body)
+            scene.api("api/init", body)
         assert err.value.code == 400 and json.loads(err.value.read())["message"]
 
 
-@pytest.fixture
-def browser(tmp_path):
+def start_chromium(profile: Path):
+    """A headless Chromium (the distribution's, through its chromedriver) with its own profile; skips when absent."""
     if not (CHROMIUM and CHROMEDRIVER):
         pytest.skip("Chromium and its chromedriver are not installed (apt-get install chromium chromium-driver; "
                     ".ci/run installs them)")
@@ -259,10 +274,16 @@ def browser(tmp_path):
     options.binary_location = CHROMIUM
     for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", "--window-size=1100,800", f"--user-data-dir={tmp_path / 'chromium'}"):
+                "--disable-dev-shm-usage", "--window-size=1100,800", f"--user-data-dir={profile}"):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
+    return driver
+
+
+@pytest.fixture
+def browser(tmp_path):
+    driver = start_chromium(tmp_path / "chromium")
     try:
         yield driver
     finally:
@@ -307,7 +328,7 @@ def test_operator_page_pause_draw_start_on_the_shown_frame(scene, browser, tmp_p
     from selenium.webdriver.common.by import By
 
     driver = browser
-    driver.get(scene.url)
+    driver.get(scene.page_url)
     find = lambda css: driver.find_element(By.CSS_SELECTOR, css)  # noqa: E731
     info = find("#frame-info")
     first = _wait(lambda: info.get_attribute("data-stamp"), 30, "the first frame on the page")

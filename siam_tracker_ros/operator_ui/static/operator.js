@@ -69,6 +69,7 @@ async function frameLoop() {
       continue;
     }
     if (resp.status === 204) continue;  // no new frame within a second: ask again
+    if (resp.status === 503) { await sleep(500); continue; }  // too many requests waiting: ask again soon
     if (!resp.ok) {
       const why = await resp.json().catch(() => ({ message: resp.statusText }));
       $("frame-info").textContent = `no image: ${why.message}`;
@@ -267,7 +268,7 @@ function renderStatus(s) {
     parts.push(`buffer ${d.frame_buffer_span_s} s, ${d.frame_buffer_frames} frames, ` +
                `${(Number(d.frame_buffer_bytes) / 1048576).toFixed(0)} MiB`);
     if (d._message) parts.push(d._message);
-    if (s.rate_here_hz >= 5 && nodeRate < 0.8 * s.rate_here_hz) {
+    if (s.input_shortfall) {  // judged by the server once the stream has run long enough to compare rates
       const w = document.createElement("span");
       w.className = "warn";
       w.textContent = ` · the tracker gets ${nodeRate.toFixed(1)} of the ${s.rate_here_hz} frames/s seen here: ` +
@@ -281,7 +282,12 @@ function renderStatus(s) {
 
 async function refreshStatus() {
   try {
-    const s = await (await fetch("/api/status", { cache: "no-store" })).json();
+    const resp = await fetch("/api/status", { cache: "no-store" });
+    if (resp.status === 401) {
+      $("status").textContent = "token needed: open the address with ?token= that the page's process logged";
+      return;
+    }
+    const s = await resp.json();
     ui.targets = s.targets;
     renderTargets();
     renderStatus(s);
