@@ -237,3 +237,30 @@ class Camera:
     def close(self):
         self._stop.set()
         self._thread.join(timeout=10)
+
+
+def start_target(client, camera, call, timeout=60.0):
+    """As an operator who draws a box on the frame on screen: a still scene (frame 0 again and again), then
+    call(stamp in ns) -> (success, message) on the newest frame published, again while the node has not received
+    that frame yet ('no frame ...'); afterwards the camera plays the sequence on from frame 1."""
+    camera.hold = 0
+    deadline = time.monotonic() + timeout
+    while True:
+        stamp_ns = client.wait_for(lambda: max(camera.stamps, default=None), 30, "a published frame")
+        success, message = call(stamp_ns)
+        if success or "no frame" not in message or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert success, message
+    camera.index, camera.hold = 1, None
+
+
+def service_init(client, box, target_id=""):
+    """call(stamp_ns) for start_target: the init_target service of the test's client."""
+    from builtin_interfaces.msg import Time
+
+    def call(stamp_ns):
+        res = client.init(box, stamp=Time(sec=stamp_ns // 10 ** 9, nanosec=stamp_ns % 10 ** 9), target_id=target_id,
+                          retry_unknown_stamp=False)
+        return res.success, res.message
+    return call
