@@ -33,9 +33,9 @@ def frames(sequence):  # noqa: F811
 
 @pytest.fixture
 def launched(tmp_path):
-    """launched(*arguments) -> (Launch, Client, env): a launch on a domain of its own, the test's client there and the
-    domain's environment (for `ros2` commands beside it); afterwards the client closed, the launch stopped with Ctrl-C
-    (unless the test did), the ros2 daemon stopped and the domain released."""
+    """A function of the launch arguments giving (Launch, Client, env): a launch on a domain of its own, the test's
+    client there and the domain's environment (for `ros2` commands beside it); afterwards the client closed, the
+    launch stopped with Ctrl-C (unless the test did), the ros2 daemon stopped and the domain released."""
     require_ros2_cli()
     started = []
 
@@ -264,9 +264,10 @@ def test_ui_true_serves_the_page_on_the_chosen_port_and_starts_a_target(launched
 
 # ------------------------------------------------------------------------------------------------------- depth
 def test_depth_image_and_camera_info_give_the_known_distance(launched, frames):
+    """An explicit camera_info (not the one next to depth_image): each Detection3D lies at the plane's distance."""
     launch, client, _ = launched("image:=/camera/color/image_raw",
-                              "depth_image:=/camera/aligned_depth_to_color/image_raw",
-                              "camera_info:=/camera/aligned_depth_to_color/info_of_this_test")
+                                 "depth_image:=/camera/aligned_depth_to_color/image_raw",
+                                 "camera_info:=/camera/aligned_depth_to_color/info_of_this_test")
     images, gt = frames
     wait_until_active(client)
     arrays3d = []
@@ -277,9 +278,17 @@ def test_depth_image_and_camera_info_give_the_known_distance(launched, frames):
                     info_topic="/camera/aligned_depth_to_color/info_of_this_test", distance=1.75)
     try:
         start_target(client, camera, service_init(client, gt[0]))
-        det = client.wait_for(lambda: next((d for a in arrays3d for d in a.detections if d.id == "default"), None),
-                              60, "a Detection3D on tracked_objects_3d")
-        assert det.bbox.center.position.z == pytest.approx(1.75, rel=0.01), det.bbox.center.position
+        client.wait_for(lambda: sum(1 for a in arrays3d if a.detections) >= 5, 60, "5 frames on tracked_objects_3d")
+        h, w = images[0].shape[:2]
+        for array in [a for a in arrays3d if a.detections][:5]:
+            det3d = array.detections[0]
+            det2d = client.wait_for(lambda: next((d for d in client.dets if d.header.stamp == array.header.stamp),
+                                                 None), 10, "the frame's Detection2D")
+            centre = det3d.bbox.center.position
+            assert det3d.id == "default" and centre.z == pytest.approx(1.75, rel=0.01), centre
+            # back-projected through this camera_info's K: the argument named the topic the node read
+            u = det2d.bbox.center.position.x
+            assert centre.x == pytest.approx((u - (w - 1) / 2) * centre.z / Camera.FX, abs=0.01), (centre, u)
     finally:
         camera.close()
 
