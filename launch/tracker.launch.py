@@ -28,6 +28,11 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode, Node
 from launch_ros.substitutions import FindPackageShare
 
+# The spellings a boolean argument (managed, ui) accepts; anything else stops the launch with these listed.
+TRUE_SPELLINGS = ("true", "True", "1", "yes")
+FALSE_SPELLINGS = ("false", "False", "0", "no")
+BOOLEAN_CHOICES = list(TRUE_SPELLINGS + FALSE_SPELLINGS)
+
 
 def generate_launch_description():
     arguments = [
@@ -63,11 +68,11 @@ def generate_launch_description():
             description="camera_info of the depth image (empty: the topic next to depth_image, "
                         "<depth_image's namespace>/camera_info)"),
         DeclareLaunchArgument(
-            "managed", default_value="false", choices=["true", "false"],
+            "managed", default_value="false", choices=BOOLEAN_CHOICES,
             description="true: leave the node unconfigured for a lifecycle manager (autostart false); false: the "
                         "node configures and activates itself"),
         DeclareLaunchArgument(
-            "ui", default_value="false",
+            "ui", default_value="false", choices=BOOLEAN_CHOICES,
             description="also start the operator page (operator_ui): draw a box on the live image to start tracking"),
         DeclareLaunchArgument(
             "ui_host", default_value="127.0.0.1",
@@ -87,7 +92,7 @@ def _tracker_node(context):
         value = LaunchConfiguration(name).perform(context)
         if value:
             overrides[name] = value
-    managed = LaunchConfiguration("managed").perform(context) == "true"
+    managed = _flag(context, "managed")
     overrides["autostart"] = not managed
     # LifecycleNode (launch_ros) when managed: its lifecycle can then also be driven by launch events (ChangeState).
     remappings = [("image", LaunchConfiguration("image"))]
@@ -110,7 +115,7 @@ def _tracker_node(context):
             ros_arguments=["--log-level", LaunchConfiguration("log_level")],
         )
     ]
-    if LaunchConfiguration("ui").perform(context).strip().lower() in ("true", "1", "yes"):
+    if _flag(context, "ui"):
         nodes.append(Node(
             package="siam_tracker_ros",
             executable="operator_ui",
@@ -125,6 +130,11 @@ def _tracker_node(context):
             ros_arguments=["--log-level", LaunchConfiguration("log_level")],
         ))
     return nodes
+
+
+def _flag(context, name):
+    """A boolean argument's value (DeclareLaunchArgument's choices have refused any other spelling)."""
+    return LaunchConfiguration(name).perform(context) in TRUE_SPELLINGS
 
 
 def _log_colour_env():

@@ -196,8 +196,8 @@ print(json.dumps({
 
 
 def _launch_log_colour_env(stdout_is_a_terminal: bool, environ: dict) -> dict:
-    """The launch file's _log_colour_env (it reads only os.environ and sys.stdout), run without `launch`, which this
-    environment cannot install."""
+    """The launch file's _log_colour_env (it reads only os.environ and sys.stdout), run without importing `launch`,
+    which an environment without the ROS 2 launch packages lacks."""
     from types import SimpleNamespace
 
     tree = ast.parse(LAUNCH_FILE.read_text(), filename=str(LAUNCH_FILE))

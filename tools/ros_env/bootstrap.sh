@@ -9,8 +9,11 @@
 #   2 venv      .venv/ (python3.11 -m venv)
 #   3 packages  pip install -r tools/ros_env/requirements.txt, then fix the ROS wheels' quirks
 #   4 vision_msgs  colcon build of tools/ros_env/vision_msgs (only if the environment has no vision_msgs)
-#   5 package   colcon build of this package (siam_tracker_ros: srv types + Python + launch/config)
-#   6 env file  .ros/env.sh (venv, AMENT_PREFIX_PATH, the colcon install, LOCALHOST discovery, Fast DDS)
+#   5 ros2 cli  the ROS 2 launch system and command line (`ros2 launch`, `ros2 lifecycle`, ...) for the launch tests:
+#               pip install --no-deps of the wheels in ../shared/ros2 (or $SIAM_ROS2_DIR) into .ros/ros2cli and a
+#               colcon build of its composition_interfaces; skipped (the launch tests then skip) without that folder
+#   6 package   colcon build of this package (siam_tracker_ros: srv types + Python + launch/config)
+#   7 env file  .ros/env.sh (venv, AMENT_PREFIX_PATH, the colcon install, .ros/ros2cli, LOCALHOST discovery, Fast DDS)
 #
 # On a robot with a real ROS install, use rosdep + colcon instead (README, "Robot workflow").
 set -Eeuo pipefail
@@ -23,7 +26,7 @@ STAMPS="$RDIR/stamps"
 LOGS="$RDIR/log"
 WS="$RDIR/ws"
 INSTALL="$RDIR/install"
-NSTEPS=6
+NSTEPS=7
 FORCE=0
 [[ "${1:-}" == "--force" ]] && FORCE=1
 
@@ -199,24 +202,64 @@ else
 fi
 
 # ---------------------------------------------------------------------------------------------------------
-step "build siam_tracker_ros" "5-package.log"
+step "ROS 2 command line" "5-ros2cli.log"
+# launch, launch_ros, ros2cli and its verbs are pure Python but not on PyPI: ../shared/ros2 holds them as wheels (with
+# the source of composition_interfaces, which launch_ros imports). They go into .ros/ros2cli, this checkout's own
+# folder (the venv may be shared by several checkouts), which .ros/env.sh puts on PYTHONPATH and PATH.
+ROS2_SHARED="${SIAM_ROS2_DIR-$ROOT/../shared/ros2}"
+ROS2_PREFIX="$RDIR/ros2cli"
+external_ros2=""
+if p="$(command -v ros2)" && [[ "$p" != "$ROS2_PREFIX"/* ]] &&
+  (cd "$RDIR" && python -c 'import launch_ros.actions') >>"$STEP_LOG" 2>&1; then
+  external_ros2="$p"
+fi
+if [[ -n "$external_ros2" ]]; then
+  rm -rf "$ROS2_PREFIX" "$WS/src/composition_interfaces"
+  rm -f "$STAMPS/ros2cli"
+  say "step 5/$NSTEPS ros2 command line: provided by $external_ros2, not installed"
+elif [[ -z "$ROS2_SHARED" || ! -d "$ROS2_SHARED/wheels" || ! -d "$ROS2_SHARED/src/composition_interfaces" ]]; then
+  rm -rf "$ROS2_PREFIX" "$WS/src/composition_interfaces"
+  rm -f "$STAMPS/ros2cli"
+  say "step 5/$NSTEPS ros2 command line: no wheels/ and src/ in '${ROS2_SHARED}' (../shared/ros2 or \$SIAM_ROS2_DIR):" \
+    "not installed, the launch tests will skip"
+else
+  ROS2_SHARED="$(cd "$ROS2_SHARED" && pwd)"
+  ROS2_HASH="$(echo "$ROS2_SHARED $(hash_files "$ROS2_SHARED/wheels" "$ROS2_SHARED/src/composition_interfaces")" |
+    sha256sum | cut -d' ' -f1)"
+  if up_to_date ros2cli "$ROS2_HASH" && [[ -x "$ROS2_PREFIX/bin/ros2" ]] &&
+    [[ -f "$INSTALL/share/composition_interfaces/package.xml" ]]; then
+    say "step 5/$NSTEPS ros2 command line: up to date"
+  else
+    say "step 5/$NSTEPS ros2 command line: wheels from $ROS2_SHARED, colcon build of composition_interfaces"
+    rm -rf "$ROS2_PREFIX"
+    # --no-deps: their other imports (yaml, lark, catkin_pkg, packaging, argcomplete, numpy) are in the venv already
+    run "$VPY" -m pip install --no-deps --no-index --target "$ROS2_PREFIX" "$ROS2_SHARED"/wheels/*.whl
+    ln -sfn "$ROS2_SHARED/src/composition_interfaces" "$WS/src/composition_interfaces"
+    colcon_build composition_interfaces
+    stamp ros2cli "$ROS2_HASH"
+    say "step 5/$NSTEPS ros2 command line: installed ($ROS2_PREFIX/bin/ros2)"
+  fi
+fi
+
+# ---------------------------------------------------------------------------------------------------------
+step "build siam_tracker_ros" "6-package.log"
 ln -sfn "$ROOT" "$WS/src/siam_tracker_ros"
 PKG_INPUTS=(package.xml CMakeLists.txt msg srv scripts launch config siam_tracker_ros)
 [[ -d "$ROOT/weights" ]] && PKG_INPUTS+=(weights)
 PKG_HASH="$(hash_files "${PKG_INPUTS[@]}")"
 if up_to_date package "$PKG_HASH" && [[ -f "$INSTALL/share/siam_tracker_ros/package.xml" ]]; then
-  say "step 5/$NSTEPS siam_tracker_ros: up to date"
+  say "step 6/$NSTEPS siam_tracker_ros: up to date"
 else
-  say "step 5/$NSTEPS siam_tracker_ros: colcon build"
+  say "step 6/$NSTEPS siam_tracker_ros: colcon build"
   # --symlink-install: the installed .py/launch/config files are symlinks to the sources, so an edit shows at
   # once and Path(__file__).resolve() inside the package points into the repository (weights/, ../shared/).
   colcon_build siam_tracker_ros --symlink-install
   stamp package "$PKG_HASH"
-  say "step 5/$NSTEPS siam_tracker_ros: built"
+  say "step 6/$NSTEPS siam_tracker_ros: built"
 fi
 
 # ---------------------------------------------------------------------------------------------------------
-step "env file" "6-env.log"
+step "env file" "7-env.log"
 ENV_FILE="$RDIR/env.sh"
 cat >"$ENV_FILE.tmp" <<EOF
 # Generated by tools/ros_env/bootstrap.sh -- do not edit; re-run the bootstrap instead.
@@ -237,10 +280,22 @@ export RMW_IMPLEMENTATION=rmw_fastrtps_cpp
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 export SIAM_TRACKER_ROS_INSTALL="$INSTALL"
 EOF
+if [[ -x "$ROS2_PREFIX/bin/ros2" ]]; then
+  cat >>"$ENV_FILE.tmp" <<EOF
+# the ROS 2 launch system and command line from ../shared/ros2 (ros2 launch, ros2 lifecycle, launch_testing)
+case ":\${PYTHONPATH:-}:" in *":$ROS2_PREFIX:"*) ;; *) export PYTHONPATH="$ROS2_PREFIX\${PYTHONPATH:+:\$PYTHONPATH}" ;; esac
+case ":\$PATH:" in *":$ROS2_PREFIX/bin:"*) ;; *) export PATH="$ROS2_PREFIX/bin:\$PATH" ;; esac
+EOF
+fi
 mv "$ENV_FILE.tmp" "$ENV_FILE"
 # shellcheck disable=SC1090
 # (run outside the source tree: from the repo root, python would import the source package, which lacks srv/)
 ( set +u; cd "$RDIR" && . "$ENV_FILE" && python -c 'import rclpy, vision_msgs.msg, siam_tracker_ros.srv' ) >>"$STEP_LOG" 2>&1 ||
   fail "sourcing $ENV_FILE does not give rclpy and siam_tracker_ros.srv"
-say "step 6/$NSTEPS env file: $ENV_FILE"
+if [[ -x "$ROS2_PREFIX/bin/ros2" ]]; then
+  ( set +u; cd "$RDIR" && . "$ENV_FILE" && python -c 'import launch_ros.actions, launch_testing, ros2cli' &&
+    ros2 pkg prefix siam_tracker_ros ) >>"$STEP_LOG" 2>&1 ||
+    fail "sourcing $ENV_FILE does not give launch_ros, launch_testing and a ros2 command that finds siam_tracker_ros"
+fi
+say "step 7/$NSTEPS env file: $ENV_FILE"
 say "done in $((SECONDS - T0)) s -- now: source .ros/env.sh"
