@@ -76,10 +76,25 @@ def generate_launch_description():
             description="also start the operator page (operator_ui): draw a box on the live image to start tracking"),
         DeclareLaunchArgument(
             "ui_host", default_value="127.0.0.1",
-            description="address the operator page is served on (0.0.0.0 exposes it: no authentication)"),
+            description="address the operator page is served on (another than loopback exposes it: it then "
+                        "needs its token, on by default, and TLS through ui_tls_certfile or a reverse proxy)"),
         DeclareLaunchArgument(
             "ui_port", default_value="8080",
             description="TCP port of the operator page"),
+        DeclareLaunchArgument(
+            "ui_token_file", default_value="",
+            description="a file holding the operator page's fixed token (a fleet's); empty: a new random token at "
+                        "each start, printed in the page's URL"),
+        DeclareLaunchArgument(
+            "ui_allowed_hosts", default_value="",
+            description="comma-separated host names the page answers to besides loopback and ui_host (the names "
+                        "a browser uses to reach it); any other Host header is refused"),
+        DeclareLaunchArgument(
+            "ui_tls_certfile", default_value="",
+            description="PEM certificate: the page is served over HTTPS (with ui_tls_keyfile)"),
+        DeclareLaunchArgument(
+            "ui_tls_keyfile", default_value="",
+            description="PEM private key of ui_tls_certfile"),
     ]
 
     return LaunchDescription(arguments + [OpaqueFunction(function=_tracker_node)])
@@ -124,12 +139,26 @@ def _tracker_node(context):
             output="screen",
             emulate_tty=True,
             additional_env=_log_colour_env(),
-            parameters=[{"host": LaunchConfiguration("ui_host").perform(context),
-                         "port": int(LaunchConfiguration("ui_port").perform(context))}],
+            parameters=[_ui_parameters(context)],
             remappings=[("image", LaunchConfiguration("image"))],
             ros_arguments=["--log-level", LaunchConfiguration("log_level")],
         ))
     return nodes
+
+
+def _ui_parameters(context):
+    """The operator page's parameters from the ui_* arguments (its token, Host and TLS options only when given)."""
+    params = {"host": LaunchConfiguration("ui_host").perform(context),
+              "port": int(LaunchConfiguration("ui_port").perform(context))}
+    for argument, parameter in (("ui_token_file", "token_file"), ("ui_tls_certfile", "tls_certfile"),
+                                ("ui_tls_keyfile", "tls_keyfile")):
+        value = LaunchConfiguration(argument).perform(context)
+        if value:
+            params[parameter] = value
+    hosts = [h.strip() for h in LaunchConfiguration("ui_allowed_hosts").perform(context).split(",") if h.strip()]
+    if hosts:
+        params["allowed_hosts"] = hosts
+    return params
 
 
 def _flag(context, name):
