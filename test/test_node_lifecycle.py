@@ -6,7 +6,6 @@ client script sees with autostart (served once the service is there), config_fil
 repeated Ctrl-C."""
 from __future__ import annotations
 
-import subprocess
 import time
 
 import pytest
@@ -254,32 +253,6 @@ def test_config_file_values_apply_unless_the_parameter_is_set(sequence, weights,
         assert "parameters win over tracking.window_influence = 0.3 by parameter window_influence = 0.25" in text
 
 
-def group_sigints(proc, delays, log) -> None:
-    """Ctrl-C in a terminal: SIGINT to the process group, then again after each of `delays` (seconds after the one
-    before; "shut down": as soon as the node has printed that it has shut down) while the process runs."""
-    import os
-    import signal
-
-    os.killpg(proc.pid, signal.SIGINT)
-    for delay in delays:
-        if delay == "shut down":
-            deadline = time.monotonic() + 30
-            while "tracker_node: shut down" not in log.read_text() and proc.poll() is None \
-                    and time.monotonic() < deadline:
-                time.sleep(0.005)
-        elif proc.poll() is None:
-            try:
-                proc.wait(timeout=delay)  # an early exit ends the wait (and the test's point)
-            except subprocess.TimeoutExpired:
-                pass
-        if proc.poll() is not None:
-            return
-        try:
-            os.killpg(proc.pid, signal.SIGINT)
-        except ProcessLookupError:
-            return
-
-
 @pytest.mark.parametrize("delays", [(0.05,), (0.4,), (1.0,), (0.05, 0.05), (0.2, 0.5), (0.5, 1.0),
                                     ("shut down", 0.0), ("shut down", 0.02, 0.02)], ids=str)
 def test_repeated_ctrl_c_exits_cleanly(sequence, tmp_path, delays):  # noqa: F811
@@ -290,7 +263,7 @@ def test_repeated_ctrl_c_exits_cleanly(sequence, tmp_path, delays):  # noqa: F81
     import threading
 
     from node_helpers import Client, start_node
-    from ros_helpers import release_domain_id, ros_env
+    from ros_helpers import release_domain_id, ros_env, sigint_process_group
     from siam_tracker_ros.backends import default_weights_path
 
     large = default_weights_path("large", False)
@@ -324,7 +297,7 @@ def test_repeated_ctrl_c_exits_cleanly(sequence, tmp_path, delays):  # noqa: F81
         streamer.start()
         n = len(client.arrays)
         client.wait_for(lambda: len(client.arrays) >= n + 2, 60, "two tracked frames")  # the worker is mid-frame
-        group_sigints(proc, delays, log)
+        sigint_process_group(proc, delays, lambda: "tracker_node: shut down" in log.read_text())
         code = proc.wait(timeout=60)
     finally:
         stop.set()
