@@ -231,7 +231,7 @@ def test_config_file_values_apply_unless_the_parameter_is_set(sequence, weights,
     cfg.write_text(yaml.safe_dump({"tracking": {"lost_threshold": 0.2, "window_influence": 0.3},
                                    "backend": {"max_targets": 2}}))
     args = ["-p", f"weights:={weights}", "-p", "backend:=torch", "-p", "device:=cpu", "-p", "num_threads:=1",
-            "-p", f"config_file:={cfg}", "-p", "window_influence:=0.25"]
+            "-p", "reliable_qos:=true", "-p", f"config_file:={cfg}", "-p", "window_influence:=0.25"]
     with tracker_node(tmp_path / "node.log", *args, params_file=None) as (client, proc, log):
         get = client.node.create_client(GetParameters, "/tracker_node/get_parameters")
         assert get.wait_for_service(timeout_sec=30)
