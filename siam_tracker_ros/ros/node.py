@@ -189,6 +189,8 @@ class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, LifecycleNode):
         the reason on /diagnostics and in every service answer)."""
         self._lifecycle_state = "configuring"
         self.tracker_error = ""
+        with self._cond:
+            self._stop = False  # set again by a shutdown that comes during the warm-up
         self._read_params()
         self._start_max_targets = self._max_targets
         if self._param_errors:
@@ -207,8 +209,6 @@ class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, LifecycleNode):
         self.state_pub = self.create_lifecycle_publisher(TrackedTargetArray, "tracked_objects/state", 10)
         self.heatmap_pub = self.create_lifecycle_publisher(Image, "tracked_object/heatmap", 2)
         self._create_depth_publisher(self.create_lifecycle_publisher)
-        with self._cond:
-            self._stop = False
         self._worker = threading.Thread(target=self._worker_loop, name="tracker_worker", daemon=True)
         self._worker.start()
         self._lifecycle_state = "inactive"
