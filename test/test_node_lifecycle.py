@@ -313,6 +313,38 @@ def test_repeated_ctrl_c_exits_cleanly(sequence, tmp_path, delays):  # noqa: F81
     assert "tracker_node: shut down" in text
 
 
+def test_ctrl_c_during_the_warm_up_exits_cleanly(tmp_path):
+    """Ctrl-C twice while the node warms up the full-width network (before its services exist): exit code 0, no
+    traceback, and no "warm-up failed" error for a warm-up the shutdown cut short."""
+    from node_helpers import start_node
+    from ros_helpers import release_domain_id, ros_env, sigint_process_group
+    from siam_tracker_ros.backends import default_weights_path
+
+    large = default_weights_path("large", False)
+    if not large.is_file():
+        pytest.skip(f"shipped weights {large} not present")
+    env = ros_env()
+    log = tmp_path / "node.log"
+    proc = start_node(env, "-p", f"weights:={large}", "-p", "backend:=torch", "-p", "device:=cpu",
+                      "-p", "num_threads:=1", log_path=log, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while "loaded" not in log.read_text() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert "loaded" in log.read_text() and "warmed up" not in log.read_text(), log.read_text()
+        sigint_process_group(proc, (0.3,))
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        release_domain_id(int(env["ROS_DOMAIN_ID"]))
+    text = log.read_text()
+    assert code == 0, text[-3000:]
+    assert "Traceback" not in text and "warm-up failed" not in text, text[-3000:]
+    assert "tracker_node: shut down" in text
+
+
 def test_launch_file_has_the_managed_argument():
     """launch/launch_ros are not installable here (the launch test in test_ros_foundation.py runs where they are):
     the launch file is checked as source, with no import of launch."""
