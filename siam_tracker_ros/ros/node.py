@@ -18,6 +18,14 @@ instead would hold a client for as long as the warm-up takes (a TensorRT build: 
 ready. With `autostart` false (managed by a lifecycle manager) the services exist from the start, in every state: the
 manager, not the service's presence, says when the node serves.
 
+Parameters and config_file. The parameters that are fields of the tracker's Config (CONFIG_FIELDS: the thresholds,
+window_influence, backend, device, num_threads, fp16, model, max_targets) take config_file's value unless they are
+set explicitly (a start-up override: -p, a params file, launch; or a set at run time); configure then writes the
+values in use into the parameters that are not read-only.
+
+Shutdown. main() handles SIGINT / SIGTERM itself (lifetime.StopSignals): the first ends the spin, any later one is
+only noted, and the interpreter's exit ignores them, so the exit code is 0 however many Ctrl-C come.
+
 Threads. The image callbacks only check the message layout and limits and put it into a one-slot mailbox (plus a ring
 buffer of the last `frame_buffer_seconds`, bounded in frames and bytes, for init-by-stamp); a frame still in the
 mailbox when a newer one arrives is dropped and counted. One worker thread owns the tracker (it is not thread-safe):
