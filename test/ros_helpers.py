@@ -29,6 +29,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -141,3 +142,26 @@ def stop(proc: subprocess.Popen, timeout: float = 10.0) -> tuple[str, str]:
         except subprocess.TimeoutExpired:
             proc.kill()
     return proc.communicate()
+
+
+def sigint_process_group(proc: subprocess.Popen, delays, shut_down=lambda: False) -> None:
+    """Ctrl-C in a terminal (the child started with start_new_session=True, alone in its process group): SIGINT to
+    the group, then again after each of `delays` (seconds after the one before; "shut down": as soon as
+    `shut_down()` is true, i.e. the process has printed that it has shut down) while the process runs."""
+    os.killpg(proc.pid, signal.SIGINT)
+    for delay in delays:
+        if delay == "shut down":
+            deadline = time.monotonic() + 30
+            while not shut_down() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.005)
+        elif proc.poll() is None:
+            try:
+                proc.wait(timeout=delay)  # the delay is the test's point; an early exit ends it
+            except subprocess.TimeoutExpired:
+                pass
+        if proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGINT)
+        except ProcessLookupError:
+            return

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import yaml
 
-from node_helpers import (NUM_FRAMES, assert_alive, iou, node_config, sequence, shared_node_args,  # noqa: F401
-                          stop_all_targets, tracker_node, weights)
+from node_helpers import (NUM_FRAMES, assert_alive, iou, log_lines, node_config, sequence,  # noqa: F401
+                          shared_node_args, stop_all_targets, tracker_node, weights)
 from ros_helpers import ros_env
 
 
@@ -34,7 +34,7 @@ def proc_memory(pid: int) -> dict:
 def rel(sequence, weights, tmp_path_factory):  # noqa: F811
     """(client, node process, log path): one tracker node for the module, its frame buffer 20 s deep."""
     with tracker_node(tmp_path_factory.mktemp("node") / "tracker_node.log", *shared_node_args(weights),
-                      "-p", "frame_buffer_seconds:=20.0", warmed_up=True) as node:
+                      "-p", "frame_buffer_seconds:=20.0") as node:
         yield node
 
 
@@ -338,15 +338,6 @@ def test_max_targets_cannot_rise_above_the_warmed_up_value(rel):
 
 
 # ---------------------------------------------------------------------------------------------------- refusal log
-def log_lines(log: Path, needle: str, settle: float = 1.0) -> list[str]:
-    """The node log's lines holding `needle`, once one is there and `settle` s more have passed (for a second)."""
-    deadline = time.monotonic() + 10
-    while not any(needle in line for line in log.read_text().splitlines()) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    time.sleep(settle)
-    return [line for line in log.read_text().splitlines() if needle in line]
-
-
 def test_nan_box_refusal_is_logged_once(rel, sequence):  # noqa: F811
     client, _, log = rel
     frames, _ = sequence
@@ -518,8 +509,8 @@ def test_every_graph_is_built_at_start_up(sequence, weights, tmp_path):  # noqa:
     """With ONNX Runtime (graphs exported on first use), the node exports the lost-mode search graph and runs every
     batch size before its first request: the first loss exports nothing in the middle of tracking."""
     with tracker_node(tmp_path / "node.log", "-p", f"weights:={weights}", "-p", "backend:=onnxruntime",
-                      "-p", "device:=cpu", "-p", "max_targets:=2", env=ros_env(XDG_CACHE_HOME=str(tmp_path / "cache")),
-                      warmed_up=True) as (client, _, log):
+                      "-p", "device:=cpu", "-p", "max_targets:=2",
+                      env=ros_env(XDG_CACHE_HOME=str(tmp_path / "cache"))) as (client, _, log):
         assert client.latest_diag()["_level"] == 0
         graphs = sorted(p.name for p in (tmp_path / "cache").rglob("*.onnx"))
         assert graphs == ["search_x255_k6.onnx", "search_x383_k6.onnx", "template_z127.onnx"], graphs

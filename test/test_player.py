@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -181,6 +182,33 @@ def test_player_builtin_sensor_qos_paused_and_count(ros_domain_env, tmp_path):
     assert len(held) >= 2, "the held frame is sent again for late subscribers"
     assert len({(g["sec"], g["nanosec"], g["crc"]) for g in held}) == 1, held
     assert play.returncode == 0 and "holding" in play_out, play_out
+
+
+@pytest.mark.parametrize("delays", [(0.0,), (0.01, 0.01), (0.05,), (0.2, 0.2), (0.5,)], ids=str)
+def test_player_repeated_ctrl_c_exits_cleanly(ros_domain_env, tmp_path, delays):
+    """Ctrl-C to the player's process group while it publishes, then once or twice more after `delays` (during its
+    shutdown or the interpreter's exit): exit code 0, no traceback."""
+    from ros_helpers import sigint_process_group
+
+    log = tmp_path / "player.log"
+    play = subprocess.Popen([sys.executable, "-m", "siam_tracker_ros.runs.player", "--builtin", "--builtin-frames",
+                             "5", "--topic", "/test/image", "--loop", "--rate", "30", "--size", "320x240"],
+                            env=_source_env(ros_domain_env), cwd=neutral_cwd(), stdout=open(log, "w"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while "publishing" not in log.read_text() and play.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "publishing" in log.read_text(), log.read_text()
+        sigint_process_group(play, delays)
+        code = play.wait(timeout=30)
+    finally:
+        if play.poll() is None:
+            play.kill()
+            play.wait()
+    text = log.read_text()
+    assert code == 0, text
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
 
 
 def test_player_errors_without_ros(tmp_path, capsys):

@@ -1,18 +1,67 @@
-"""The end of a node's process: its own threads stopped, the executor shut down, the node destroyed, rclpy shut down
-(tracker_node, player)."""
+"""The end of a node's process (tracker_node, the frame player): Ctrl-C / SIGTERM handled by the process itself, its
+own threads stopped, the executor shut down, the node destroyed, rclpy shut down.
+
+Why the process handles its signals rather than rclpy: rclpy's handler chains to Python's, which raises
+KeyboardInterrupt in the main thread wherever it happens to be, and rclpy's shutdown restores that handler; Python's
+own teardown resets a handled SIGINT to the default action (death by signal, exit code -2). A second Ctrl-C (a
+terminal sends one to the whole process group, `ros2 launch` forwards its own) could then land in a `finally`, in
+rclpy's shutdown or after the last line of `main`, and end the process with a traceback or -2. Here a signal only sets
+a flag the main loop polls; once the shutdown has begun, more signals are noted on stderr and ignored.
+"""
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
 import rclpy
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class StopSignals:
+    """SIGINT / SIGTERM for a node's process. Install it before `rclpy.init(..., signal_handler_options=NO)`; the main
+    loop spins in short steps while `not stop_signals.requested`. The first signal asks the process to stop; any later
+    one only says that it is stopping. `ignore()` at the very end keeps a late Ctrl-C from killing the exiting
+    interpreter."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.requested = False  # a plain attribute: set from the handler, read by the main loop
+        self._noted = False
+
+    def install(self) -> "StopSignals":
+        for sig in SIGNALS:
+            signal.signal(sig, self._on_signal)
+        return self
+
+    def _on_signal(self, signum, frame) -> None:
+        # Runs in the main thread between two bytecodes, maybe inside a print or a lock: no print (a re-entered
+        # buffered stream raises), no lock, no exception.
+        if self.requested and not self._noted:
+            self._noted = True
+            _write_stderr(f"{self.name}: already shutting down ({signal.Signals(signum).name} ignored)\n")
+        self.requested = True
+
+    def ignore(self) -> None:
+        """From here to the process's exit, SIGINT and SIGTERM do nothing (Python's teardown would otherwise reset
+        the handler to the default action and a late Ctrl-C would kill the process)."""
+        for sig in SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+
+
+def _write_stderr(text: str) -> None:
+    try:
+        os.write(sys.stderr.fileno(), text.encode())
+    except (OSError, ValueError):  # stderr closed
+        pass
 
 
 def close_node(node, executor=None) -> None:
     """`node.shutdown()` (its threads), `executor.shutdown()`, `destroy_node()`, then rclpy's shutdown if still up.
 
-    Each step runs even when an earlier one was interrupted: a second Ctrl-C while the node waits for its threads
-    cuts that wait short (the threads are daemons) instead of raising out of the caller's `finally`, which would skip
-    the rest and print a traceback.
+    Each step runs even when an earlier one failed or was interrupted (a caller whose SIGINT still raises
+    KeyboardInterrupt): the node is always destroyed and rclpy always shut down.
     """
     steps = []
     if node is not None:
@@ -26,4 +75,6 @@ def close_node(node, executor=None) -> None:
         try:
             step()
         except KeyboardInterrupt:
-            print(f"interrupted while {what}: going on with the shutdown", file=sys.stderr, flush=True)
+            _write_stderr(f"interrupted while {what}: going on with the shutdown\n")
+        except Exception as err:  # one step's failure must not skip the others
+            _write_stderr(f"error while {what}: {type(err).__name__}: {err}\n")

@@ -7,9 +7,24 @@ and the lost-state convention; this docstring is about how the node is built.
 Lifecycle. A managed node (rclpy.lifecycle.Node): configure reads the parameters, creates the tracker and warms up
 every graph, creates the publishers (lifecycle publishers, off until activated) and starts the worker; activate
 creates the image subscriptions and enables the publishers and services; deactivate undoes that but keeps the model
-and the targets; cleanup stops the worker and frees the model; shutdown does both. The services, the diagnostics
-and the lifecycle services exist in every state (outside active the services answer "node inactive (<state>)").
-With the `autostart` parameter (default true) a one-shot timer configures and activates the node once it spins.
+and the targets; cleanup stops the worker and frees the model; shutdown does both. The diagnostics and the lifecycle
+services exist in every state; outside active, init_target and stop_target answer "node inactive (<state>)" at once.
+
+When the services appear. With the `autostart` parameter (default true) a one-shot timer configures and activates the
+node once it spins, and only then creates init_target and stop_target (or, when the configuration fails, creates
+them to answer with the reason). So `wait_for_service('/init_target')` means what a client takes it to mean: the node
+is active and subscribed to its images, and a call made at once is served. A request that waits during the warm-up
+instead would hold a client for as long as the warm-up takes (a TensorRT build: minutes) behind a service that looks
+ready. With `autostart` false (managed by a lifecycle manager) the services exist from the start, in every state: the
+manager, not the service's presence, says when the node serves.
+
+Parameters and config_file. The parameters that are fields of the tracker's Config (CONFIG_FIELDS: the thresholds,
+window_influence, backend, device, num_threads, fp16, model, max_targets) take config_file's value unless they are
+set explicitly (a start-up override: -p, a params file, launch; or a set at run time); configure then writes the
+values in use into the parameters that are not read-only.
+
+Shutdown. main() handles SIGINT / SIGTERM itself (lifetime.StopSignals): the first ends the spin, any later one is
+only noted, and the interpreter's exit ignores them, so the exit code is 0 however many Ctrl-C come.
 
 Threads. The image callbacks only check the message layout and limits and put it into a one-slot mailbox (plus a ring
 buffer of the last `frame_buffer_seconds`, bounded in frames and bytes, for init-by-stamp); a frame still in the
@@ -45,7 +60,6 @@ every init_target with success=false and that reason.
 from __future__ import annotations
 
 import collections
-import signal
 import sys
 import threading
 import time
@@ -70,13 +84,19 @@ from .diagnostics import Stats
 from .frame_buffer import TIME_JUMP_NS, Frame, FrameBuffer
 from .image_codec import ImageConversionError, ImageTooLarge, check_layout, compressed_size, converter_name
 from .jobs import Job
-from .lifetime import close_node
+from .lifetime import StopSignals, close_node
 from .messages import format_stamp, stamp_ns
 from .params import PARAMS, TRACKING_PARAMS, descriptor
 from .requests import RequestsMixin
 from .worker import WorkerMixin
 
 NODE_NAME = "tracker_node"
+# This node's parameters that are fields of the tracker's Config (siam_tracker_ros.config): config_file's value
+# applies unless the parameter is set explicitly.
+CONFIG_FIELDS = {"backend": ("backend", "name"), "device": ("backend", "device"),
+                 "num_threads": ("backend", "num_threads"), "fp16": ("backend", "fp16"),
+                 "model": ("backend", "model"), "max_targets": ("backend", "max_targets"),
+                 **{name: ("tracking", name) for name in TRACKING_PARAMS}}
 
 
 class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, LifecycleNode):
@@ -95,6 +115,11 @@ class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, LifecycleNode):
             except Exception as err:  # an override of the wrong type or out of range: the default, and an ERROR
                 self._param_errors.append(f"parameter {p.name}: {err}")
                 self.declare_parameter(p.name, p.default, descriptor(p), ignore_override=True)
+        # Parameters set explicitly (start-up overrides: --ros-args -p, a params file, launch; or set at run time):
+        # they win over config_file's values. rclpy keeps the start-up overrides in _parameter_overrides (no public
+        # accessor).
+        self._explicit_params = set(getattr(self, "_parameter_overrides", {}))
+        self._syncing_params = False  # configure writing config_file's values into the parameters: not explicit
         self._read_params()
         self._start_max_targets = self._max_targets  # what the graphs are built for (set again by configure)
         # Checked in the on-set callback, applied in the post-set one (only once rclpy has set them).
@@ -119,8 +144,8 @@ class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, LifecycleNode):
         self._depth_setup()  # depth_input.py: topics and state, nothing created yet
         self.det_pub = self.array_pub = self.state_pub = self.heatmap_pub = None
 
-        # Interfaces that exist in every state: the services (they answer "node inactive" outside active) and the
-        # diagnostics (they say the state).
+        # The diagnostics exist in every state (they say the state); the services once the node can answer them
+        # (_create_services).
         self._image_group = MutuallyExclusiveCallbackGroup()
         # Reentrant: the service callbacks are coroutines that wait for the worker without holding a thread.
         self._service_group = ReentrantCallbackGroup()
@@ -130,13 +155,6 @@ class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, LifecycleNode):
         # triggers it, its callback completes the waiting coroutines' futures on an executor thread.
         self._answered: collections.deque[Job] = collections.deque()
         self._answer_guard = self.create_guard_condition(self._deliver_answers, callback_group=self._service_group)
-        # KEEP_ALL: a request is never dropped from the queue, however large the burst (DDS flow control holds the
-        # client back instead); the coroutines take each request off at once (see requests.py).
-        service_qos = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
-        self.create_service(InitTarget, "init_target", self._on_init_target, qos_profile=service_qos,
-                            callback_group=self._service_group)
-        self.create_service(StopTarget, "stop_target", self._on_stop_target, qos_profile=service_qos,
-                            callback_group=self._service_group)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diag_last = time.monotonic()
         self.create_timer(float(self.get_parameter("diagnostics_period").value), self._publish_diagnostics,
@@ -145,16 +163,33 @@ class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, LifecycleNode):
         if self.get_parameter("autostart").value:
             # Configured and activated from the executor (the node already spins, so its diagnostics say
             # "configuring" meanwhile); in the lifecycle services' group, so a ChangeState request waits for it.
+            # The services come up only then (see _autostart).
             self._autostart_timer = self.create_timer(0.0, self._autostart)
         else:
+            # Managed: the lifecycle manager decides when the node serves; the services exist in every state and
+            # refuse at once outside active, with the state.
+            self._create_services()
             self.get_logger().info("autostart is false: unconfigured, waiting for a lifecycle manager "
                                    "(configure, then activate)")
 
+    def _create_services(self) -> None:
+        # KEEP_ALL: a request is never dropped from the queue, however large the burst (DDS flow control holds the
+        # client back instead); the coroutines take each request off at once (see requests.py).
+        service_qos = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
+        self.create_service(InitTarget, "init_target", self._on_init_target, qos_profile=service_qos,
+                            callback_group=self._service_group)
+        self.create_service(StopTarget, "stop_target", self._on_stop_target, qos_profile=service_qos,
+                            callback_group=self._service_group)
+
     # ------------------------------------------------------------------ lifecycle
     def _autostart(self) -> None:
+        """Configure, activate, and only then create the services: a client's wait_for_service returns once the
+        node is active and subscribed to its images (its first call is served), or once the configuration has
+        failed (its first call gets the reason)."""
         self.destroy_timer(self._autostart_timer)
         if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
             self.trigger_activate()
+        self._create_services()
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Parameters, weights, backend and warm-up of every graph; the publishers (off until activated) and the
@@ -162,6 +197,8 @@ class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, LifecycleNode):
         the reason on /diagnostics and in every service answer)."""
         self._lifecycle_state = "configuring"
         self.tracker_error = ""
+        with self._cond:
+            self._stop = False  # set again by a shutdown that comes during the warm-up
         self._read_params()
         self._start_max_targets = self._max_targets
         if self._param_errors:
@@ -180,8 +217,6 @@ class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, LifecycleNode):
         self.state_pub = self.create_lifecycle_publisher(TrackedTargetArray, "tracked_objects/state", 10)
         self.heatmap_pub = self.create_lifecycle_publisher(Image, "tracked_object/heatmap", 2)
         self._create_depth_publisher(self.create_lifecycle_publisher)
-        with self._cond:
-            self._stop = False
         self._worker = threading.Thread(target=self._worker_loop, name="tracker_worker", daemon=True)
         self._worker.start()
         self._lifecycle_state = "inactive"
@@ -340,6 +375,8 @@ class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, LifecycleNode):
         """Post-set callback: the node takes the values rclpy has just set. Plain attribute writes: the worker reads
         them per frame."""
         values = {p.name: p.value for p in params}
+        if not self._syncing_params:
+            self._explicit_params.update(values)
         tracker = self.tracker
         if tracker is not None:
             for name in TRACKING_PARAMS:
@@ -362,7 +399,7 @@ class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, LifecycleNode):
     def _create_tracker(self) -> None:
         from siam_tracker_ros.backends import default_weights_path
         from siam_tracker_ros.backends.select import cuda_available
-        from siam_tracker_ros.config import Config, ConfigError
+        from siam_tracker_ros.config import ConfigError
         from siam_tracker_ros.model import WeightsError
         from siam_tracker_ros.tracking import SiamTracker
 
@@ -373,18 +410,12 @@ class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, LifecycleNode):
             for p in PARAMS:
                 if p.choices and g(p.name) not in p.choices:
                     raise ConfigError(f"parameter {p.name} = {g(p.name)!r}: expected one of {', '.join(p.choices)}")
+            cfg = self._tracker_config()
+            self._max_targets = self._start_max_targets = cfg.backend.max_targets
             if not weights:
-                cuda = g("device") == "cuda" or (g("device") == "auto" and cuda_available())
-                weights = self.weights_path = str(default_weights_path(str(g("model")), cuda))
-            cfg = Config.load(g("config_file")) if g("config_file") else Config()
-            cfg.backend.name = str(g("backend"))
-            cfg.backend.device = str(g("device"))
-            cfg.backend.num_threads = int(g("num_threads"))
-            cfg.backend.fp16 = bool(g("fp16"))
-            cfg.backend.max_targets = self._max_targets  # the batch limit of fixed-range backends (TensorRT)
-            for name in TRACKING_PARAMS:
-                setattr(cfg.tracking, name, float(g(name)))
-            cfg.validate()
+                device = cfg.backend.device
+                cuda = device == "cuda" or (device == "auto" and cuda_available())
+                weights = self.weights_path = str(default_weights_path(cfg.backend.model, cuda))
             if not Path(weights).is_file():
                 raise WeightsError(f"weights file {weights} does not exist (set the 'weights' parameter or "
                                    f"$SIAM_TRACKER_WEIGHTS to a trained .pt file)")
@@ -392,12 +423,66 @@ class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, LifecycleNode):
             self.tracker = SiamTracker.from_config(cfg, weights)
             self.backend_name = self.tracker.backend.describe()
             self.get_logger().info(f"loaded {weights} on {self.backend_name} in {time.monotonic() - t0:.1f} s")
+            self._show_config_values(cfg)
         except Exception as err:  # any error of the configuration or the weights: never take the node down
             self.tracker = None
             kind = "" if isinstance(err, (WeightsError, ConfigError, OSError)) else f"{type(err).__name__}: "
             self.tracker_error = f"tracker unavailable: {kind}{err}"
             self.get_logger().error(f"{self.tracker_error}. The node stays up, unconfigured; init_target will fail "
                                     f"until it is configured with a usable configuration.")
+
+    def _tracker_config(self):
+        """The tracker's Config: config_file's (or the built-in defaults), each field a parameter of this node names
+        (CONFIG_FIELDS) taken from the parameter when it was set explicitly or there is no config_file. Validated."""
+        from siam_tracker_ros.config import Config
+
+        path = str(self.get_parameter("config_file").value)
+        cfg = Config.load(path) if path else Config()
+        in_file = set()
+        if path:  # the keys the file sets (Config.load has checked that it is a mapping of sections)
+            import yaml
+
+            data = yaml.safe_load(Path(path).read_text()) or {}
+            in_file = {(section, key) for section, keys in data.items() if isinstance(keys, dict) for key in keys}
+        overridden = []
+        for name, (section, field) in CONFIG_FIELDS.items():
+            value = self.get_parameter(name).value
+            if (section, field) in in_file and name in self._explicit_params \
+                    and value != getattr(getattr(cfg, section), field):
+                overridden.append(f"{section}.{field} = {getattr(getattr(cfg, section), field)!r} by parameter "
+                                  f"{name} = {value!r}")
+            if not path or name in self._explicit_params:
+                setattr(getattr(cfg, section), field, value)
+        cfg.validate()
+        if overridden:
+            self.get_logger().info(f"config_file {path}: set explicitly, parameters win over "
+                                   f"{'; '.join(overridden)}")
+        return cfg
+
+    def _show_config_values(self, cfg) -> None:
+        """Write config_file's values into the parameters that took them (not read-only ones: those say what was
+        asked, the diagnostics' backend says what runs), so that `ros2 param get` shows the values in use. Not an
+        explicit setting: a new configure reads config_file again."""
+        from rclpy.parameter import Parameter
+
+        spec = {p.name: p for p in PARAMS}
+        taken = {name: getattr(getattr(cfg, section), field) for name, (section, field) in CONFIG_FIELDS.items()
+                 if self.get_parameter(name).value != getattr(getattr(cfg, section), field)}
+        if not taken:
+            return
+        self.get_logger().info(f"config_file {self.get_parameter('config_file').value}: "
+                               + ", ".join(f"{name} = {value!r}" for name, value in taken.items()))
+        shown = [Parameter(name, value=type(spec[name].default)(value)) for name, value in taken.items()
+                 if not spec[name].read_only]
+        self._syncing_params = True
+        try:
+            results = self.set_parameters(shown)
+        finally:
+            self._syncing_params = False
+        for param, result in zip(shown, results):
+            if not result.successful:
+                self.get_logger().warning(f"parameter {param.name} left at {self.get_parameter(param.name).value!r} "
+                                          f"(the tracker uses {param.value!r}): {result.reason}")
 
     # ------------------------------------------------------------------ refusals
     def _refuse(self, kind: str, message: str) -> None:
@@ -520,27 +605,28 @@ class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, LifecycleNode):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
+    """The node's process: spin until Ctrl-C / SIGTERM (or rclpy's context is shut down), then close it. Exit code
+    0 however many more signals come meanwhile (lifetime.StopSignals)."""
+    from rclpy.signals import SignalHandlerOptions
+
+    stop_signals = StopSignals(NODE_NAME).install()
     node = executor = None
     try:
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
         node = TrackerNode()
         executor = MultiThreadedExecutor(num_threads=4)
         executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
+        # Short waits: the signal handler runs in this thread, between two of them.
+        while not stop_signals.requested and rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)
+    except ExternalShutdownException:
         pass
     finally:
-        # From here on a Ctrl-C only says that the node is already stopping (the shutdown is bounded: the worker is
-        # waited for at most 5 s, the executor 2 s): it must not raise out of this block and skip destroy_node and
-        # rclpy's shutdown, nor print a traceback while the interpreter exits.
-        signal.signal(signal.SIGINT, _already_stopping)
+        stop_signals.requested = True  # from here on a signal only says that the node is already stopping
         close_node(node, executor)
-        print("tracker_node: shut down", file=sys.stderr, flush=True)
+        print(f"{NODE_NAME}: shut down", file=sys.stderr, flush=True)
+        stop_signals.ignore()
     return 0
-
-
-def _already_stopping(signum, frame) -> None:
-    print("tracker_node: already shutting down (the worker is given at most 5 s)", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

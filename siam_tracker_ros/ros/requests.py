@@ -132,8 +132,8 @@ class RequestsMixin:
         logged = False  # a refusal is logged once, by _refuse
         try:
             if not self._active:
-                self._refuse("inactive", "stop_target")
-                ok, message = False, self._inactive_message()
+                self._refuse("inactive", f"stop_target {request.target_id[:64]!r}")
+                ok, message, logged = False, self._inactive_message(), True
             elif self.tracker is None:
                 ok, message = (request.target_id == ""), self.tracker_error
             elif request.target_id and self._target_id_error(request.target_id):

@@ -75,6 +75,10 @@ class WorkerMixin:
                 self.get_logger().info(f"warmed up {len(calls)} graph calls (up to {self._start_max_targets} targets) "
                                        f"in {time.monotonic() - t0:.1f} s")
             except Exception as err:  # a backend that cannot run its graphs cannot track: ERROR, stay up
+                if self._stop:  # the process is ending (its shutdown released the tracker under the warm-up)
+                    self.get_logger().info("warm-up abandoned: the node is shutting down")
+                    self.tracker = None
+                    return
                 self.tracker_error = f"tracker unavailable: warm-up failed: {type(err).__name__}: {err}"
                 self.get_logger().error(f"{self.tracker_error}. The node stays up, unconfigured.")
                 self.tracker = None

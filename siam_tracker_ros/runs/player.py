@@ -30,9 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import signal
 import sys
-import threading
 import time
 
 from ..data.frames import open_source
@@ -117,14 +115,13 @@ def run_play(args, ros_args: list[str] | None = None) -> int:
     import rclpy.exceptions
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
+    from ..ros.lifetime import StopSignals, close_node
+
+    # SIGINT/SIGTERM: stop publishing and shut down cleanly, however many come (ros/lifetime.py). run_play is the
+    # body of a process (frame_player, `siam-tracker play`): at its end the process ignores them until it exits.
+    stop_signal = StopSignals("frame_player").install()
     rclpy.init(args=["siam-tracker-play"] + list(ros_args or []), signal_handler_options=_no_signal_handlers())
     node = None
-    stop_signal = threading.Event()
-
-    def on_signal(signum, frame):  # SIGINT/SIGTERM: stop publishing, shut down cleanly
-        stop_signal.set()
-
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     code = 0
     try:
         from .player_node import FramePlayer
@@ -138,12 +135,12 @@ def run_play(args, ros_args: list[str] | None = None) -> int:
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         node.start()
-        while not node.done.is_set() and not stop_signal.is_set():
+        while not node.done.is_set() and not stop_signal.requested:
             executor.spin_once(timeout_sec=0.05)
         if node.error is not None:
             raise node.error
         linger_end = time.monotonic() + max(0.0, args.linger)
-        while time.monotonic() < linger_end and not stop_signal.is_set():
+        while time.monotonic() < linger_end and not stop_signal.requested:
             executor.spin_once(timeout_sec=0.05)
         node.get_logger().info(f"published {node.published} frames")
     except TimeoutError as err:
@@ -155,14 +152,12 @@ def run_play(args, ros_args: list[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        from ..ros.lifetime import close_node
-
+        stop_signal.requested = True  # from here on a signal only says that the player is already stopping
         close_node(node)
-        for s, h in old.items():
-            signal.signal(s, h)
         if profile:
             with contextlib.suppress(OSError):
                 os.unlink(profile)
+        stop_signal.ignore()
     return code
 
 
