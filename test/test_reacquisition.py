@@ -169,3 +169,28 @@ def test_shipped_tracker_on_one_spliced_track(tmp_path):
     assert iou(p.boxes[before], cut.boxes[before]).mean() > 0.5
     assert iou(np.tile(cut.boxes[0], (29, 1)), cut.boxes[before]).mean() < 0.4
     assert p.tracked[before].mean() > 0.8
+
+
+@needs_data
+def test_reacquisition_cli_builds_the_seeded_set_and_writes_the_figures(tmp_path):
+    """`eval --reacquisition` on one track with KCF: the cut of plan_cuts(seed) is written where asked, the JSON has
+    the set and the pooled figures; a folder that already holds the set is refused."""
+    from siam_tracker_ros.data import load_sequences
+    from siam_tracker_ros.evaluation.cli import main
+
+    out, folder = tmp_path / "rq.json", tmp_path / "set"
+    args = [str(DATA / "train"), "--sequences", "vot-car1", "--no-siam", "--peers", "kcf", "--reacquisition",
+            "--reacq-dir", str(folder), "--reacq-seed", "5", "--quiet"]
+    assert main(args + ["--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    everything = load_sequences(DATA / "train")
+    (plan,) = plan_cuts([s for s in everything if s.name == "vot-car1"], everything, seed=5)
+    assert [s["name"] for s in data["set"]] == ["vot-car1+cut"] and data["seed"] == 5
+    assert data["set"][0]["cut"] == {"host": plan.host, "donor": plan.donor, "at": plan.at,
+                                     "n_frames": plan.n_frames, "donor_start": plan.donor_start}
+    assert (folder / "vot-car1+cut" / "groundtruth.txt").is_file()
+    o = data["trackers"]["kcf"]["overall"]
+    assert o["returns"] == 1 and o["absent_frames"] == plan.n_frames
+    assert 0.0 <= o["tracked_absent_fraction"] <= 1.0 and o["reacquired"] in (0, 1)
+    assert 0.0 <= o["auc_present"] <= 20 / 21 and len(data["load_average"]["start"]) == 3
+    assert main(args) == 2  # the set's folder is there already
