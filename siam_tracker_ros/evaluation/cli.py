@@ -1,5 +1,6 @@
 """`siam-tracker eval DATA_DIR [--weights W] [--sequences a,b | --split val|test] [--peers csrt,kcf,mil,nano]
-[--json OUT] [--plot OUT.png] [--config cfg.yaml]`: registered by siam_tracker_ros/cli.py."""
+[--realtime HZ] [--targets K] [--reacquisition] [--json OUT] [--plot OUT.png] [--config cfg.yaml]`: registered by
+siam_tracker_ros/cli.py."""
 from __future__ import annotations
 
 import argparse
@@ -53,6 +54,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plot", help="write the success and precision plots to this PNG")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set tracking.scale_penalty=0.99")
+    p.add_argument("--realtime", type=float, metavar="HZ",
+                   help="also score every tracker on a simulated camera at HZ frames/s (evaluation/streaming.py: the "
+                        "newest frame when free, each frame scored with the last box finished by its arrival); "
+                        "offline and streaming figures side by side")
+    p.add_argument("--targets", type=int, default=1, metavar="K",
+                   help="a multi-target load: K copies of the sequence's target (ours: K ids in one update call; "
+                        "OpenCV peers: K instances one after another); the first copy is scored")
+    p.add_argument("--reacquisition", action="store_true",
+                   help="score on the re-acquisition set of the selected tracks instead (data/splice.py: a camera "
+                        "cut spliced into each, and tracks with their own absent frames): re-acquired within 1 s, "
+                        "tracked on absent frames, AUC on present frames")
+    p.add_argument("--reacq-dir", metavar="DIR",
+                   help="write the re-acquisition set's sequence folders here and keep them (default: a temporary "
+                        "folder, removed at the end); DIR must not hold them already")
+    p.add_argument("--reacq-seed", type=int, default=27, metavar="N",
+                   help="seed of the cuts' lengths, positions and donors (default 27)")
     p.add_argument("--quiet", action="store_true")
 
 
@@ -119,10 +136,41 @@ def run_from_args(args: argparse.Namespace) -> int:
     if args.restarts < 1:
         print("--restarts must be >= 1", file=sys.stderr)
         return 2
+    if args.realtime is not None and not args.realtime > 0:
+        print("--realtime must be > 0 frames/s", file=sys.stderr)
+        return 2
+    if args.targets != 1:
+        from .targets import load_description, with_targets
+
+        try:
+            trackers = [with_targets(t, args.targets) for t in trackers]
+        except (FileNotFoundError, ValueError) as err:
+            print(f"--targets {args.targets}: {err}", file=sys.stderr)
+            return 2
+        extra["targets"] = {"count": args.targets, "load": load_description(args.targets)}
+        say(f"--targets {args.targets}: {load_description(args.targets)}")
+    if args.reacquisition:
+        return _reacquisition(args, trackers, names, extra, say)
+    load_start = _load_average()
     runs = evaluate(args.data_dir, trackers, names or None, args.max_frames, progress=say, restarts=args.restarts)
     print(summary_table(runs), flush=True)
     print(f"split: {split or '-'} ({len(next(iter(runs.values())).sequences)} sequences); OpenCV {opencv['version']}, "
           f"cv2.getNumThreads() = {opencv['threads']}", flush=True)
+    if args.realtime is not None:
+        from ..data import load_sequences
+        from .runner import select_sequences
+        from .streaming import side_by_side, stream
+
+        seqs = select_sequences(load_sequences(args.data_dir), names or None)
+        streaming = stream(trackers, seqs, args.realtime, args.max_frames, progress=say)
+        print(side_by_side(runs, streaming), flush=True)
+        extra["streaming"] = {name: run.to_dict() for name, run in streaming.items()}
+        extra["realtime_hz"] = args.realtime
+    extra["load_average"] = {"start": load_start, "end": _load_average(),
+                             "note": "os.getloadavg() (1, 5, 15 min): frames/s and streaming figures depend on it"}
+    if args.realtime is not None:
+        print(f"load average (1, 5, 15 min) at start {load_start}, at end {extra['load_average']['end']}: the "
+              "streaming figures depend on the machine's load", flush=True)
     if args.json_out:
         Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
         data = report(runs, args.data_dir, extra, with_boxes=args.boxes)
@@ -131,6 +179,60 @@ def run_from_args(args: argparse.Namespace) -> int:
     if args.plot:
         plot_runs(runs, args.plot, title=f"{args.data_dir}" + (f" ({len(names)} sequences)" if names else ""))
         say(f"plots written to {args.plot}")
+    return 0
+
+
+def _load_average():
+    from .streaming import load_average
+
+    return load_average()
+
+
+def _reacquisition(args, trackers, names, extra, say) -> int:
+    """`eval --reacquisition`: build the set from the selected tracks (donors: every track of DATA_DIR), run, report."""
+    import tempfile
+
+    from ..data import load_sequences
+    from ..data.splice import CUT_RATE_HZ, CUT_SECONDS, build_reacquisition_set
+    from .reacquisition import REACQUIRE_IOU, REACQUIRE_WITHIN_S, reacquisition_table, run_reacquisition
+    from .runner import _warm_up, select_sequences
+
+    if args.realtime is not None or args.restarts != 1 or args.plot or args.max_frames:
+        print("--reacquisition runs one offline pass over whole tracks: without --realtime, --restarts, --plot, "
+              "--max-frames", file=sys.stderr)
+        return 2
+    everything = load_sequences(args.data_dir)
+    tracks = select_sequences(everything, names or None)
+    load_start = _load_average()
+    with tempfile.TemporaryDirectory(prefix="reacquisition-") as tmp:
+        out_dir = Path(args.reacq_dir) if args.reacq_dir else Path(tmp)
+        try:
+            seqs = build_reacquisition_set(tracks, everything, out_dir, seed=args.reacq_seed)
+        except ValueError as err:
+            print(f"--reacquisition: {err}", file=sys.stderr)
+            return 2
+        say(f"re-acquisition set: {len(seqs)} sequences in {out_dir} "
+            f"({sum(1 for s in seqs if 'cut' in s.meta)} with a camera cut, "
+            f"{sum(1 for s in seqs if 'cut' not in s.meta)} with their own absent frames)")
+        _warm_up(trackers, seqs[0])
+        runs = run_reacquisition(trackers, seqs, CUT_RATE_HZ, progress=say)
+    print(reacquisition_table(runs), flush=True)
+    load_end = _load_average()
+    if args.json_out:
+        data = {"protocol": f"re-acquisition: a return is re-acquired when, within {REACQUIRE_WITHIN_S:g} s "
+                            f"({CUT_RATE_HZ:g} frames/s) of the first present frame after an absence, the box has "
+                            f"IoU >= {REACQUIRE_IOU} with the truth on a present frame and the tracker reports it "
+                            "tracked; tracked on absent = absent frames reported tracked / absent frames (pooled); "
+                            "AUC on present frames (OTB, sequences weighted equally)",
+                "data_dir": str(args.data_dir), "seed": args.reacq_seed, "cut_rate_hz": CUT_RATE_HZ,
+                "cut_seconds": list(CUT_SECONDS),
+                "set": [{"name": s.name, "frames": len(s), "cut": s.meta.get("cut"),
+                         "own_absent_frames": None if "cut" in s.meta else int((~s.valid).sum())} for s in seqs],
+                "trackers": {name: run.to_dict(CUT_RATE_HZ) for name, run in runs.items()},
+                "load_average": {"start": load_start, "end": load_end}, **extra}
+        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json_out).write_text(json.dumps(data, indent=1, default=_json_default))
+        say(f"figures written to {args.json_out}")
     return 0
 
 

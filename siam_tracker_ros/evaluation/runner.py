@@ -24,6 +24,12 @@ from .metrics import OverallScore, SequenceScore, overall, score_sequence
 
 
 class BoxTracker(Protocol):
+    """One target: `init` on a frame with its box, then `update` per frame returning the box (x, y, w, h).
+
+    A tracker that can say it has lost the target sets `tracked` after every init/update: False when it reports the
+    target lost on that frame (read through evaluation.streaming.reports_tracked; trackers without it always count
+    as tracking)."""
+
     name: str
 
     def init(self, frame: np.ndarray, box: np.ndarray) -> None: ...
@@ -43,8 +49,9 @@ class SiamAdapter:
         self.tracker.init(frame, tuple(float(v) for v in box))
 
     def update(self, frame):
-        results = self.tracker.update(frame)
-        return np.asarray(next(iter(results.values())).box, dtype=np.float64)
+        result = next(iter(self.tracker.update(frame).values()))
+        self.tracked = not result.lost
+        return np.asarray(result.box, dtype=np.float64)
 
 
 OPENCV_TRACKERS = {"csrt": "TrackerCSRT", "kcf": "TrackerKCF", "mil": "TrackerMIL"}
@@ -82,6 +89,7 @@ class OpenCVAdapter:
 
     def update(self, frame):
         ok, box = self._tracker.update(frame)
+        self.tracked = bool(ok)
         if ok:
             self._last = np.asarray(box, dtype=np.float64).reshape(4)
         return self._last.copy()
