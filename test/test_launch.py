@@ -233,13 +233,23 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _api(page_url: str, path: str, body: dict | None = None) -> dict:
-    """A call of the page's JSON API at the address the page logged (its query string, if any, kept)."""
+def _page_request(page_url: str, path: str = "", body: dict | None = None) -> urllib.request.Request:
+    """A request to the page at the address it logged, as a script makes it: the logged URL's token sent as
+    `Authorization: token <t>` (a browser trades it for a cookie instead)."""
     parts = urllib.parse.urlsplit(page_url)
-    url = urllib.parse.urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/" + path))
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"} if data else {})
-    with urllib.request.urlopen(req, timeout=60) as resp:
+    token = urllib.parse.parse_qs(parts.query).get("token", [""])[0]
+    url = urllib.parse.urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/" + path, query=""))
+    headers = {"Authorization": f"token {token}"} if token else {}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    return urllib.request.Request(url, data=data, headers=headers)
+
+
+def _api(page_url: str, path: str, body: dict | None = None) -> dict:
+    """A call of the page's JSON API."""
+    with urllib.request.urlopen(_page_request(page_url, path, body), timeout=60) as resp:
         return json.loads(resp.read())
 
 
@@ -250,7 +260,7 @@ def test_ui_true_serves_the_page_on_the_chosen_port_and_starts_a_target(launched
     text = launch.wait_for_output(lambda t: "operator page at " in t, 180, "the operator page's address")
     page = text.split("operator page at ", 1)[1].split()[0]
     assert urllib.parse.urlsplit(page).port == port, page
-    with urllib.request.urlopen(page, timeout=60) as resp:
+    with urllib.request.urlopen(_page_request(page), timeout=60) as resp:
         assert resp.status == 200 and b"<html" in resp.read().lower()
     wait_until_active(client)
     camera = Camera(client, images, "/camera/image_raw")
