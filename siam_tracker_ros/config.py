@@ -120,8 +120,11 @@ class TrackingConfig:
     # Where box mode puts the centre: "head" (the cell chosen on score x centre-ness x change penalty and the head's
     # offset there, SiamFC++'s way) or "response" (the pyramid's own peak on the upsampled response with its window;
     # the head gives only the size, read at that point). "head" won on the validation tracks over 3 seeds
-    # (docs/training.md, stop 24).
+    # (docs/training.md).
     box_position: str = "head"
+    # How far a box given to init may reach past the image, as a fraction of the image's width / height: every edge
+    # within it (tracking/validation.py). Bounds the coordinates themselves, not only the overlap.
+    box_margin: float = 0.5
 
     def validate(self) -> None:
         # Types and ranges: every value the tracker sizes arrays or loops with is bounded, and NaN / inf fail.
@@ -166,6 +169,8 @@ class TrackingConfig:
         _check(_is_number(self.box_lr) and 0.0 <= self.box_lr <= 1.0, "tracking.box_lr", self.box_lr, "in [0, 1]")
         _check(self.box_position in BOX_POSITIONS, "tracking.box_position", self.box_position,
                " or ".join(map(repr, BOX_POSITIONS)))
+        _check(_is_number(self.box_margin) and 0.0 <= self.box_margin <= 1.0, "tracking.box_margin",
+               self.box_margin, "in [0, 1]")
         pairs_ok = isinstance(self.test_sizes, (list, tuple)) and 1 <= len(self.test_sizes) <= 8 and all(
             isinstance(p, (list, tuple)) and len(p) == 2 and all(_is_int(v) for v in p)
             and 63 <= p[0] < p[1] <= MAX_INPUT_SIZE for p in self.test_sizes)

@@ -52,8 +52,9 @@ def create_backend(config: BackendConfig, weights: str | Path | None = None,
                    expected_model: ModelConfig | None = None, model=None, max_batch: int | None = None) -> Backend:
     """The backend named by `config` (or the best for `auto`), loaded with `weights` (default: shipped weights).
 
-    max_batch: the largest search batch the tracker will send (tracking.tracker.max_search_batch); backends with a
-    fixed batch range (TensorRT) are built for it. None: 3 scales x config.max_targets.
+    max_batch: the largest search batch the tracker will send (tracking.search_plan.SearchPlan.max_batch); backends
+    with a fixed batch range (TensorRT) are built for it. None: the default tracking configuration's limit for
+    config.max_targets.
     """
     from ..model import load_weights
 
