@@ -178,26 +178,29 @@ class TrackingConfig:
                f"a list of 1 to 8 [exemplar, instance] integer pairs, 63 <= exemplar < instance <= {MAX_INPUT_SIZE}")
 
 
+BACKEND_NAMES = ("auto", "torch", "onnxruntime", "tensorrt")
+DEVICES = ("auto", "cpu", "cuda")
+MODEL_NAMES = ("auto", "small", "large", "small_box")  # auto and the shipped weights (backends/select.py)
+
+
 @dataclass
 class BackendConfig:
-    name: str = "auto"  # auto | torch | onnxruntime | tensorrt
-    device: str = "auto"  # auto | cpu | cuda
+    name: str = "auto"  # BACKEND_NAMES
+    device: str = "auto"  # DEVICES
     fp16: bool = True  # on CUDA only
     num_threads: int = 0  # 0 = library default
     onnx_dir: str = ""  # where exported graphs are kept; empty = $XDG_CACHE_HOME or ~/.cache, siam_tracker_ros/onnx
     engine_cache_dir: str = ""  # TensorRT engines; empty = ~/.cache/siam_tracker_ros/engines
     max_targets: int = 4
-    # Shipped weights when none are named: auto (large on CUDA, small on CPU) | small | large | small_box (the small
-    # network with the box head: one search per frame, issue 19)
+    # Shipped weights when none are named (MODEL_NAMES): auto (large on CUDA, small on CPU) | small | large |
+    # small_box (the small network with the box head: one search per frame)
     model: str = "auto"
 
     def validate(self) -> None:
-        _check(self.name in ("auto", "torch", "onnxruntime", "tensorrt"), "backend.name", self.name,
-               "one of auto, torch, onnxruntime, tensorrt")
-        _check(self.device in ("auto", "cpu", "cuda"), "backend.device", self.device, "one of auto, cpu, cuda")
+        _check(self.name in BACKEND_NAMES, "backend.name", self.name, "one of " + ", ".join(BACKEND_NAMES))
+        _check(self.device in DEVICES, "backend.device", self.device, "one of " + ", ".join(DEVICES))
         _check(self.num_threads >= 0, "backend.num_threads", self.num_threads, ">= 0")
-        _check(self.model in ("auto", "small", "large", "small_box"), "backend.model", self.model,
-               "one of auto, small, large, small_box")
+        _check(self.model in MODEL_NAMES, "backend.model", self.model, "one of " + ", ".join(MODEL_NAMES))
         _check(self.max_targets >= 1, "backend.max_targets", self.max_targets, ">= 1")
         _check(_is_int(self.num_threads) and self.num_threads <= 256, "backend.num_threads", self.num_threads,
                "an integer in [0, 256]")
