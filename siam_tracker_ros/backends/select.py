@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from ..config import BackendConfig, ModelConfig
+from ..resources import shipped_file
 from .base import Backend, BackendError
 
 log = logging.getLogger(__name__)
@@ -20,8 +21,8 @@ WEIGHTS_NAMES = {"small": "siam_small.pt", "large": "siam_large.pt", "small_box"
 
 
 def default_weights_path(model: str = "auto", cuda: bool | None = None) -> Path:
-    """The shipped weights: $SIAM_TRACKER_WEIGHTS, else `model` (small | large; auto: large on a CUDA machine, small
-    otherwise) from the source tree's weights/ or the ament share folder."""
+    """The shipped weights: $SIAM_TRACKER_WEIGHTS, else `model` (small | large | small_box; auto: large on a CUDA
+    machine, small otherwise) from the shipped weights/ (resources.shipped_file)."""
     env = os.environ.get("SIAM_TRACKER_WEIGHTS")
     if env:
         return Path(env)
@@ -29,15 +30,7 @@ def default_weights_path(model: str = "auto", cuda: bool | None = None) -> Path:
         model = "large" if (cuda_available() if cuda is None else cuda) else "small"
     if model not in WEIGHTS_NAMES:
         raise BackendError(f"model {model!r}: expected auto, {', '.join(WEIGHTS_NAMES)}")
-    name = WEIGHTS_NAMES[model]
-    candidates = [Path(__file__).resolve().parents[2] / "weights" / name]
-    for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
-        if prefix:
-            candidates.append(Path(prefix) / "share" / "siam_tracker_ros" / "weights" / name)
-    for path in candidates:
-        if path.is_file():
-            return path
-    return candidates[0]
+    return shipped_file(f"weights/{WEIGHTS_NAMES[model]}")
 
 
 def cuda_available() -> bool:
