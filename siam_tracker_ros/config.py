@@ -48,7 +48,7 @@ class ModelConfig:
     # more only in ensembles made by `siam-tracker ensemble`). Trained on 54 tracks, single networks differ from seed
     # to seed by more than the paper's modules do; their average tracks more steadily (docs/training.md).
     members: int = 1
-    # Anchor-free box head (model/box_head.py, issue 19): per response cell a centre-ness logit and the distances to
+    # Anchor-free box head (model/box_head.py): per response cell a centre-ness logit and the distances to
     # the box's four sides, so the tracker measures the box from one search instead of a 3-scale pyramid.
     box_head: bool = False
     box_head_channels: int = 64  # width of its projections and tower
