@@ -1,5 +1,6 @@
 """The node's parameter table (ros/params.py) is the one source of the parameters: its configuration-backed defaults
-are the config dataclasses', config/tracker.yaml is written from it, and the README's parameter table has its rows."""
+are the config dataclasses', config/tracker.yaml is written from it, and the README's parameter table has its rows.
+The last test runs a node over real DDS: a configuration-backed parameter set at run time reaches the tracker."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from node_helpers import sequence, weights  # noqa: F401
 
 pytest.importorskip("rcl_interfaces", reason="the table builds rcl_interfaces descriptors (source .ros/env.sh)")
 
@@ -64,3 +66,21 @@ def test_the_readme_parameter_table_has_the_tables_rows():
                          "prints them):\n" + "\n".join(missing))
     names = [re.match(r"\| `([a-z_0-9]+)`", row).group(1) for row in rows if row not in expected]
     assert not set(names) & {p.name for p in PARAMS}, names
+
+
+def test_box_margin_set_at_run_time_is_the_trackers_margin(sequence, weights, tmp_path):  # noqa: F811
+    """box_margin is one setting, the tracker configuration's: raised on a running node, the services' check and the
+    tracker's own check of the box both take the new value (over DDS, a real node)."""
+    from node_helpers import shared_node_args, tracker_node
+
+    frames, _ = sequence
+    h, w = frames[0].shape[:2]
+    box = [-0.7 * w, 40.0, 0.7 * w + 40.0, 40.0]  # its left edge 0.7 x the width past the image
+    with tracker_node(tmp_path / "tracker_node.log", *shared_node_args(weights)) as (client, _, _):
+        stamp = client.publish(frames[0])
+        res = client.init(box, stamp=stamp, target_id="wide")
+        assert not res.success and "outside" in res.message, res.message
+        assert client.set_param("box_margin", 0.9).successful
+        res = client.init(box, stamp=stamp, target_id="wide")
+        assert res.success, res.message
+        assert client.stop("wide").success
