@@ -21,6 +21,8 @@ MAX_INPUT_SIZE = 1023  # largest exemplar / search input side in pixels
 # The box head's log size change (model/box_head.py) is clipped to this when decoded, in training and tracking: a box
 # at most e^2 = 7.4 times larger or smaller than the one the search crop was cut for.
 MAX_LOG_SIZE_CHANGE = 2.0
+# The loosest tracking.box_margin: a box given to init reaches at most one image width / height past the image.
+MAX_BOX_MARGIN = 1.0
 
 
 @dataclass
@@ -169,8 +171,8 @@ class TrackingConfig:
         _check(_is_number(self.box_lr) and 0.0 <= self.box_lr <= 1.0, "tracking.box_lr", self.box_lr, "in [0, 1]")
         _check(self.box_position in BOX_POSITIONS, "tracking.box_position", self.box_position,
                " or ".join(map(repr, BOX_POSITIONS)))
-        _check(_is_number(self.box_margin) and 0.0 <= self.box_margin <= 1.0, "tracking.box_margin",
-               self.box_margin, "in [0, 1]")
+        _check(_is_number(self.box_margin) and 0.0 <= self.box_margin <= MAX_BOX_MARGIN, "tracking.box_margin",
+               self.box_margin, f"in [0, {MAX_BOX_MARGIN:g}]")
         pairs_ok = isinstance(self.test_sizes, (list, tuple)) and 1 <= len(self.test_sizes) <= 8 and all(
             isinstance(p, (list, tuple)) and len(p) == 2 and all(_is_int(v) for v in p)
             and 63 <= p[0] < p[1] <= MAX_INPUT_SIZE for p in self.test_sizes)

@@ -100,6 +100,15 @@ def test_boxes_partly_off_the_image_are_still_allowed(box, margin):
     validate_box(box, (480, 640), margin)
 
 
+def test_without_a_margin_a_box_is_bounded_by_the_loosest_one():
+    from siam_tracker_ros.tracking import InputError, validate_box
+
+    validate_box((-600, 10, 620, 20), (480, 640))
+    for box in ((-5e307, 100, 1e308, 20), (-700, 10, 720, 20)):
+        with pytest.raises(InputError, match="outside"):
+            validate_box(box, (480, 640))
+
+
 def test_tracker_init_checks_the_configured_box_margin():
     """One margin: TrackingConfig.box_margin (the node's box_margin parameter) bounds every box init takes."""
     from siam_tracker_ros.backends import create_backend

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
-from siam_tracker_ros.config import BACKEND_NAMES, DEVICES, MODEL_NAMES, Config
+from siam_tracker_ros.config import BACKEND_NAMES, DEVICES, MAX_BOX_MARGIN, MODEL_NAMES, Config
 
 from .image_codec import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 
@@ -86,7 +86,7 @@ PARAMS: tuple[Param, ...] = (
     Param("max_image_bytes", DEFAULT_MAX_BYTES, "Largest image accepted, in bytes (declared step x height and data "
           "sent); larger ones are refused and counted.", range=(1024, 4 * 1024 ** 3)),
     configured("box_margin", "tracking.box_margin", "How far an init_target box may reach past the image, as a "
-               "fraction of the image width / height.", range=(0.0, 1.0)),
+               "fraction of the image width / height.", range=(0.0, MAX_BOX_MARGIN)),
     Param("max_target_id_length", 64, "Longest target_id accepted (characters A-Z a-z 0-9 _ . : / -).",
           range=(1, 256)),
     Param("max_queued_requests", 10, "Most init/stop requests waiting for the tracker; one more is answered at once "

@@ -2,13 +2,16 @@
 
 How far a box may reach past the image is `TrackingConfig.box_margin` (the node's `box_margin` parameter is that
 setting): `SiamTracker.init` checks every box against it. A caller that answers requests before the tracker sees them
-(the node's services) runs the same checks at once: `validate_box` for the box itself, `check_box_margin` with its
-margin.
+(the node's services) runs the same checks at once: `validate_box`, and `check_box_margin` with its margin. Without a
+margin, `validate_box` takes the loosest one the configuration allows (MAX_BOX_MARGIN), which still bounds the
+coordinates themselves.
 """
 from __future__ import annotations
 
 import cv2
 import numpy as np
+
+from ..config import MAX_BOX_MARGIN
 
 MIN_FRAME_SIDE = 8  # pixels
 MIN_BOX_SIDE = 2  # pixels
@@ -35,9 +38,9 @@ def prepare_frame(frame) -> np.ndarray:
     return frame
 
 
-def validate_box(box, frame_shape, margin: float | None = None) -> np.ndarray:
-    """(x, y, w, h) as floats, or InputError naming what is wrong (NaN, too small, off the image, and with `margin`:
-    reaching more than `margin` x the image size past it; see check_box_margin)."""
+def validate_box(box, frame_shape, margin: float = MAX_BOX_MARGIN) -> np.ndarray:
+    """(x, y, w, h) as floats, or InputError naming what is wrong (NaN, too small, off the image, reaching more than
+    `margin` x the image size past it: check_box_margin)."""
     try:
         b = np.asarray(box, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError):
@@ -54,8 +57,7 @@ def validate_box(box, frame_shape, margin: float | None = None) -> np.ndarray:
     height, width = frame_shape[:2]
     if x >= width or y >= height or x + w <= 0 or y + h <= 0:
         raise InputError(f"box {b.tolist()} lies outside the {width}x{height} image")
-    if margin is not None:
-        check_box_margin(b, frame_shape, margin)
+    check_box_margin(b, frame_shape, margin)
     return b
 
 
