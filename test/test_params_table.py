@@ -14,7 +14,7 @@ from node_helpers import sequence, weights  # noqa: F401
 pytest.importorskip("rcl_interfaces", reason="the table builds rcl_interfaces descriptors (source .ros/env.sh)")
 
 from siam_tracker_ros.config import BackendConfig, Config, ConfigError, TrackingConfig  # noqa: E402
-from siam_tracker_ros.ros.params import PARAMS, TRACKING_PARAMS, readme_row, yaml_text  # noqa: E402
+from siam_tracker_ros.ros.params import CONFIG_FIELDS, PARAMS, TRACKING_PARAMS, readme_row, yaml_text  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 REGENERATE = "python -m siam_tracker_ros.ros.params > config/tracker.yaml"
@@ -29,6 +29,7 @@ def test_configuration_backed_parameters_take_the_config_defaults():
         section, field = p.config_key.split(".")
         assert p.default == getattr(getattr(defaults, section), field), p.name
         assert type(p.default) is type(getattr(getattr(defaults, section), field)), p.name
+    assert CONFIG_FIELDS == {p.name: tuple(p.config_key.split(".")) for p in backed}
     # The node copies these into the tracking section under the same names.
     assert set(TRACKING_PARAMS) == {p.name for p in backed if p.config_key.startswith("tracking.")}
     assert set(TRACKING_PARAMS) <= {f.name for f in dataclasses.fields(TrackingConfig)}

@@ -115,9 +115,10 @@ PARAMS: tuple[Param, ...] = (
           "distance.", range=(0.0, 1.0)),
     Param("diagnostics_period", 1.0, "Seconds between /diagnostics messages.", read_only=True, range=(0.1, 60.0)),
 )
-# The parameters the node copies into the tracker's configuration (its tracking section, same names), at start-up and
-# when set at run time.
-TRACKING_PARAMS = tuple(p.name for p in PARAMS if p.config_key.startswith("tracking."))
+# The parameters that are values of the tracker's Config: name -> (section, field).
+CONFIG_FIELDS = {p.name: tuple(p.config_key.split(".")) for p in PARAMS if p.config_key}
+# Those of its tracking section (same names), which the node also applies to a running tracker when they are set.
+TRACKING_PARAMS = tuple(name for name, (section, _) in CONFIG_FIELDS.items() if section == "tracking")
 
 
 def descriptor(p: Param) -> ParameterDescriptor:
