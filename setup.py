@@ -1,9 +1,14 @@
 """pip install . -> the ROS-free tracker core plus the `siam-tracker` command.
 
 The ROS 2 build of this repository goes through package.xml/CMakeLists.txt (ament_cmake), not this file.
-siam_tracker_ros.ros is included but only imports rclpy when used.
+siam_tracker_ros.ros is included but only imports rclpy when used. The shipped config and weights go to
+<prefix>/share/siam_tracker_ros/, as colcon installs them (siam_tracker_ros/resources.py finds them there).
 """
+from glob import glob
+
 from setuptools import find_packages, setup
+
+SHARE = "share/siam_tracker_ros"
 
 setup(
     name="siam_tracker_ros",
@@ -14,6 +19,9 @@ setup(
     packages=find_packages(include=["siam_tracker_ros", "siam_tracker_ros.*"]),
     include_package_data=True,
     package_data={"siam_tracker_ros.operator_ui": ["static/*"]},
+    data_files=[(f"{SHARE}/config", glob("config/*.yaml")),
+                (f"{SHARE}/weights", glob("weights/*.pt") + glob("weights/*.json")),
+                (f"{SHARE}/weights/LICENSES", glob("weights/LICENSES/*"))],
     install_requires=[
         "numpy",
         "pyyaml",

@@ -21,6 +21,8 @@ MAX_INPUT_SIZE = 1023  # largest exemplar / search input side in pixels
 # The box head's log size change (model/box_head.py) is clipped to this when decoded, in training and tracking: a box
 # at most e^2 = 7.4 times larger or smaller than the one the search crop was cut for.
 MAX_LOG_SIZE_CHANGE = 2.0
+# The loosest tracking.box_margin: a box given to init reaches at most one image width / height past the image.
+MAX_BOX_MARGIN = 1.0
 
 
 @dataclass
@@ -48,7 +50,7 @@ class ModelConfig:
     # more only in ensembles made by `siam-tracker ensemble`). Trained on 54 tracks, single networks differ from seed
     # to seed by more than the paper's modules do; their average tracks more steadily (docs/training.md).
     members: int = 1
-    # Anchor-free box head (model/box_head.py, issue 19): per response cell a centre-ness logit and the distances to
+    # Anchor-free box head (model/box_head.py): per response cell a centre-ness logit and the distances to
     # the box's four sides, so the tracker measures the box from one search instead of a 3-scale pyramid.
     box_head: bool = False
     box_head_channels: int = 64  # width of its projections and tower
@@ -120,8 +122,11 @@ class TrackingConfig:
     # Where box mode puts the centre: "head" (the cell chosen on score x centre-ness x change penalty and the head's
     # offset there, SiamFC++'s way) or "response" (the pyramid's own peak on the upsampled response with its window;
     # the head gives only the size, read at that point). "head" won on the validation tracks over 3 seeds
-    # (docs/training.md, stop 24).
+    # (docs/training.md).
     box_position: str = "head"
+    # How far a box given to init may reach past the image, as a fraction of the image's width / height: every edge
+    # within it (tracking/validation.py). Bounds the coordinates themselves, not only the overlap.
+    box_margin: float = 0.5
 
     def validate(self) -> None:
         # Types and ranges: every value the tracker sizes arrays or loops with is bounded, and NaN / inf fail.
@@ -166,6 +171,8 @@ class TrackingConfig:
         _check(_is_number(self.box_lr) and 0.0 <= self.box_lr <= 1.0, "tracking.box_lr", self.box_lr, "in [0, 1]")
         _check(self.box_position in BOX_POSITIONS, "tracking.box_position", self.box_position,
                " or ".join(map(repr, BOX_POSITIONS)))
+        _check(_is_number(self.box_margin) and 0.0 <= self.box_margin <= MAX_BOX_MARGIN, "tracking.box_margin",
+               self.box_margin, f"in [0, {MAX_BOX_MARGIN:g}]")
         pairs_ok = isinstance(self.test_sizes, (list, tuple)) and 1 <= len(self.test_sizes) <= 8 and all(
             isinstance(p, (list, tuple)) and len(p) == 2 and all(_is_int(v) for v in p)
             and 63 <= p[0] < p[1] <= MAX_INPUT_SIZE for p in self.test_sizes)
@@ -173,26 +180,29 @@ class TrackingConfig:
                f"a list of 1 to 8 [exemplar, instance] integer pairs, 63 <= exemplar < instance <= {MAX_INPUT_SIZE}")
 
 
+BACKEND_NAMES = ("auto", "torch", "onnxruntime", "tensorrt")
+DEVICES = ("auto", "cpu", "cuda")
+MODEL_NAMES = ("auto", "small", "large", "small_box")  # auto and the shipped weights (backends/select.py)
+
+
 @dataclass
 class BackendConfig:
-    name: str = "auto"  # auto | torch | onnxruntime | tensorrt
-    device: str = "auto"  # auto | cpu | cuda
+    name: str = "auto"  # BACKEND_NAMES
+    device: str = "auto"  # DEVICES
     fp16: bool = True  # on CUDA only
     num_threads: int = 0  # 0 = library default
     onnx_dir: str = ""  # where exported graphs are kept; empty = $XDG_CACHE_HOME or ~/.cache, siam_tracker_ros/onnx
     engine_cache_dir: str = ""  # TensorRT engines; empty = ~/.cache/siam_tracker_ros/engines
     max_targets: int = 4
-    # Shipped weights when none are named: auto (large on CUDA, small on CPU) | small | large | small_box (the small
-    # network with the box head: one search per frame, issue 19)
+    # Shipped weights when none are named (MODEL_NAMES): auto (large on CUDA, small on CPU) | small | large |
+    # small_box (the small network with the box head: one search per frame)
     model: str = "auto"
 
     def validate(self) -> None:
-        _check(self.name in ("auto", "torch", "onnxruntime", "tensorrt"), "backend.name", self.name,
-               "one of auto, torch, onnxruntime, tensorrt")
-        _check(self.device in ("auto", "cpu", "cuda"), "backend.device", self.device, "one of auto, cpu, cuda")
+        _check(self.name in BACKEND_NAMES, "backend.name", self.name, "one of " + ", ".join(BACKEND_NAMES))
+        _check(self.device in DEVICES, "backend.device", self.device, "one of " + ", ".join(DEVICES))
         _check(self.num_threads >= 0, "backend.num_threads", self.num_threads, ">= 0")
-        _check(self.model in ("auto", "small", "large", "small_box"), "backend.model", self.model,
-               "one of auto, small, large, small_box")
+        _check(self.model in MODEL_NAMES, "backend.model", self.model, "one of " + ", ".join(MODEL_NAMES))
         _check(self.max_targets >= 1, "backend.max_targets", self.max_targets, ">= 1")
         _check(_is_int(self.num_threads) and self.num_threads <= 256, "backend.num_threads", self.num_threads,
                "an integer in [0, 256]")

@@ -30,13 +30,11 @@ def run_export(args) -> int:
     from .backends import default_weights_path
     from .backends.export import export_all
     from .model import load_weights
-    from .tracking.tracker import input_pairs, lost_search_key
+    from .tracking.search_plan import SearchPlan
 
     cfg = _load_config(args.config)
     model = load_weights(args.weights or default_weights_path())
-    t = cfg.tracking
-    pairs = {(t.exemplar_size, t.instance_size), *input_pairs(t), lost_search_key(t)}  # + the lost-mode search
-    for path in export_all(model, args.out, sorted(pairs)):
+    for path in export_all(model, args.out, SearchPlan(cfg.tracking).graph_pairs()):
         print(path)
     return 0
 

@@ -84,22 +84,33 @@ def test_valid_weights_still_load(tmp_path):
 
 # ---------------------------------------------------------------------------------------------------- boxes
 @pytest.mark.parametrize("box", [(-5e307, 100, 1e308, 20), (10, -1e9, 20, 2e9), (600, 400, 1e6, 30),
-                                 (-700, 10, 720, 20)])
+                                 (-400, 10, 420, 20)])
 def test_boxes_far_outside_the_image_are_refused(box):
     from siam_tracker_ros.tracking import InputError, validate_box
 
     with pytest.raises(InputError, match="outside"):
-        validate_box(box, (480, 640))
+        validate_box(box, (480, 640), TrackingConfig().box_margin)
 
 
-@pytest.mark.parametrize("box", [(-20, -20, 60, 60), (600, 440, 80, 80), (0, 0, 640, 480), (-600, 10, 620, 20)])
-def test_boxes_partly_off_the_image_are_still_allowed(box):
+@pytest.mark.parametrize("box,margin", [((-20, -20, 60, 60), 0.5), ((600, 440, 80, 80), 0.5), ((0, 0, 640, 480), 0.0),
+                                        ((-300, 10, 320, 20), 0.5), ((-600, 10, 620, 20), 1.0)])
+def test_boxes_partly_off_the_image_are_still_allowed(box, margin):
     from siam_tracker_ros.tracking import validate_box
 
-    validate_box(box, (480, 640))
+    validate_box(box, (480, 640), margin)
 
 
-def test_tracker_init_refuses_the_huge_box():
+def test_without_a_margin_a_box_is_bounded_by_the_loosest_one():
+    from siam_tracker_ros.tracking import InputError, validate_box
+
+    validate_box((-600, 10, 620, 20), (480, 640))
+    for box in ((-5e307, 100, 1e308, 20), (-700, 10, 720, 20)):
+        with pytest.raises(InputError, match="outside"):
+            validate_box(box, (480, 640))
+
+
+def test_tracker_init_checks_the_configured_box_margin():
+    """One margin: TrackingConfig.box_margin (the node's box_margin parameter) bounds every box init takes."""
     from siam_tracker_ros.backends import create_backend
     from siam_tracker_ros.config import BackendConfig
     from siam_tracker_ros.tracking import InputError, SiamTracker
@@ -107,9 +118,13 @@ def test_tracker_init_refuses_the_huge_box():
     backend = create_backend(BackendConfig(name="torch", device="cpu"), model=build_model(ModelConfig(width=0.25)))
     tracker = SiamTracker(backend)
     frame = np.zeros((240, 320, 3), np.uint8)
-    with pytest.raises(InputError):
-        tracker.init(frame, (-5e307, 100, 1e308, 20))
+    for box in ((-5e307, 100, 1e308, 20), (-200, 10, 220, 20)):  # the second reaches 0.625 x the width past it
+        with pytest.raises(InputError, match="outside"):
+            tracker.init(frame, box)
     assert tracker.targets == []
+    wide = SiamTracker(backend, TrackingConfig(box_margin=1.0))
+    wide.init(frame, (-200, 10, 220, 20))
+    assert wide.targets == ["default"]
 
 
 # ---------------------------------------------------------------------------------------------------- warm-up

@@ -195,14 +195,15 @@ def test_nanotrack_missing_files_name_the_path_and_the_variable(tmp_path, monkey
                                                             "(set SIAM_DATA_DIR)")
 def test_split_selects_the_config_tracks(tmp_path):
     """--split test runs exactly training.test_sequences of config/finetune.yaml, in order, and records it;
-    --split val is the successor of --held-out (the same tracks)."""
+    --split val and --held-out name the same tracks."""
     import json
 
-    from siam_tracker_ros.evaluation.cli import REPO_ROOT, main
+    from siam_tracker_ros.evaluation.cli import main
+    from siam_tracker_ros.resources import shipped_file
     from siam_tracker_ros.training.trainer import load_train_config
 
-    cfg, _ = load_train_config(REPO_ROOT / "config" / "finetune.yaml")
-    held_out, _ = load_train_config(REPO_ROOT / "config" / "train_default.yaml")
+    cfg, _ = load_train_config(shipped_file("config/finetune.yaml"))
+    held_out, _ = load_train_config(shipped_file("config/train_default.yaml"))
     test_names, val_names = list(cfg.training.test_sequences), list(cfg.training.val_sequences)
     assert test_names and not set(test_names) & set(val_names)
     figures = {}

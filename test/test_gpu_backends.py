@@ -13,11 +13,11 @@ import torch
 
 from siam_tracker_ros.backends import BackendError, create_backend
 from siam_tracker_ros.backends.export import export_search, export_template
-from siam_tracker_ros.backends.tensorrt_backend import (check_onnx_for_tensorrt, engine_cache_key, engine_file_name,
-                                                        max_batch_for, rebuild_reason)
+from siam_tracker_ros.backends.tensorrt_backend import (check_onnx_for_tensorrt, default_plan, engine_cache_key,
+                                                        engine_file_name, rebuild_reason)
 from siam_tracker_ros.config import BackendConfig, ModelConfig, TrackingConfig
 from siam_tracker_ros.model import build_model
-from siam_tracker_ros.tracking.tracker import max_search_batch, search_calls
+from siam_tracker_ros.tracking.search_plan import SearchPlan
 
 
 def key(**changes):
@@ -147,9 +147,8 @@ def test_engine_key_names_the_exact_weights_a_running_stat_included():
 def test_batch_limit_covers_every_search_call(num_scales, max_targets):
     """max_targets 5 with 3 scales sends 15 crops in one call: the engines' batch limit must cover it."""
     cfg = TrackingConfig(num_scales=num_scales)
-    calls = search_calls(cfg, max_targets)
-    limit = max_search_batch(cfg, max_targets)
-    assert limit == max(b for _, _, b in calls) == num_scales * max_targets == max_batch_for(max_targets, num_scales)
+    calls = SearchPlan(cfg).search_calls(max_targets)
+    assert SearchPlan(cfg).max_batch(max_targets) == max(b for _, _, b in calls) == num_scales * max_targets
     batches = {b for _, x, b in calls if x == 255}
     assert batches == {num_scales * k for k in range(1, max_targets + 1)}  # every tracked-target count
     assert {b for _, x, b in calls if x == 383} == set(range(1, max_targets + 1))  # lost-mode search, every count
@@ -157,10 +156,22 @@ def test_batch_limit_covers_every_search_call(num_scales, max_targets):
 
 def test_batch_sizes_with_the_multi_scale_test():
     cfg = TrackingConfig(multi_scale_test=True, test_sizes=[[127, 255], [127, 383]])
-    calls = search_calls(cfg, 2)
+    calls = SearchPlan(cfg).search_calls(2)
     # (127, 383) is both a scale set and the lost-mode size: its batches mix tracked and lost crops
     assert {b for _, x, b in calls if x == 383} == {1, 2, 3, 4, 6}
-    assert max_search_batch(cfg, 2) == 6
+    assert SearchPlan(cfg).max_batch(2) == 6
+
+
+def test_box_mode_plans_one_crop_per_target_and_the_backend_default_covers_the_pyramid():
+    box = SearchPlan(TrackingConfig(), box_mode=True)
+    assert box.search_calls(2) == [(127, 255, 1), (127, 255, 2), (127, 383, 1), (127, 383, 2)]
+    assert box.max_batch(4) == 4
+    # A backend built without max_batch takes the default configuration's pyramid limit, which covers box mode too.
+    assert default_plan().max_batch(4) == 12
+    # The export makes every graph of either mode and the lost search.
+    multi_scale = SearchPlan(TrackingConfig(multi_scale_test=True))
+    assert multi_scale.graph_pairs() == [(127, 255), (127, 383), (191, 319), (255, 383)]
+    assert SearchPlan(TrackingConfig()).graph_pairs() == [(127, 255), (127, 383)]
 
 
 def test_half_precision_graphs_for_strongly_typed_engines(tmp_path):
@@ -188,7 +199,7 @@ def test_tensorrt_engine_against_torch(tmp_path):
 
     model = build_model(ModelConfig(width=0.25)).eval()
     cfg = BackendConfig(name="tensorrt", device="cuda", fp16=False, max_targets=2, engine_cache_dir=str(tmp_path))
-    backend = create_backend(cfg, model=model, max_batch=max_search_batch(TrackingConfig(), 2))
+    backend = create_backend(cfg, model=model, max_batch=SearchPlan(TrackingConfig()).max_batch(2))
     tracker = SiamTracker(backend, TrackingConfig())
     calls = tracker.warm_up(2)
     assert ("search", 383, 2) in calls and ("search", 255, 6) in calls

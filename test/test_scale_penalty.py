@@ -1,6 +1,6 @@
 """The scale choice when every scale's peak is below the target's background level (negative margins): an
 off-centre scale must still be penalised, so on a frame where every scale sees the same thing the box keeps its size
-(tracking/tracker.py, `scale_penalty`). Real shipped network, real frames."""
+(tracking/localisers.py ScalePyramid, `scale_penalty`). Real shipped network, real frames."""
 from __future__ import annotations
 
 import numpy as np

@@ -279,10 +279,10 @@ def test_decoded_boxes_start_at_the_anchor_on_each_cell():
 
 
 def test_the_trackers_decoder_is_the_trainings():
-    """The tracker's NumPy decode of the head (tracking/tracker.py) and the loss's torch decode give the same boxes,
-    clip of the size change included: a drift between them would train one box and track another."""
+    """The tracker's NumPy decode of the head (tracking/box_decoding.py) and the loss's torch decode give the same
+    boxes, clip of the size change included: a drift between them would train one box and track another."""
     from siam_tracker_ros.config import MAX_LOG_SIZE_CHANGE
-    from siam_tracker_ros.tracking.tracker import decode_head_boxes
+    from siam_tracker_ros.tracking.box_decoding import decode_head_boxes
     from siam_tracker_ros.training.loss import decode_boxes
 
     rng = np.random.default_rng(3)

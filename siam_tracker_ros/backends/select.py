@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from ..config import BackendConfig, ModelConfig
+from ..resources import shipped_file
 from .base import Backend, BackendError
 
 log = logging.getLogger(__name__)
@@ -20,8 +21,8 @@ WEIGHTS_NAMES = {"small": "siam_small.pt", "large": "siam_large.pt", "small_box"
 
 
 def default_weights_path(model: str = "auto", cuda: bool | None = None) -> Path:
-    """The shipped weights: $SIAM_TRACKER_WEIGHTS, else `model` (small | large; auto: large on a CUDA machine, small
-    otherwise) from the source tree's weights/ or the ament share folder."""
+    """The shipped weights: $SIAM_TRACKER_WEIGHTS, else `model` (small | large | small_box; auto: large on a CUDA
+    machine, small otherwise) from the shipped weights/ (resources.shipped_file)."""
     env = os.environ.get("SIAM_TRACKER_WEIGHTS")
     if env:
         return Path(env)
@@ -29,15 +30,7 @@ def default_weights_path(model: str = "auto", cuda: bool | None = None) -> Path:
         model = "large" if (cuda_available() if cuda is None else cuda) else "small"
     if model not in WEIGHTS_NAMES:
         raise BackendError(f"model {model!r}: expected auto, {', '.join(WEIGHTS_NAMES)}")
-    name = WEIGHTS_NAMES[model]
-    candidates = [Path(__file__).resolve().parents[2] / "weights" / name]
-    for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
-        if prefix:
-            candidates.append(Path(prefix) / "share" / "siam_tracker_ros" / "weights" / name)
-    for path in candidates:
-        if path.is_file():
-            return path
-    return candidates[0]
+    return shipped_file(f"weights/{WEIGHTS_NAMES[model]}")
 
 
 def cuda_available() -> bool:
@@ -52,8 +45,9 @@ def create_backend(config: BackendConfig, weights: str | Path | None = None,
                    expected_model: ModelConfig | None = None, model=None, max_batch: int | None = None) -> Backend:
     """The backend named by `config` (or the best for `auto`), loaded with `weights` (default: shipped weights).
 
-    max_batch: the largest search batch the tracker will send (tracking.tracker.max_search_batch); backends with a
-    fixed batch range (TensorRT) are built for it. None: 3 scales x config.max_targets.
+    max_batch: the largest search batch the tracker will send (tracking.search_plan.SearchPlan.max_batch); backends
+    with a fixed batch range (TensorRT) are built for it. None: the default tracking configuration's limit for
+    config.max_targets.
     """
     from ..model import load_weights
 

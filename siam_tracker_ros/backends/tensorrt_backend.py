@@ -9,7 +9,7 @@ context that TensorRT could not create (`create_execution_context()` returns Non
 Cross-correlation is exported as a batched matrix product of features and kernel taps followed by a Gather and a sum
 (model.siamese.cross_correlate), so the search engine needs no convolution with runtime weights: the batch stays
 dynamic. The optimisation profile covers batch 1 to
-`max_batch`, which the tracker sizes from its scales and the node's max_targets (tracking.tracker.max_search_batch).
+`max_batch`: the search plan's batch limit for the node's max_targets (tracking.search_plan.SearchPlan.max_batch).
 
 Engines are tied to the model, the export code, the TensorRT version and the GPU. Each cached engine has a JSON sidecar
 with its cache key (engine_cache_key: weights hash, export code version, builder code version, ONNX opset, precision,
@@ -36,13 +36,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import TrackingConfig
+from ..tracking.search_plan import SearchPlan
 from .base import Backend, BackendError, cache_dir
 from .export import (OPSET, export_code_version, export_search, export_template, model_fingerprint, search_graph_name,
                      template_graph_name)
 
 log = logging.getLogger(__name__)
-
-DEFAULT_NUM_SCALES = 3  # TrackingConfig's default, for callers that do not pass max_batch
 
 # ONNX operators our exported graphs use, all supported by TensorRT's ONNX parser (8.6 and newer).
 TENSORRT_OPS = {
@@ -59,9 +59,9 @@ def default_engine_dir() -> Path:
     return cache_dir("engines")
 
 
-def max_batch_for(max_targets: int, num_scales: int = DEFAULT_NUM_SCALES) -> int:
-    """The largest search batch of `max_targets` tracked targets: one crop per scale each."""
-    return int(num_scales) * int(max_targets)
+def default_plan() -> SearchPlan:
+    """The search plan of the default tracking configuration: the batch range for callers that pass no max_batch."""
+    return SearchPlan(TrackingConfig())
 
 
 @functools.lru_cache(maxsize=1)
@@ -69,7 +69,7 @@ def builder_code_version() -> str:
     """Hash of the code that turns a graph into an engine (`TensorRTBackend._build`: workspace, profile, network
     flags) and the constant it reads: a change there must not reuse engines built by the older builder."""
     h = hashlib.sha256(inspect.getsource(TensorRTBackend._build).encode())
-    h.update(repr(DEFAULT_NUM_SCALES).encode())
+    h.update(repr(default_plan().crops_per_pair).encode())
     return h.hexdigest()[:16]
 
 
@@ -172,7 +172,7 @@ class TensorRTBackend(Backend):
         self.output_channels = model.output_channels
         self.precision = "fp16" if config.fp16 else "fp32"
         self.name = f"tensorrt-{self.precision}"
-        self.max_batch = int(max_batch or max_batch_for(config.max_targets))
+        self.max_batch = int(max_batch or default_plan().max_batch(config.max_targets))
         self.engine_dir = Path(config.engine_cache_dir) if config.engine_cache_dir else default_engine_dir()
         self.engine_dir.mkdir(parents=True, exist_ok=True)
         self.fingerprint = model_fingerprint(model)
@@ -243,7 +243,7 @@ class TensorRTBackend(Backend):
         profile = builder.create_optimization_profile()
         for name, shape in input_shapes.items():
             rest = tuple(shape[1:])
-            opt = min(DEFAULT_NUM_SCALES if name != "z" else 1, self.max_batch)
+            opt = min(default_plan().crops_per_pair if name != "z" else 1, self.max_batch)
             profile.set_shape(name, (1,) + rest, (opt,) + rest, (self.max_batch,) + rest)
         config.add_optimization_profile(profile)
         plan = builder.build_serialized_network(network, config)
@@ -264,7 +264,7 @@ class TensorRTBackend(Backend):
         self.check_inputs(x, kernel)
         if x.shape[0] > self.max_batch:
             raise BackendError(f"{x.shape[0]} search crops exceed the engines' batch limit {self.max_batch} "
-                               "(num_scales x max_targets at start-up)")
+                               "(the search plan's limit for max_targets at start-up)")
         size, k = x.shape[2], kernel.shape[2]
         engine = self._engine(search_graph_name(size, k),
                               lambda d: export_search(self._graph_model(), size, k, d,

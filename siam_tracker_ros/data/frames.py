@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..resources import shared_root
 from .sequences import list_images, read_box_file, read_folder_sequence
 
 # Sequences of ../shared/data/train tried, in order, by the tools that need "a real sequence" (bench, tests).
@@ -26,25 +27,15 @@ def read_frame(path) -> np.ndarray:
     return img
 
 
-# ../shared next to the repository: the data and the peer trackers' files, never committed.
-SHARED_BESIDE_REPO = Path(__file__).resolve().parents[3] / "shared"
-# The workplace copy, for a clone made elsewhere (.ci/run points SIAM_DATA_DIR at /work/shared/data the same way).
-WORKPLACE_SHARED = Path("/work/shared")
-
-
 def data_root() -> Path:
-    """The project's data folder: $SIAM_DATA_DIR, else ../shared/data next to the repository."""
-    return Path(os.environ.get("SIAM_DATA_DIR", SHARED_BESIDE_REPO / "data"))
+    """The project's data folder: $SIAM_DATA_DIR, else ../shared/data (resources.shared_root)."""
+    return Path(os.environ["SIAM_DATA_DIR"]) if os.environ.get("SIAM_DATA_DIR") else shared_root() / "data"
 
 
 def peers_root() -> Path:
-    """The peer trackers' folder (../shared/peers/README.md): $SIAM_PEERS_DIR, else ../shared/peers next to the
-    repository, else /work/shared/peers when only that exists."""
-    if os.environ.get("SIAM_PEERS_DIR"):
-        return Path(os.environ["SIAM_PEERS_DIR"])
-    beside = SHARED_BESIDE_REPO / "peers"
-    workplace = WORKPLACE_SHARED / "peers"
-    return workplace if not beside.is_dir() and workplace.is_dir() else beside
+    """The peer trackers' folder (../shared/peers/README.md): $SIAM_PEERS_DIR, else ../shared/peers
+    (resources.shared_root)."""
+    return Path(os.environ["SIAM_PEERS_DIR"]) if os.environ.get("SIAM_PEERS_DIR") else shared_root() / "peers"
 
 
 def find_sequence(name: str | None = None) -> Path | None:

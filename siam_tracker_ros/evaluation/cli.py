@@ -8,8 +8,8 @@ import json
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SPLIT_CONFIG = REPO_ROOT / "config" / "finetune.yaml"  # --split's list of tracks when no --config is given
+SPLIT_CONFIG = "config/finetune.yaml"  # --split's list of tracks when no --config is given (a shipped file)
+HELD_OUT_CONFIG = "config/train_default.yaml"  # --held-out's
 SPLITS = {"val": "val_sequences", "test": "test_sequences"}
 
 
@@ -31,10 +31,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     split = p.add_mutually_exclusive_group()
     split.add_argument("--split", choices=SPLITS,
                        help="only the validation or the test tracks: training.val_sequences / training.test_sequences "
-                            f"of --config (default {SPLIT_CONFIG.relative_to(REPO_ROOT)})")
+                            f"of --config (default {SPLIT_CONFIG})")
     split.add_argument("--held-out", action="store_true",
-                       help="older spelling of --split val: training.val_sequences of --config, default "
-                            "config/train_default.yaml (the same 11 tracks)")
+                       help="another name for --split val: training.val_sequences of --config, default "
+                            f"{HELD_OUT_CONFIG} (the same 11 tracks)")
     p.add_argument("--peers", default="",
                    help="OpenCV trackers to run on the same frames: csrt, kcf, mil (runner.OPENCV_TRACKERS) or nano "
                         "(NanoTrack v2, the ONNX pair in $SIAM_PEERS_DIR or ../shared/peers/nanotrack_v2), "
@@ -76,15 +76,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run_from_args(args: argparse.Namespace) -> int:
     import cv2
 
+    from ..resources import shipped_file
     from ..training.trainer import apply_overrides, load_train_config
     from .plots import plot_runs
     from .runner import SiamAdapter, evaluate, make_peer, report, summary_table
 
     config_path = args.config
     if config_path is None and args.held_out:
-        config_path = REPO_ROOT / "config" / "train_default.yaml"
+        config_path = shipped_file(HELD_OUT_CONFIG)
     if config_path is None and args.split:
-        config_path = SPLIT_CONFIG
+        config_path = shipped_file(SPLIT_CONFIG)
     if args.split and args.sequences:
         print("--split and --sequences: give one or the other", file=sys.stderr)
         return 2

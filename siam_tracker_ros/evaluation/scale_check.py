@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..data import data_root, load_many, read_frame, split_sequences
 from ..model import load_weights
+from ..resources import shipped_file
 from ..tracking.crops import channel_mean, crop_square, exemplar_region
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def make_pairs(data: str, held_out: list[str], n: int, ks: np.ndarray, step: float, seed: int = 0):
@@ -63,7 +61,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("weights", nargs="+")
     ap.add_argument("--data", default=str(data_root() / "train"))
-    ap.add_argument("--config", default=str(REPO_ROOT / "config" / "train_default.yaml"),
+    ap.add_argument("--config", default=str(shipped_file("config/train_default.yaml")),
                     help="YAML whose training.val_sequences are used")
     ap.add_argument("--pairs", type=int, default=100)
     ap.add_argument("--step", type=float, default=1.0375, help="scale step (tracking.scale_step)")

@@ -1,4 +1,4 @@
-"""Anchor-free box head: one search, a measured box (issue 19; the design of SiamFC++ / SiamCAR / NanoTrack).
+"""Anchor-free box head: one search, a measured box (the design of SiamFC++ / SiamCAR / NanoTrack).
 
 The paper's network answers "where is the target" with one response map; its size comes from searching a pyramid of
 three scales with a fixed aspect ratio. The head answers "how large is it" from the same single search: the template
@@ -13,7 +13,7 @@ per response cell,
               "anchor": the tracker's current box, in search-crop pixels).
 
 A box is decoded as centre = cell + stride * (ox, oy), size = anchor * exp(sw, sh) (training/loss.py's decode_boxes,
-tracking/tracker.py). Sizes are relative because 43 training tracks teach a change of size far better than a size
+tracking/box_decoding.py). Sizes are relative because 43 training tracks teach a change of size far better than a size
 from scratch: at its initial zero output the head answers "the box you had, centred on this cell", and training
 moves it from there (measured: absolute sides in pixels, 12,000 pairs, tracked worse than keeping the size).
 

@@ -86,17 +86,11 @@ from .image_codec import ImageConversionError, ImageTooLarge, check_layout, comp
 from .jobs import Job
 from .lifetime import StopSignals, close_node
 from .messages import format_stamp, stamp_ns
-from .params import PARAMS, TRACKING_PARAMS, descriptor
+from .params import CONFIG_FIELDS, PARAMS, TRACKING_PARAMS, descriptor
 from .requests import RequestsMixin
 from .worker import WorkerMixin
 
 NODE_NAME = "tracker_node"
-# This node's parameters that are fields of the tracker's Config (siam_tracker_ros.config): config_file's value
-# applies unless the parameter is set explicitly.
-CONFIG_FIELDS = {"backend": ("backend", "name"), "device": ("backend", "device"),
-                 "num_threads": ("backend", "num_threads"), "fp16": ("backend", "fp16"),
-                 "model": ("backend", "model"), "max_targets": ("backend", "max_targets"),
-                 **{name: ("tracking", name) for name in TRACKING_PARAMS}}
 
 
 class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, LifecycleNode):

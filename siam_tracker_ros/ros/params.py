@@ -1,12 +1,25 @@
-"""The tracker node's parameters: name, default, description, read-only flag, range or choices, in one table (the
-README's parameter table and config/tracker.yaml follow it; test_node_messages checks they agree)."""
+"""The tracker node's parameters: name, default, description, read-only flag, range or choices, in one table.
+
+A parameter that sets a value of the tracker's configuration (siam_tracker_ros.config: its backend and tracking
+sections) takes its default from there (`config_key`). config/tracker.yaml is written from this table
+(`python -m siam_tracker_ros.ros.params > config/tracker.yaml`), and the README's parameter table has its rows
+(`--readme`); test/test_params_table.py checks that both agree with it.
+"""
 from __future__ import annotations
 
+import json
+import math
+import sys
+import textwrap
 from dataclasses import dataclass
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
+from siam_tracker_ros.config import BACKEND_NAMES, DEVICES, MAX_BOX_MARGIN, MODEL_NAMES, Config
+
 from .image_codec import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
+
+_CONFIG_DEFAULTS = Config()
 
 
 @dataclass(frozen=True)
@@ -17,6 +30,14 @@ class Param:
     read_only: bool = False
     range: tuple | None = None  # (from, to) for numbers
     choices: tuple | None = None  # allowed strings (checked by the node; documented in the descriptor)
+    config_key: str = ""  # "section.field" of the Config value this parameter sets
+
+
+def configured(name: str, config_key: str, description: str, **kwargs) -> Param:
+    """A parameter that sets the Config value `config_key` ("backend.max_targets"), with that value's default."""
+    section, field = config_key.split(".")
+    default = getattr(getattr(_CONFIG_DEFAULTS, section), field)
+    return Param(name, default, description, config_key=config_key, **kwargs)
 
 
 PARAMS: tuple[Param, ...] = (
@@ -24,28 +45,30 @@ PARAMS: tuple[Param, ...] = (
           "lifecycle manager (or `ros2 lifecycle set`) drives the node.", read_only=True),
     Param("weights", "", "Tracker weights file (.pt). Empty: the shipped model named by 'model' "
           "(weights/siam_small.pt or siam_large.pt; $SIAM_TRACKER_WEIGHTS overrides).", read_only=True),
-    Param("model", "auto", "Shipped model when 'weights' is empty: auto (large on a CUDA device, small on the CPU), "
-          "small, large or small_box (the small network with the box head: one search per frame).", read_only=True,
-          choices=("auto", "small", "large", "small_box")),
+    configured("model", "backend.model", "Shipped model when 'weights' is empty: auto (large on a CUDA device, "
+               "small on the CPU), small, large or small_box (the small network with the box head: one search per "
+               "frame).", read_only=True, choices=MODEL_NAMES),
     Param("config_file", "", "YAML file of tracker hyper-parameters (siam_tracker_ros Config: tracking/backend "
-          "sections). Empty: built-in defaults. Parameters of this node override the same keys.", read_only=True),
-    Param("backend", "auto", "Inference backend: auto (fastest available), torch, onnxruntime or tensorrt.",
-          read_only=True, choices=("auto", "torch", "onnxruntime", "tensorrt")),
-    Param("device", "auto", "Inference device: auto (CUDA when available), cpu or cuda.", read_only=True,
-          choices=("auto", "cpu", "cuda")),
-    Param("num_threads", 0, "CPU threads of the backend; 0 = the library default.", read_only=True, range=(0, 256)),
-    Param("fp16", True, "Half precision on CUDA (ignored on CPU).", read_only=True),
-    Param("max_targets", 4, "Most targets tracked at once; init_target for one more fails. Every graph and batch size "
-          "is built for it at start-up: it can be lowered at run time, raised only up to its start-up value.",
-          range=(1, 64)),
-    Param("lost_threshold", 0.5, "Confidence below which a target is reported lost (must be <= "
-          "found_threshold); its box still follows the best match.", range=(0.0, 1.0)),
-    Param("found_threshold", 0.55, "Confidence above which a lost target is reported tracked again.",
-          range=(0.0, 1.0)),
-    Param("freeze_threshold", 0.35, "Confidence below which (and below lost_threshold) the box freezes and a wider "
-          "area is searched until found_threshold is reached.", range=(0.0, 1.0)),
-    Param("window_influence", 0.176, "Weight of the cosine window (motion prior) on the response map.",
-          range=(0.0, 1.0)),
+          "sections). Empty: built-in defaults. A parameter of this node set explicitly (-p, a params file, launch) "
+          "overrides the same key; config/tracker.yaml leaves those commented out, so that the file's values apply.", read_only=True),
+    configured("backend", "backend.name", "Inference backend: auto (fastest available), torch, onnxruntime or "
+               "tensorrt.", read_only=True, choices=BACKEND_NAMES),
+    configured("device", "backend.device", "Inference device: auto (CUDA when available), cpu or cuda.",
+               read_only=True, choices=DEVICES),
+    configured("num_threads", "backend.num_threads", "CPU threads of the backend; 0 = the library default.",
+               read_only=True, range=(0, 256)),
+    configured("fp16", "backend.fp16", "Half precision on CUDA (ignored on CPU).", read_only=True),
+    configured("max_targets", "backend.max_targets", "Most targets tracked at once; init_target for one more fails. "
+               "Every graph and batch size is built for it at start-up: it can be lowered at run time, raised only "
+               "up to its start-up value.", range=(1, 64)),
+    configured("lost_threshold", "tracking.lost_threshold", "Confidence below which a target is reported lost (must "
+               "be <= found_threshold); its box still follows the best match.", range=(0.0, 1.0)),
+    configured("found_threshold", "tracking.found_threshold", "Confidence above which a lost target is reported "
+               "tracked again.", range=(0.0, 1.0)),
+    configured("freeze_threshold", "tracking.freeze_threshold", "Confidence below which (and below lost_threshold) "
+               "the box freezes and a wider area is searched until found_threshold is reached.", range=(0.0, 1.0)),
+    configured("window_influence", "tracking.window_influence", "Weight of the cosine window (motion prior) on the "
+               "response map.", range=(0.0, 1.0)),
     Param("reliable_qos", False, "Subscribe to images with RELIABLE QoS; false = sensor-data QoS (best effort).",
           read_only=True),
     Param("qos_depth", 2, "History depth of the image subscriptions.", read_only=True, range=(1, 100)),
@@ -59,12 +82,12 @@ PARAMS: tuple[Param, ...] = (
           "frames go first; the newest frame is always kept).", range=(1024 * 1024, 16 * 1024 ** 3)),
     Param("frame_buffer_raw_frames", 10, "Newest frames kept in the ring buffer as received; older raw images are "
           "kept JPEG-encoded (quality 90, about a tenth of the bytes).", range=(1, 2000)),
-    Param("max_image_pixels", DEFAULT_MAX_PIXELS, "Largest image accepted, in pixels (width x height); larger ones "
-          "are refused and counted (refused_image_too_large).", range=(64, 1_000_000_000)),
+    Param("max_image_pixels", DEFAULT_MAX_PIXELS, "Largest image accepted, in pixels (width x height; default 8K "
+          "UHD); larger ones are refused and counted (`refused_image_too_large`).", range=(64, 1_000_000_000)),
     Param("max_image_bytes", DEFAULT_MAX_BYTES, "Largest image accepted, in bytes (declared step x height and data "
           "sent); larger ones are refused and counted.", range=(1024, 4 * 1024 ** 3)),
-    Param("box_margin", 0.5, "How far an init_target box may reach past the image, as a fraction of the image width "
-          "/ height.", range=(0.0, 1.0)),
+    configured("box_margin", "tracking.box_margin", "How far an init_target box may reach past the image, as a "
+               "fraction of the image width / height.", range=(0.0, MAX_BOX_MARGIN)),
     Param("max_target_id_length", 64, "Longest target_id accepted (characters A-Z a-z 0-9 _ . : / -).",
           range=(1, 256)),
     Param("max_queued_requests", 10, "Most init/stop requests waiting for the tracker; one more is answered at once "
@@ -93,7 +116,10 @@ PARAMS: tuple[Param, ...] = (
           "distance.", range=(0.0, 1.0)),
     Param("diagnostics_period", 1.0, "Seconds between /diagnostics messages.", read_only=True, range=(0.1, 60.0)),
 )
-TRACKING_PARAMS = ("lost_threshold", "found_threshold", "freeze_threshold", "window_influence")
+# The parameters that are values of the tracker's Config: name -> (section, field).
+CONFIG_FIELDS = {p.name: tuple(p.config_key.split(".")) for p in PARAMS if p.config_key}
+# Those of its tracking section (same names), which the node also applies to a running tracker when they are set.
+TRACKING_PARAMS = tuple(name for name, (section, _) in CONFIG_FIELDS.items() if section == "tracking")
 
 
 def descriptor(p: Param) -> ParameterDescriptor:
@@ -107,3 +133,73 @@ def descriptor(p: Param) -> ParameterDescriptor:
         else:
             d.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi), step=1)]
     return d
+
+
+# ---------------------------------------------------------------------------------------- the table as documents
+YAML_HEADER = """\
+# Parameters of tracker_node (siam_tracker_ros), written from siam_tracker_ros/ros/params.py
+# (`python -m siam_tracker_ros.ros.params > config/tracker.yaml`). Every parameter the node declares is listed here with
+# its default; `ros2 param describe /tracker_node <name>` shows the description and allowed range.
+# Read-only parameters (marked [ro]) are read once at start-up. The parameters that set a value of the tracker's
+# configuration are commented out: the value of config_file (when one is given), else the default shown, applies;
+# uncomment one to set it here (a parameter set explicitly overrides config_file's key).
+tracker_node:
+  ros__parameters:
+"""
+
+
+def type_name(p: Param) -> str:
+    return {bool: "bool", int: "int", float: "double", str: "string"}[type(p.default)]
+
+
+def _number_text(value, default) -> str:
+    """A range end as the documents write it: floats as Python does, large integers in GiB / MiB or as 1eN."""
+    if isinstance(default, float):
+        return repr(float(value))
+    for unit, size in (("GiB", 1024 ** 3), ("MiB", 1024 ** 2)):
+        if value >= size and value % size == 0:
+            return f"{value // size} {unit}"
+    if value >= 10 ** 6 and 10 ** round(math.log10(value)) == value:
+        return f"1e{round(math.log10(value))}"
+    return str(value)
+
+
+def range_text(p: Param) -> str:
+    lo, hi = p.range
+    return f"[{_number_text(lo, p.default)}, {_number_text(hi, p.default)}]"
+
+
+def _value_text(value) -> str:
+    return json.dumps(value)  # true / false, numbers, "quoted strings": YAML and the README alike
+
+
+def yaml_text(params=PARAMS) -> str:
+    """config/tracker.yaml: every parameter with its default, the description, range and [ro] as comments."""
+    lines = [YAML_HEADER]
+    for p in params:
+        # A range is not broken across lines: its spaces are held as NUL while the comment is wrapped.
+        kept = (" Range " + range_text(p).replace(" ", "\0") + ".") if p.range else ""
+        comment = p.description + kept + (" [ro]" if p.read_only else "")
+        lines.append(textwrap.fill(comment, width=120, initial_indent="    # ", subsequent_indent="    # ",
+                                   break_long_words=False, break_on_hyphens=False).replace("\0", " ") + "\n")
+        commented = "# " if p.config_key else ""  # so that config_file's value applies unless set here
+        lines.append(f"    {commented}{p.name}: {_value_text(p.default)}\n")
+    return "".join(lines)
+
+
+def readme_row(p: Param) -> str:
+    """One row of the README's parameter table: | name | type | default | range / values | description |."""
+    values = range_text(p) if p.range else " \\| ".join(p.choices) if p.choices else ""
+    description = p.description + (" Read-only." if p.read_only else "")
+    return f"| `{p.name}` | {type_name(p)} | `{_value_text(p.default)}` | {values} | {description} |"
+
+
+def main(argv=None) -> int:
+    """Print config/tracker.yaml, or with --readme the README table's rows."""
+    argv = sys.argv[1:] if argv is None else argv
+    print("\n".join(readme_row(p) for p in PARAMS) if "--readme" in argv else yaml_text(), end="\n" if argv else "")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -80,7 +80,7 @@ class RequestsMixin:
     def _init_target(self, request, target_id: str):
         """(False, reason) for a request refused at once, else the queued Job."""
         from siam_tracker_ros.tracking import InputError, validate_box
-        from siam_tracker_ros.tracking.tracker import check_box_margin
+        from siam_tracker_ros.tracking.validation import check_box_margin
 
         if not self._active:
             self._refuse("inactive", f"init_target '{target_id}'")

@@ -110,7 +110,7 @@ class WorkerMixin:
 
     def _run_init(self, job: Job) -> None:
         from siam_tracker_ros.tracking import InputError
-        from siam_tracker_ros.tracking.tracker import check_box_margin
+        from siam_tracker_ros.tracking.validation import check_box_margin
 
         tid = job.target_id
         if tid not in self.tracker.targets and len(self.tracker.targets) >= self._max_targets:

@@ -207,15 +207,11 @@ class Child:
 
 
 def find_params_file() -> str | None:
-    """config/tracker.yaml next to the package sources, else in the package's share folder."""
-    here = SOURCE_ROOT / "config" / "tracker.yaml"
-    if here.is_file():
-        return str(here)
-    for prefix in filter(None, os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep)):
-        p = Path(prefix) / "share" / PACKAGE / "config" / "tracker.yaml"
-        if p.is_file():
-            return str(p)
-    return None
+    """The shipped config/tracker.yaml (resources.shipped_file), None when there is none."""
+    from ..resources import shipped_file
+
+    path = shipped_file("config/tracker.yaml")
+    return str(path) if path.is_file() else None
 
 
 def node_arguments(image_topic: str, params_file: str | None, weights: str | None, backend: str | None,

@@ -31,12 +31,11 @@ import torch
 
 from ..config import Config
 from ..model import build_model
+from ..resources import shipped_file, source_checkout
 from .checkpoint import CHECKPOINT, start_or_resume
 from .datasets import load_many, split_sequences
 from .loop import Run, TrainData
 from .pairs import AugmentConfig, PairDataset
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 # ------------------------------------------------------------------------------------------------------ config I/O
@@ -53,9 +52,13 @@ def load_train_config(path: str | Path | None) -> tuple[Config, AugmentConfig]:
     return Config.from_dict(data), augment
 
 
-def resolve_data_dirs(dirs: list[str], base: Path = REPO_ROOT) -> list[str]:
+def resolve_data_dirs(dirs: list[str], base: Path | None = None) -> list[str]:
+    """Data folders of a training config: a relative one that is not found from the working directory is read
+    against `base` (default: the source checkout, where the shipped configs' "../shared/data/train" points), then
+    $SIAM_DATA_DIR for ../shared/data/train."""
     from .datasets import parse_source
 
+    base = base or source_checkout() or Path.cwd()
     out = []
     for spec in dirs:
         layout, path = parse_source(str(spec))
@@ -274,7 +277,7 @@ def apply_overrides(cfg: Config, augment: AugmentConfig, items: list[str]) -> tu
 def run_from_args(args: argparse.Namespace) -> int:
     config_path = args.config
     if config_path is None:
-        default = REPO_ROOT / "config" / "train_default.yaml"
+        default = shipped_file("config/train_default.yaml")
         config_path = default if default.is_file() else None
     cfg, augment = load_train_config(config_path)
     cfg, augment = apply_overrides(cfg, augment, args.set)
