@@ -55,7 +55,11 @@ def test_the_shipped_yaml_is_written_from_the_table():
     text = (REPO / "config" / "tracker.yaml").read_text()
     assert text == yaml_text(), f"config/tracker.yaml differs from ros/params.py: regenerate it with `{REGENERATE}`"
     values = yaml.safe_load(text)["tracker_node"]["ros__parameters"]
-    assert values == {p.name: p.default for p in PARAMS}
+    # the Config-backed parameters are left commented out (so that a config_file's value applies), with the default
+    assert values == {p.name: p.default for p in PARAMS if not p.config_key}
+    commented = yaml.safe_load("\n".join(line.replace("    # ", "", 1) for line in text.splitlines()
+                                         if re.match(r"    # [a-z_0-9]+: ", line)))
+    assert commented == {p.name: p.default for p in PARAMS if p.config_key}
 
 
 def test_the_readme_parameter_table_has_the_tables_rows():

@@ -50,7 +50,8 @@ PARAMS: tuple[Param, ...] = (
                "frame).", read_only=True, choices=MODEL_NAMES),
     Param("config_file", "", "YAML file of tracker hyper-parameters (siam_tracker_ros Config: tracking/backend "
           "sections). Empty: built-in defaults. A parameter of this node set explicitly (-p, a params file, launch) "
-          "overrides the same key; config/tracker.yaml leaves those commented out, so that the file's values apply.", read_only=True),
+          "overrides the same key; config/tracker.yaml leaves those commented out, so that the file's values "
+          "apply.", read_only=True),
     configured("backend", "backend.name", "Inference backend: auto (fastest available), torch, onnxruntime or "
                "tensorrt.", read_only=True, choices=BACKEND_NAMES),
     configured("device", "backend.device", "Inference device: auto (CUDA when available), cpu or cuda.",
