@@ -32,6 +32,12 @@ def add_bench_parser(sub) -> None:
                                                           "paper (width 1.0, all modules, random weights: speed "
                                                           "only); default: both shipped models")
     p.add_argument("--threads", type=int, default=0, help="CPU threads per backend (0 = library default)")
+    p.add_argument("--load", type=int, default=0, metavar="N",
+                   help="run N CPU-bound processes beside the measurement (started and stopped here): the figures "
+                        "a robot gets, where a camera driver and other nodes want the cores too")
+    p.add_argument("--spinning", default="off,on",
+                   help="ONNX Runtime thread spin-wait for the onnxruntime backends: off, on or off,on (default: "
+                        "both, each in its own process; backend.onnx_allow_spinning is off by default)")
     p.add_argument("--no-csrt", action="store_true")
     p.add_argument("--json", help="write all figures here")
     p.add_argument("--worker", help=argparse.SUPPRESS)
@@ -65,15 +71,52 @@ def _first_valid(boxes: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------- worker
-def _backend_config(spec: str, threads: int):
+def _backend_config(spec: str, threads: int, spinning: bool = False):
     from .config import BackendConfig
 
     name, _, device = spec.partition("-")
-    return BackendConfig(name=name, device=device or "cpu", fp16=True, num_threads=threads)
+    return BackendConfig(name=name, device=device or "cpu", fp16=True, num_threads=threads,
+                         onnx_allow_spinning=spinning)
 
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def rss_mb() -> float:
+    """The process's resident memory now (Linux /proc; the peak where /proc is absent)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return _peak_rss_mb()
+
+
+class CpuLoad:
+    """N child processes that each keep one core busy (a pure-Python loop) while the measurement runs."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self._procs: list[subprocess.Popen] = []
+
+    def __enter__(self) -> "CpuLoad":
+        for _ in range(self.n):
+            self._procs.append(subprocess.Popen([sys.executable, "-c", "while True: pass"],
+                                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for proc in self._procs:
+            proc.terminate()
+        for proc in self._procs:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self._procs.clear()
 
 
 def run_worker(spec: dict) -> dict:
@@ -91,9 +134,10 @@ def run_worker(spec: dict) -> dict:
         model = build_model(ModelConfig(**PAPER_MODEL)).eval()
     else:
         model = load_weights(spec["weights"]) if spec["weights"] else None
-    backend = create_backend(_backend_config(spec["backend"], spec["threads"]), spec["weights"], model=model)
+    backend = create_backend(_backend_config(spec["backend"], spec["threads"], spec.get("spinning", False)),
+                             spec["weights"], model=model)
     box = _first_valid(boxes)
-    out = {"backend": backend.describe(), "model": spec["model"]}
+    out = {"backend": backend.describe(), "model": spec["model"], "spinning": _spinning(spec)}
     for n_targets in (1, 4):
         tracker = SiamTracker(backend, TrackingConfig())
         for k in range(n_targets):
@@ -132,6 +176,8 @@ def run_worker(spec: dict) -> dict:
             out["search_3_scales_fps"] = reps / (time.perf_counter() - t0)
             out["ms_head"] = _box_head_ms(spec, model or getattr(backend, "model", None), backend, reps)
     out["peak_rss_mb"] = _peak_rss_mb()
+    out["rss_mb"] = rss_mb()
+    out["torch_imported"] = "torch" in sys.modules
     if "cuda" in spec["backend"] or spec["backend"] == "tensorrt":
         out["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
     return out
@@ -162,7 +208,8 @@ def _box_head_ms(spec: dict, model, backend, reps: int) -> float | None:
         return None
     plain = build_model(dataclasses.replace(model.config, box_head=False)).eval()
     plain.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("box_head.")})
-    headless = create_backend(_backend_config(spec["backend"], spec["threads"]), model=plain)
+    headless = create_backend(_backend_config(spec["backend"], spec["threads"], spec.get("spinning", False)),
+                              model=plain)
     with_head, without = _search_ms(backend, reps), _search_ms(headless, reps)
     return with_head - without
 
@@ -180,6 +227,13 @@ def run_csrt(frames: list[np.ndarray], boxes: np.ndarray) -> dict:
         tracker.update(frame)
     elapsed = time.perf_counter() - start
     return {"fps": (len(frames) - 4) / elapsed, "ms_per_update": elapsed * 1000 / (len(frames) - 4)}
+
+
+def _spinning(spec: dict) -> str | None:
+    """"on" / "off" for an ONNX Runtime run, None where spinning does not apply."""
+    if not spec["backend"].startswith("onnxruntime"):
+        return None
+    return "on" if spec.get("spinning") else "off"
 
 
 # ----------------------------------------------------------------------------------------------- driver
@@ -222,41 +276,59 @@ def run_bench(args) -> int:
         if weights is not None and not Path(weights).is_file():
             print(f"bench: weights file {weights} of model {m} does not exist: skipped", file=sys.stderr)
             del models[m]
+    spinning = [s.strip() for s in args.spinning.split(",") if s.strip()]
+    if not spinning or any(s not in ("on", "off") for s in spinning):
+        print(f"bench: --spinning {args.spinning!r}: expected off, on or off,on", file=sys.stderr)
+        return 2
+    if args.load < 0:
+        print("bench: --load must be >= 0", file=sys.stderr)
+        return 2
     frames, boxes, source = load_frames(args.data, args.frames)
     backends = available_backends() if args.backends == "auto-all" else args.backends.split(",")
     report = {"frames": len(frames), "frame_size": list(FRAME_SIZE), "source": source, "cpu_count": os.cpu_count(),
-              "threads": args.threads, "runs": []}
+              "threads": args.threads, "load_processes": args.load, "loadavg_before": list(os.getloadavg()),
+              "runs": []}
     print(f"siam-tracker bench: {len(frames)} frames of {source} at {FRAME_SIZE[0]}x{FRAME_SIZE[1]}, "
-          f"{os.cpu_count()} CPUs")
-    for model, weights in models.items():
-        for backend in backends:
-            spec = {"model": model, "backend": backend, "weights": weights,
-                    "data": args.data, "frames": args.frames, "threads": args.threads}
-            proc = subprocess.run([sys.executable, "-m", "siam_tracker_ros.cli", "bench", "--worker",
-                                   json.dumps(spec)], capture_output=True, text=True)
-            if proc.returncode != 0:
-                err = (proc.stderr.strip().splitlines() or ["failed"])[-1]
-                print(f"  {model:8s} {backend:18s} unavailable: {err}")
-                report["runs"].append({"model": model, "backend": backend, "error": err})
-                continue
-            run = json.loads(proc.stdout.strip().splitlines()[-1])
-            report["runs"].append(run)
-    if not args.no_csrt:
-        import cv2
-        if hasattr(cv2, "TrackerCSRT_create"):
-            report["csrt"] = run_csrt(frames, boxes)
-        else:
-            print("  OpenCV CSRT unavailable (needs opencv-contrib): no ratio column")
+          f"{os.cpu_count()} CPUs, {args.load} CPU-bound load process(es) beside it, load average "
+          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())} before")
+    with CpuLoad(args.load):
+        for model, weights in models.items():
+            for backend in backends:
+                for spin in (spinning if backend.startswith("onnxruntime") else ["off"]):
+                    spec = {"model": model, "backend": backend, "weights": weights, "spinning": spin == "on",
+                            "data": args.data, "frames": args.frames, "threads": args.threads}
+                    report["runs"].append(_run_worker_process(spec))
+        if not args.no_csrt:
+            import cv2
+            if hasattr(cv2, "TrackerCSRT_create"):
+                report["csrt"] = run_csrt(frames, boxes)
+            else:
+                print("  OpenCV CSRT unavailable (needs opencv-contrib): no ratio column")
+        report["loadavg_after"] = list(os.getloadavg())
     print_table(report)
+    print(f"load average (1, 5, 15 min) {' '.join(f'{v:.2f}' for v in report['loadavg_after'])} at the end, with "
+          f"{args.load} load process(es) of ours; the rest is other work on this machine")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
         print(f"figures written to {args.json}")
     return 0
 
 
+def _run_worker_process(spec: dict) -> dict:
+    """One (model, backend, spinning) measured in a fresh child process; an error row where it cannot run."""
+    proc = subprocess.run([sys.executable, "-m", "siam_tracker_ros.cli", "bench", "--worker", json.dumps(spec)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        err = (proc.stderr.strip().splitlines() or ["failed"])[-1]
+        print(f"  {spec['model']:8s} {spec['backend']:18s} unavailable: {err}")
+        return {"model": spec["model"], "backend": spec["backend"], "error": err}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def print_table(report: dict) -> None:
-    header = (f"{'model':8s} {'backend':22s} {'crop':>6s} {'templ':>6s} {'search':>7s} {'head':>6s} {'post':>6s} "
-              f"{'fps 1':>7s} {'fps 4':>7s} {'srch/s':>7s} {'peak MB':>8s} {'x CSRT':>7s}")
+    header = (f"{'model':12s} {'backend':22s} {'spin':>4s} {'crop':>6s} {'templ':>6s} {'search':>7s} {'head':>6s} "
+              f"{'post':>6s} {'fps 1':>7s} {'fps 4':>7s} {'srch/s':>7s} {'peak MB':>8s} {'RSS MB':>7s} {'torch':>5s} "
+              f"{'x CSRT':>7s}")
     print(header)
     print("-" * len(header))
     csrt = report.get("csrt", {}).get("fps")
@@ -267,13 +339,15 @@ def print_table(report: dict) -> None:
         ratio = f"{one['fps'] / csrt:7.1f}" if csrt else f"{'-':>7s}"
         mem = run.get("peak_cuda_mb") or run["peak_rss_mb"]
         head = f"{run['ms_head']:6.2f}" if run.get("ms_head") is not None else f"{'-':>6s}"
-        print(f"{run['model']:8s} {run['backend']:22s} {one['ms_crop']:6.2f} {run['ms_template']:6.2f} "
-              f"{one['ms_search']:7.2f} {head} {one['ms_post']:6.2f} {one['fps']:7.1f} {four['fps']:7.1f} "
-              f"{run['search_3_scales_fps']:7.1f} "
-              f"{mem:8.0f} {ratio}")
+        srch = f"{run['search_3_scales_fps']:7.1f}" if run.get("search_3_scales_fps") is not None else f"{'-':>7s}"
+        print(f"{run['model']:12s} {run['backend']:22s} {run.get('spinning') or '-':>4s} {one['ms_crop']:6.2f} "
+              f"{run['ms_template']:6.2f} {one['ms_search']:7.2f} {head} {one['ms_post']:6.2f} {one['fps']:7.1f} "
+              f"{four['fps']:7.1f} {srch} {mem:8.0f} {run['rss_mb']:7.0f} "
+              f"{'yes' if run['torch_imported'] else 'no':>5s} {ratio}")
     if csrt:
-        print(f"{'':8s} {'OpenCV CSRT':22s} {'':6s} {'':6s} {'':7s} {'':6s} {'':6s} {csrt:7.1f}")
-    print("(stage columns: ms per update with one target; head: the box head's part of one search call, the "
-          "network's search time minus that of the same network without the head; fps: whole update() for 1 and "
-          "4 targets; srch/s: the "
-          "search branch alone on 3 scales; peak MB: GPU memory on CUDA, else process RSS)")
+        print(f"{'':12s} {'OpenCV CSRT':22s} {'':4s} {'':6s} {'':6s} {'':7s} {'':6s} {'':6s} {csrt:7.1f}")
+    print("(stage columns: ms per update with one target; spin: ONNX Runtime's thread spin-wait; head: the box "
+          "head's part of one search call, the network's search time minus that of the same network without the "
+          "head; fps: whole update() for 1 and 4 targets; srch/s: the search branch alone on 3 scales; peak MB: GPU "
+          "memory on CUDA, else the process's peak RSS; RSS MB: its RSS at the end; torch: whether the process "
+          "imported torch)")

@@ -179,6 +179,10 @@ class BackendConfig:
     device: str = "auto"  # auto | cpu | cuda
     fp16: bool = True  # on CUDA only
     num_threads: int = 0  # 0 = library default
+    # ONNX Runtime's worker threads busy-wait for work between calls when true (its own default). On a machine where
+    # other processes want the cores (a robot: camera driver, other nodes) that spinning takes their time and the
+    # tracker's: off here (`siam-tracker bench --load 1` shows the difference).
+    onnx_allow_spinning: bool = False
     onnx_dir: str = ""  # where exported graphs are kept; empty = $XDG_CACHE_HOME or ~/.cache, siam_tracker_ros/onnx
     engine_cache_dir: str = ""  # TensorRT engines; empty = ~/.cache/siam_tracker_ros/engines
     max_targets: int = 4
@@ -194,6 +198,8 @@ class BackendConfig:
         _check(self.model in ("auto", "small", "large", "small_box"), "backend.model", self.model,
                "one of auto, small, large, small_box")
         _check(self.max_targets >= 1, "backend.max_targets", self.max_targets, ">= 1")
+        _check(isinstance(self.onnx_allow_spinning, bool), "backend.onnx_allow_spinning", self.onnx_allow_spinning,
+               "true or false")
         _check(_is_int(self.num_threads) and self.num_threads <= 256, "backend.num_threads", self.num_threads,
                "an integer in [0, 256]")
         _check(_is_int(self.max_targets) and self.max_targets <= 64, "backend.max_targets", self.max_targets,

@@ -86,7 +86,8 @@ def _make(name: str, config: BackendConfig, model, device: str, max_batch: int |
         return TorchBackend(model, device=device, fp16=config.fp16, num_threads=config.num_threads)
     if name == "onnxruntime":
         from .onnx_backend import OnnxBackend
-        return OnnxBackend(model, onnx_dir=config.onnx_dir or None, device=device, num_threads=config.num_threads)
+        return OnnxBackend(model, onnx_dir=config.onnx_dir or None, device=device, num_threads=config.num_threads,
+                           allow_spinning=config.onnx_allow_spinning)
     if name == "tensorrt":
         if device != "cuda":
             raise BackendError("TensorRT needs a CUDA GPU")
