@@ -101,10 +101,13 @@ def run_from_args(args: argparse.Namespace) -> int:
             row_cfg.backend.device = args.device
         rows.append((name, weights or None, row_cfg))
     for name, weights, row_cfg in rows:
-        from ..tracking import SiamTracker
+        from ..tracking.build import build_tracker
 
-        trackers.append(SiamAdapter(SiamTracker.from_config(row_cfg, weights=weights), name))
-        extra["siam"][name] = {"weights": weights, "tracking": row_cfg.to_dict()["tracking"],
+        tracker = build_tracker(row_cfg, weights=weights)
+        trackers.append(SiamAdapter(tracker, name))
+        family = getattr(getattr(tracker.backend, "family", None), "name", "siam")
+        extra["siam"][name] = {"weights": weights, "family": family, "backend": tracker.backend.describe(),
+                               "tracking": row_cfg.to_dict()["nanotrack" if family != "siam" else "tracking"],
                                "weights_metadata": _metadata(weights)}
     for peer in [p.strip() for p in args.peers.split(",") if p.strip()]:
         try:
