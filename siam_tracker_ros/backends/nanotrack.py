@@ -17,14 +17,13 @@ values 0-255 in the channel order the tracker chose (tracking/nanotrack.py).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .base import Backend, BackendError
+from .base import Backend, BackendError, file_sha256  # noqa: F401 (file_sha256: one import place for the family)
 
 
 @dataclass(frozen=True)
@@ -59,14 +58,6 @@ def pair_family(folder: str | Path) -> NanoTrackFamily | None:
         if (folder / family.backbone_file).is_file() and (folder / family.head_file).is_file():
             return family
     return None
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def batchable(model_bytes: bytes, free_spatial: bool) -> bytes:

@@ -49,10 +49,15 @@ def nanotrack_source(backend: BackendConfig, weights=None) -> tuple[str, Path] |
         return family.name, path
     if not path.is_file() or path.suffix == ".npz":
         return None
-    cached = cache_dir("onnx") / (file_sha256(path) + CONVERTED_SUFFIX)
+    root = Path(backend.onnx_dir) if backend.onnx_dir else cache_dir("onnx")
+    cached = root / (file_sha256(path) + CONVERTED_SUFFIX)
     manifest = cached / "manifest.json"
     if manifest.is_file():
         return json.loads(manifest.read_text())["family"], cached
+    from ..backends.onnx_backend import cached_graphs
+
+    if cached_graphs(root, path) is not None:  # the paper's network, its graphs exported before: no need to read it
+        return None
     from ..model.weights import read_weights
 
     payload = read_weights(path)
