@@ -22,15 +22,18 @@ PAPER_MODEL = {"width": 1.0, "use_se": True, "use_fusion": True, "use_gam": True
 
 def add_bench_parser(sub) -> None:
     p = sub.add_parser("bench", help="time every backend per stage, 1 and 4 targets, against OpenCV CSRT")
-    p.add_argument("--weights", help="also time this weights file (a .pt, or a pretrained .npz), as model 'custom'")
+    p.add_argument("--weights", help="also time this weights file (a .pt, a pretrained .npz, a converted NanoTrack "
+                                     "file or the folder of a NanoTrack ONNX pair), as model 'custom'")
     p.add_argument("--data", help="a sequence folder (frames + groundtruth.txt); default: one from ../shared/data, "
                                   "else the built-in synthetic sequence")
     p.add_argument("--frames", type=int, default=60, help="frames timed per run (default 60)")
     p.add_argument("--backends", default="auto-all", help="comma list of torch, onnxruntime, torch-cuda, "
                                                           "onnxruntime-cuda, tensorrt (default: all available)")
-    p.add_argument("--models", default="small,large", help="comma list of the shipped models (small, large) and/or "
-                                                          "paper (width 1.0, all modules, random weights: speed "
-                                                          "only); default: both shipped models")
+    p.add_argument("--models", default="small,large", help="comma list of the shipped models (small, large), "
+                                                          "nanotrack_v2 / nanotrack_v3 (the user's files in "
+                                                          "$SIAM_PEERS_DIR or ../shared/peers) and/or paper (width "
+                                                          "1.0, all modules, random weights: speed only); default: "
+                                                          "both shipped models")
     p.add_argument("--threads", type=int, default=0, help="CPU threads per backend (0 = library default)")
     p.add_argument("--load", type=int, default=0, metavar="N",
                    help="run N CPU-bound processes beside the measurement (started and stopped here): the figures "
@@ -120,26 +123,32 @@ class CpuLoad:
 
 
 def run_worker(spec: dict) -> dict:
-    """Time one (model, backend): per-stage ms, update fps for 1 and 4 targets, peak memory."""
-    import torch
-
-    from .backends import create_backend
-    from .config import ModelConfig, TrackingConfig
-    from .model import build_model, load_weights
-    from .tracking import SiamTracker
+    """Time one (model, backend): per-stage ms, update fps for 1 and 4 targets, memory. The tracker comes from
+    tracking.build.build_tracker, as in the node: a NanoTrack model gets its own tracker, and the ONNX Runtime path
+    imports torch only where it must (the `torch` column)."""
+    from .config import Config
+    from .tracking.build import build_tracker
 
     frames, boxes, _ = load_frames(spec["data"], spec["frames"])
+    config = Config()
+    config.backend = _backend_config(spec["backend"], spec["threads"], spec.get("spinning", False))
+    model = None
     if spec["model"] == "paper":
+        import torch
+
+        from .backends import create_backend
+        from .config import ModelConfig
+        from .model import build_model
+
         torch.manual_seed(0)
         model = build_model(ModelConfig(**PAPER_MODEL)).eval()
+        backend = create_backend(config.backend, model=model)
     else:
-        model = load_weights(spec["weights"]) if spec["weights"] else None
-    backend = create_backend(_backend_config(spec["backend"], spec["threads"], spec.get("spinning", False)),
-                             spec["weights"], model=model)
+        backend = build_tracker(config, spec["weights"]).backend
     box = _first_valid(boxes)
     out = {"backend": backend.describe(), "model": spec["model"], "spinning": _spinning(spec)}
     for n_targets in (1, 4):
-        tracker = SiamTracker(backend, TrackingConfig())
+        tracker = build_tracker(config, backend=backend)
         for k in range(n_targets):
             # Extra targets: the same object shifted, so every target has real texture and stays tracked.
             shifted = box + [k * 0.1 * box[2], k * 0.1 * box[3], 0, 0]
@@ -179,6 +188,8 @@ def run_worker(spec: dict) -> dict:
     out["rss_mb"] = rss_mb()
     out["torch_imported"] = "torch" in sys.modules
     if "cuda" in spec["backend"] or spec["backend"] == "tensorrt":
+        import torch
+
         out["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
     return out
 
@@ -199,13 +210,13 @@ def _search_ms(backend, reps: int) -> float:
 def _box_head_ms(spec: dict, model, backend, reps: int) -> float | None:
     """The box head's share of one search call: the network's search time on one crop minus that of the same
     network without the head (its other weights copied), on the same kind of backend. None without a head."""
+    if model is None or getattr(model, "box_head", None) is None:
+        return None
     import dataclasses
 
     from .backends import create_backend
     from .model import build_model
 
-    if model is None or getattr(model, "box_head", None) is None:
-        return None
     plain = build_model(dataclasses.replace(model.config, box_head=False)).eval()
     plain.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("box_head.")})
     headless = create_backend(_backend_config(spec["backend"], spec["threads"], spec.get("spinning", False)),
@@ -267,13 +278,21 @@ def run_bench(args) -> int:
         return 0
     from .backends import default_weights_path
 
+    from .config import NANOTRACK_MODELS
+    from .data import peers_root
+
     models = {}
     for m in (m for m in args.models.split(",") if m):
-        models[m] = None if m == "paper" else str(default_weights_path(m))
+        if m == "paper":
+            models[m] = None
+        elif m in NANOTRACK_MODELS:
+            models[m] = str(peers_root() / m)  # the user's files (README, NanoTrack)
+        else:
+            models[m] = str(default_weights_path(m))
     if args.weights:
         models["custom"] = args.weights
     for m, weights in list(models.items()):
-        if weights is not None and not Path(weights).is_file():
+        if weights is not None and not Path(weights).exists():
             print(f"bench: weights file {weights} of model {m} does not exist: skipped", file=sys.stderr)
             del models[m]
     spinning = [s.strip() for s in args.spinning.split(",") if s.strip()]
@@ -316,7 +335,9 @@ def run_bench(args) -> int:
 
 def _run_worker_process(spec: dict) -> dict:
     """One (model, backend, spinning) measured in a fresh child process; an error row where it cannot run."""
-    proc = subprocess.run([sys.executable, "-m", "siam_tracker_ros.cli", "bench", "--worker", json.dumps(spec)],
+    # `python -m siam_tracker_ros.bench`, not the CLI: the CLI's parser imports every sub-command (training imports
+    # torch), and the RSS measured should be the tracker's own
+    proc = subprocess.run([sys.executable, "-m", "siam_tracker_ros.bench", "--worker", json.dumps(spec)],
                           capture_output=True, text=True)
     if proc.returncode != 0:
         err = (proc.stderr.strip().splitlines() or ["failed"])[-1]
@@ -351,3 +372,9 @@ def print_table(report: dict) -> None:
           "head; fps: whole update() for 1 and 4 targets; srch/s: the search branch alone on 3 scales; peak MB: GPU "
           "memory on CUDA, else the process's peak RSS; RSS MB: its RSS at the end; torch: whether the process "
           "imported torch)")
+
+
+if __name__ == "__main__":  # the measuring child process: `python -m siam_tracker_ros.bench --worker SPEC`
+    if len(sys.argv) != 3 or sys.argv[1] != "--worker":
+        sys.exit("usage: python -m siam_tracker_ros.bench --worker SPEC (started by `siam-tracker bench`)")
+    print(json.dumps(run_worker(json.loads(sys.argv[2]))))

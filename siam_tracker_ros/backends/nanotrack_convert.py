@@ -17,7 +17,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..model.weights import FORMAT_NAME, FORMAT_VERSION, WeightsError
 from .nanotrack import FAMILIES, NanoTrackFamily, NanoTrackOnnxBackend, file_sha256, pair_family
@@ -48,6 +47,8 @@ def _numpy_safe_globals() -> list:
 
 def check_checkpoint(path: Path) -> tuple[str, dict]:
     """(family, state dict) of a NanoTrack PyTorch checkpoint, or ConvertError saying why it is not one."""
+    import torch
+
     try:
         with torch.serialization.safe_globals(_numpy_safe_globals()):
             payload = torch.load(path, map_location="cpu", weights_only=True)
@@ -136,6 +137,8 @@ def convert(src: str | Path, out: str | Path, command: str = "") -> dict:
                "metadata": {**card, "licence_text": licence_file.read_text() if licence_file.is_file() else None}}
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")
+    import torch
+
     torch.save(payload, tmp)
     tmp.replace(out)
     Path(str(out) + ".json").write_text(json.dumps(card, indent=2))
