@@ -241,7 +241,7 @@ def run_csrt(frames: list[np.ndarray], boxes: np.ndarray) -> dict:
 
 
 def _spinning(spec: dict) -> str | None:
-    """"on" / "off" for an ONNX Runtime run, None where spinning does not apply."""
+    """Say "on" / "off" for an ONNX Runtime run, None where spinning does not apply."""
     if not spec["backend"].startswith("onnxruntime"):
         return None
     return "on" if spec.get("spinning") else "off"

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from .base import Backend, BackendError, cache_dir, file_sha256
+from .graph_names import search_graph_name, template_graph_name
 
 WEIGHTS_INDEX = "by-weights"  # <cache root>/by-weights/<sha256 of a weights file>.json -> its graphs' folder
-from .graph_names import search_graph_name, template_graph_name
 
 
 def default_cache_root() -> Path:

@@ -24,7 +24,8 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("data_dir", help="folder of sequences (../shared/data layout, or LAYOUT:PATH)")
-    p.add_argument("--weights", help="weights file (default: the backend's default weights)")
+    p.add_argument("--weights", help="weights file (default: the backend's default weights), a converted NanoTrack "
+                                     "file (siam-tracker convert-nanotrack) or the folder of a NanoTrack ONNX pair")
     p.add_argument("--config", help="YAML with the tracking/backend settings (a training YAML works too)")
     p.add_argument("--sequences", help="comma-separated sequence names (default: all)")
     split = p.add_mutually_exclusive_group()
@@ -140,14 +141,18 @@ def run_from_args(args: argparse.Namespace) -> int:
 def _metadata(weights: str | None) -> dict | None:
     if not weights:
         return None
+    if Path(weights).is_dir():
+        return {"folder": str(weights)}  # a NanoTrack ONNX pair: no card inside
     try:
         from ..model.weights import weights_metadata
 
         meta = weights_metadata(weights)
     except Exception as err:  # the figures matter more than the metadata
         return {"error": str(err)}
-    return {k: meta.get(k) for k in ("origin", "steps", "pairs", "date", "complete", "held_out_sequences",
-                                     "best_val_loss")}
+    out = {k: meta.get(k) for k in ("origin", "steps", "pairs", "date", "complete", "held_out_sequences",
+                                    "best_val_loss")}
+    out.update({k: meta[k] for k in ("family", "licence", "source_files") if k in meta})  # a converted NanoTrack
+    return out
 
 
 def _json_default(obj):

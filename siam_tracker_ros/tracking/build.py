@@ -73,7 +73,7 @@ def nanotrack_source(backend: BackendConfig, weights=None) -> tuple[str, Path] |
 
 
 def model_family(config: Config, weights=None) -> str:
-    """"siam" (the paper's network) or the NanoTrack family that `weights` / backend.model name."""
+    """Name the family: "siam" (the paper's network) or the NanoTrack family that `weights` / backend.model name."""
     source = nanotrack_source(config.backend, weights)
     return source[0] if source else SIAM
 
