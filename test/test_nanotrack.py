@@ -238,3 +238,36 @@ def test_onnx_runtime_path_runs_without_torch_once_the_graphs_are_there(tmp_path
     for run in runs:
         assert run.returncode == 0, run.stderr
     assert [r.stdout.strip().splitlines()[-1] for r in runs] == ["True", "False"]
+
+
+@needs_data
+@needs_v2
+def test_pytorch_module_loads_the_checkpoint_and_matches_the_onnx_pair_on_real_crops():
+    from siam_tracker_ros.tracking.build import build_tracker
+
+    if not any(FOLDERS["nanotrack_v2"].glob("*.pth")):
+        pytest.skip(f"no NanoTrack v2 checkpoint (.pth) in {FOLDERS['nanotrack_v2']}")
+    frames, gt = _sequence("vot-car1", 12)
+    trackers = {}
+    for name in ("onnxruntime", "torch"):
+        config = Config()
+        config.backend.name, config.backend.num_threads = name, 2
+        trackers[name] = build_tracker(config, FOLDERS["nanotrack_v2"])
+        trackers[name].init(frames[0], gt[0], "a")
+        trackers[name].init(frames[0], gt[0] + [8, 4, 0, 0], "b")
+    onnx, torch_ = trackers["onnxruntime"], trackers["torch"]
+    assert torch_.backend.describe() == "nanotrack_v2 torch on cpu"
+    kernel = np.concatenate([onnx._targets[t].kernel for t in ("a", "b")])
+    np.testing.assert_allclose(np.concatenate([torch_._targets[t].kernel for t in ("a", "b")]), kernel,
+                               atol=1e-3 * np.abs(kernel).max())
+    pad = channel_mean(frames[6])
+    crops = onnx._layout([crop_square(frames[6], gt[6][0] + gt[6][2] / 2 + d, gt[6][1] + gt[6][3] / 2, 300.0, 255,
+                                      pad) for d in (0.0, 20.0)])
+    a, b = onnx.backend.search(crops, kernel), torch_.backend.search(crops, kernel)  # two pairs in one call
+    np.testing.assert_allclose(b[:, :2], a[:, :2], atol=1e-3)
+    np.testing.assert_allclose(b[:, 2:], a[:, 2:], rtol=1e-4, atol=1e-2)
+    # Tracking: the same boxes for the first frames (float rounding then feeds back through the crops).
+    for frame in frames[1:5]:
+        ra, rb = onnx.update(frame), torch_.update(frame)
+        for t in ("a", "b"):
+            np.testing.assert_allclose(rb[t].box, ra[t].box, atol=0.5)

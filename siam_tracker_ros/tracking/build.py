@@ -79,8 +79,8 @@ def model_family(config: Config, weights=None) -> str:
 
 
 def create_nanotrack_backend(backend: BackendConfig, weights=None):
-    """The NanoTrack network that `weights` / backend.model name, on ONNX Runtime (CPU, or CUDA where asked for and
-    available)."""
+    """The NanoTrack network that `weights` / backend.model name: on ONNX Runtime (CPU, or CUDA where asked for and
+    available; backend auto or onnxruntime), or for v2 on PyTorch (backend torch: model/nanotrack.py)."""
     from ..backends.base import BackendError
     from ..backends.nanotrack import NanoTrackOnnxBackend
 
@@ -88,11 +88,43 @@ def create_nanotrack_backend(backend: BackendConfig, weights=None):
     if source is None:
         raise BackendError(f"{weights or backend.model} is not a NanoTrack network")
     family, folder = source
-    if backend.name not in ("auto", "onnxruntime"):
-        raise BackendError(f"{family} runs on ONNX Runtime (backend onnxruntime or auto), not {backend.name}")
     device = "cuda" if backend.device == "cuda" else "cpu"
+    if backend.name == "torch":
+        from ..backends.nanotrack_torch import NanoTrackTorchBackend
+
+        return NanoTrackTorchBackend(_checkpoint_state(family, folder, weights), family, device=device,
+                                     fp16=backend.fp16, num_threads=backend.num_threads)
+    if backend.name not in ("auto", "onnxruntime"):
+        raise BackendError(f"{family} runs on ONNX Runtime or PyTorch (v2), not {backend.name}")
     return NanoTrackOnnxBackend(folder, family=family, device=device, num_threads=backend.num_threads,
                                 allow_spinning=backend.onnx_allow_spinning)
+
+
+def _checkpoint_state(family: str, folder: Path, weights) -> dict:
+    """The PyTorch checkpoint's tensors: from a converted file, else the one .pth beside the ONNX pair."""
+    from ..backends.base import BackendError
+
+    if weights is not None and Path(weights).is_file():
+        from ..model.weights import read_weights
+
+        state = read_weights(weights).get("state_dict") or {}
+        if not state:
+            raise BackendError(f"{weights} was converted without the PyTorch checkpoint: convert the folder that "
+                               "holds it too, or use backend onnxruntime")
+        return state
+    checkpoints = sorted(Path(folder).glob("*.pth"))
+    if len(checkpoints) != 1:
+        raise BackendError(f"backend torch for {family} needs its PyTorch checkpoint (one .pth) in {folder}; found "
+                           f"{len(checkpoints)}")
+    from ..backends.nanotrack_convert import ConvertError, check_checkpoint
+
+    try:
+        found, state = check_checkpoint(checkpoints[0])
+    except ConvertError as err:
+        raise BackendError(str(err)) from None
+    if found != family:
+        raise BackendError(f"{checkpoints[0]} is a {found} checkpoint, the ONNX pair beside it {family}")
+    return state
 
 
 def build_tracker(config: Config | None = None, weights=None, backend=None):
@@ -103,7 +135,7 @@ def build_tracker(config: Config | None = None, weights=None, backend=None):
         from ..backends.nanotrack import NanoTrackOnnxBackend
         from .nanotrack import NanoTracker
 
-        if isinstance(backend, NanoTrackOnnxBackend):
+        if isinstance(backend, NanoTrackOnnxBackend) or getattr(backend, "family", None) is not None:
             return NanoTracker(backend, config.nanotrack)
     elif nanotrack_source(config.backend, weights) is not None:
         from .nanotrack import NanoTracker
