@@ -241,22 +241,22 @@ def test_onnx_runtime_path_runs_without_torch_once_the_graphs_are_there(tmp_path
 
 
 @needs_data
-@needs_v2
-def test_pytorch_module_loads_the_checkpoint_and_matches_the_onnx_pair_on_real_crops():
+@pytest.mark.parametrize("family", FAMILIES)
+def test_pytorch_module_loads_the_checkpoint_and_matches_the_onnx_pair_on_real_crops(family):
     from siam_tracker_ros.tracking.build import build_tracker
 
-    if not any(FOLDERS["nanotrack_v2"].glob("*.pth")):
-        pytest.skip(f"no NanoTrack v2 checkpoint (.pth) in {FOLDERS['nanotrack_v2']}")
+    if not any(FOLDERS[family].glob("*.pth")):
+        pytest.skip(f"no {family} checkpoint (.pth) in {FOLDERS[family]}")
     frames, gt = _sequence("vot-car1", 12)
     trackers = {}
     for name in ("onnxruntime", "torch"):
         config = Config()
         config.backend.name, config.backend.num_threads = name, 2
-        trackers[name] = build_tracker(config, FOLDERS["nanotrack_v2"])
+        trackers[name] = build_tracker(config, FOLDERS[family])
         trackers[name].init(frames[0], gt[0], "a")
         trackers[name].init(frames[0], gt[0] + [8, 4, 0, 0], "b")
     onnx, torch_ = trackers["onnxruntime"], trackers["torch"]
-    assert torch_.backend.describe() == "nanotrack_v2 torch on cpu"
+    assert torch_.backend.describe() == f"{family} torch on cpu"
     kernel = np.concatenate([onnx._targets[t].kernel for t in ("a", "b")])
     np.testing.assert_allclose(np.concatenate([torch_._targets[t].kernel for t in ("a", "b")]), kernel,
                                atol=1e-3 * np.abs(kernel).max())

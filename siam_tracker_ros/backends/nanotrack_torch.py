@@ -1,4 +1,4 @@
-"""NanoTrack v2 in PyTorch (model/nanotrack.py) behind the NanoTrack backend contract (backends/nanotrack.py):
+"""NanoTrack v2 / v3 in PyTorch (model/nanotrack.py) behind the NanoTrack backend contract (backends/nanotrack.py):
 CPU, or CUDA with FP16 where a GPU is there. The tensors come from the public checkpoint (a folder's .pth, or a file
 written by `siam-tracker convert-nanotrack`)."""
 from __future__ import annotations
@@ -16,16 +16,16 @@ class NanoTrackTorchBackend(Backend):
 
     def __init__(self, state: dict, family: str = "nanotrack_v2", device: str = "cpu", fp16: bool = True,
                  num_threads: int = 0):
-        from ..model.nanotrack import nanotrack_v2_from_state
+        from ..model.nanotrack import MODULES, nanotrack_from_state
 
-        if family != "nanotrack_v2":
-            raise BackendError(f"{family} has no PyTorch module here: use backend onnxruntime (its ONNX pair)")
+        if family not in MODULES:
+            raise BackendError(f"{family} has no PyTorch module here ({', '.join(MODULES)})")
         if device == "cuda" and not torch.cuda.is_available():
             raise BackendError("backend torch on cuda asked for, but PyTorch sees no CUDA device")
         if num_threads > 0 and device == "cpu":
             torch.set_num_threads(num_threads)
         try:
-            model = nanotrack_v2_from_state(state)
+            model = nanotrack_from_state(family, state)
         except RuntimeError as err:
             raise BackendError(f"the checkpoint's tensors do not fit {family}: {err}") from None
         self.family = FAMILIES[family]

@@ -1,4 +1,5 @@
-"""NanoTrack v2 as a PyTorch module of this package, laid out so that the public checkpoint's tensors load by name.
+"""NanoTrack v2 and v3 as PyTorch modules of this package, laid out so that the public checkpoints' tensors load by
+name.
 
 Written from the checkpoint's tensor names and shapes and the published ONNX pair's operators (strides, groups,
 activations), not from other code. The backbone is MobileNetV3-small's first nine blocks (inverted residuals: 1x1
@@ -8,8 +9,13 @@ residual where input and output agree), stride 16, 48 channels. The head correla
 re-weights the maps by channel attention, and runs two towers of six (depth-wise 3x3, 1x1, BN, ReLU6) units, one to
 the two class logits, one to the four side distances (exp of the last layer: positive).
 
-Batched: the point-wise correlation is a batched matrix product, so any number of (template, search) pairs go through
-in one call. NanoTrack v3 is not built here (its ONNX pair runs through backends/nanotrack.py).
+v3: one more backbone block (96 channels). Each branch of its head joins two correlations: the point-wise one above,
+followed by a 2x2 depth-wise convolution (ReLU6) and a 1x1 one (16 -> 15 cells), and a depth-wise cross-correlation of
+the search features with the template's central 4 x 4 cells (both projected by 1x1 + BN; 15 x 15); the 64 + 96 maps
+are reduced to 96 by a 1x1 convolution, then a tower of six (depth-wise 3x3, BN, ReLU6, 1x1, BN) units.
+
+Batched: the point-wise correlation is a batched matrix product and the depth-wise one a grouped convolution over the
+batch, so any number of (template, search) pairs go through in one call.
 """
 from __future__ import annotations
 
@@ -21,7 +27,8 @@ from torch.nn import functional as F
 V2_BLOCKS = [(16, 16, 3, 2, True, False), (72, 24, 3, 2, False, False), (88, 24, 3, 1, False, False),
              (96, 40, 5, 2, True, True), (240, 40, 5, 1, True, True), (240, 40, 5, 1, True, True),
              (120, 48, 5, 1, True, True), (144, 48, 5, 1, True, True)]
-SE_HIDDEN = {16: 8, 96: 24, 240: 64, 120: 32, 144: 40}  # the checkpoint's squeeze widths
+V3_BLOCKS = V2_BLOCKS + [(288, 96, 5, 1, True, True)]
+SE_HIDDEN = {16: 8, 96: 24, 240: 64, 120: 32, 144: 40, 288: 72}  # the checkpoints' squeeze widths
 
 
 class SqueezeExcite(nn.Module):
@@ -57,11 +64,11 @@ class InvertedResidual(nn.Module):
 
 
 class Backbone(nn.Module):
-    def __init__(self):
+    def __init__(self, blocks=V2_BLOCKS):
         super().__init__()
         features = [nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.Hardswish())]
         cin = 16
-        for hidden, cout, kernel, stride, se, hswish in V2_BLOCKS:
+        for hidden, cout, kernel, stride, se, hswish in blocks:
             features.append(InvertedResidual(cin, hidden, cout, kernel, stride, se, hswish))
             cin = cout
         self.features = nn.Sequential(*features)
@@ -143,10 +150,80 @@ class NanoTrackV2(nn.Module):
         return self.head(self.features(z), self.features(x))
 
 
-def nanotrack_v2_from_state(state: dict) -> NanoTrackV2:
-    """The module with a checkpoint's tensors (the `neck` tensors the public checkpoint carries are unused by its
-    graphs and left out); RuntimeError naming what does not match."""
-    model = NanoTrackV2()
+class PointwiseReduced(PointwiseCorrelation):
+    """v3's point-wise correlation: then a 2x2 depth-wise convolution (BN, ReLU6) and a 1x1 one (BN)."""
+
+    def __init__(self, channels: int, cells: int):
+        super().__init__(channels, cells)
+        self.conv = nn.Sequential(nn.Conv2d(cells, cells, 2, groups=cells, bias=False), nn.BatchNorm2d(cells),
+                                  nn.ReLU6(), nn.Conv2d(cells, cells, 1), nn.BatchNorm2d(cells))
+
+    def forward(self, z, x):
+        return self.conv(super().forward(z, x))
+
+
+class DepthwiseCorrelation(nn.Module):
+    """The search features cross-correlated channel by channel with the template's central 4 x 4 cells (padding 1)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv_kernel = nn.Sequential(nn.Conv2d(channels, channels, 1), nn.BatchNorm2d(channels))
+        self.conv_search = nn.Sequential(nn.Conv2d(channels, channels, 1), nn.BatchNorm2d(channels))
+
+    def forward(self, z, x):
+        k = self.conv_kernel(z[:, :, 2:6, 2:6])
+        s = self.conv_search(x)
+        b, c, h, w = s.shape
+        out = F.conv2d(s.reshape(1, b * c, h, w), k.reshape(b * c, 1, *k.shape[2:]), padding=1, groups=b * c)
+        return out.view(b, c, out.shape[2], out.shape[3])
+
+
+def _tower_v3(width: int, units: int) -> nn.Sequential:
+    layers = []
+    for _ in range(units):
+        layers += [nn.Conv2d(width, width, 3, 1, 1, groups=width, bias=False), nn.BatchNorm2d(width), nn.ReLU6(),
+                   nn.Conv2d(width, width, 1, bias=False), nn.BatchNorm2d(width)]
+    return nn.Sequential(*layers)
+
+
+class HeadV3(nn.Module):
+    def __init__(self, channels: int = 96, cells: int = 64, units: int = 6):
+        super().__init__()
+        self.corr_dw_reg = DepthwiseCorrelation(channels)
+        self.corr_pw_reg = PointwiseReduced(channels, cells)
+        self.corr_dw_cls = DepthwiseCorrelation(channels)
+        self.corr_pw_cls = PointwiseReduced(channels, cells)
+        self.down_reg = nn.Sequential(nn.Conv2d(cells + channels, channels, 1))
+        self.down_cls = nn.Sequential(nn.Conv2d(cells + channels, channels, 1))
+        self.cls_tower = _tower_v3(channels, units)
+        self.bbox_tower = _tower_v3(channels, units)
+        self.cls_logits = nn.Sequential(nn.Conv2d(channels, 2, 1))
+        self.bbox_pred = nn.Sequential(nn.Conv2d(channels, 4, 1))
+
+    def forward(self, z, x):
+        cls = self.down_cls(torch.cat([self.corr_pw_cls(z, x), self.corr_dw_cls(z, x)], dim=1))
+        reg = self.down_reg(torch.cat([self.corr_pw_reg(z, x), self.corr_dw_reg(z, x)], dim=1))
+        cls = self.cls_logits(self.cls_tower(cls))
+        box = torch.exp(self.bbox_pred(self.bbox_tower(reg)))
+        return torch.cat([cls, box], dim=1)
+
+
+class NanoTrackV3(NanoTrackV2):
+    family = "nanotrack_v3"
+
+    def __init__(self):
+        nn.Module.__init__(self)
+        self.backbone = Backbone(V3_BLOCKS)
+        self.ban_head = HeadV3()
+
+
+MODULES = {"nanotrack_v2": NanoTrackV2, "nanotrack_v3": NanoTrackV3}
+
+
+def nanotrack_from_state(family: str, state: dict) -> NanoTrackV2:
+    """The family's module with a checkpoint's tensors (the `neck` tensors the public checkpoints carry are unused
+    by their graphs and left out); RuntimeError naming what does not match."""
+    model = MODULES[family]()
     wanted = {k: v for k, v in state.items() if not k.startswith("neck.")}
     model.load_state_dict(wanted, strict=True)
     return model.eval()

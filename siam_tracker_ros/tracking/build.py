@@ -80,7 +80,7 @@ def model_family(config: Config, weights=None) -> str:
 
 def create_nanotrack_backend(backend: BackendConfig, weights=None):
     """The NanoTrack network that `weights` / backend.model name: on ONNX Runtime (CPU, or CUDA where asked for and
-    available; backend auto or onnxruntime), or for v2 on PyTorch (backend torch: model/nanotrack.py)."""
+    available; backend auto or onnxruntime), or on PyTorch (backend torch: model/nanotrack.py)."""
     from ..backends.base import BackendError
     from ..backends.nanotrack import NanoTrackOnnxBackend
 
@@ -95,7 +95,7 @@ def create_nanotrack_backend(backend: BackendConfig, weights=None):
         return NanoTrackTorchBackend(_checkpoint_state(family, folder, weights), family, device=device,
                                      fp16=backend.fp16, num_threads=backend.num_threads)
     if backend.name not in ("auto", "onnxruntime"):
-        raise BackendError(f"{family} runs on ONNX Runtime or PyTorch (v2), not {backend.name}")
+        raise BackendError(f"{family} runs on ONNX Runtime or PyTorch, not {backend.name}")
     return NanoTrackOnnxBackend(folder, family=family, device=device, num_threads=backend.num_threads,
                                 allow_spinning=backend.onnx_allow_spinning)
 
