@@ -15,8 +15,8 @@ it is too sensitive to sub-cell shifts to separate present from absent (README, 
 
 Lost state. Below `lost_threshold` the target is reported lost; it is reported tracked again above `found_threshold`.
 Below `freeze_threshold` the box stops moving (it would follow whatever the other scene holds) and keeps its last
-size; the search stays where the target was last seen until the confidence is back above `found_threshold`. The
-wider search of SiamTracker's lost mode does not fit these graphs: their heads are built for a 16 x 16 search map.
+size; the search stays where the target was last seen until the confidence is back above `found_threshold`. There
+is no wider search as in SiamTracker's lost mode: the ONNX heads are built for a 16 x 16 search map.
 """
 from __future__ import annotations
 
