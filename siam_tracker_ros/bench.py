@@ -42,6 +42,10 @@ def add_bench_parser(sub) -> None:
                    help="ONNX Runtime thread spin-wait for the onnxruntime backends: off, on or off,on (default: "
                         "both, each in its own process; backend.onnx_allow_spinning is off by default)")
     p.add_argument("--no-csrt", action="store_true")
+    p.add_argument("--against-nano", action="store_true",
+                   help="also time NanoTrack v2 in this package's tracker and OpenCV's TrackerNano on the same "
+                        "frames in one process, interleaved frame by frame (both see the same machine load); needs "
+                        "the user's nanotrack_v2 files ($SIAM_PEERS_DIR or ../shared/peers)")
     p.add_argument("--json", help="write all figures here")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.set_defaults(func=run_bench)
@@ -225,6 +229,36 @@ def _box_head_ms(spec: dict, model, backend, reps: int) -> float | None:
     return with_head - without
 
 
+def run_against_nano(frames: list[np.ndarray], boxes: np.ndarray, threads: int, spinning: bool) -> dict:
+    """NanoTrack v2 in this package (ONNX Runtime, `threads`) and OpenCV's TrackerNano (its own thread count) on the
+    same frames, updated alternately in one process (the order swapped every frame): update frames/s of each."""
+    import cv2
+
+    from .config import Config
+    from .data import peers_root
+    from .evaluation.runner import NanoTrackAdapter
+    from .tracking.build import build_tracker
+
+    config = Config()
+    config.backend = _backend_config("onnxruntime", threads, spinning)
+    ours = build_tracker(config, peers_root() / "nanotrack_v2")
+    nano = NanoTrackAdapter()
+    box = _first_valid(boxes)
+    ours.init(frames[0], box)
+    nano.init(frames[0], box)
+    seconds = {"ours": 0.0, "nano": 0.0}
+    calls = {"ours": lambda f: ours.update(f), "nano": nano.update}
+    for i, frame in enumerate(frames[1:]):
+        for name in (("ours", "nano") if i % 2 == 0 else ("nano", "ours")):
+            t0 = time.perf_counter()
+            calls[name](frame)
+            seconds[name] += time.perf_counter() - t0
+    n = len(frames) - 1
+    return {"frames": n, "threads": threads, "spinning": "on" if spinning else "off",
+            "opencv_threads": cv2.getNumThreads(), "fps_ours": n / seconds["ours"], "fps_nano": n / seconds["nano"],
+            "ratio": seconds["nano"] / seconds["ours"]}
+
+
 def run_csrt(frames: list[np.ndarray], boxes: np.ndarray) -> dict:
     import cv2
 
@@ -323,8 +357,15 @@ def run_bench(args) -> int:
                 report["csrt"] = run_csrt(frames, boxes)
             else:
                 print("  OpenCV CSRT unavailable (needs opencv-contrib): no ratio column")
+        if args.against_nano:
+            report["against_nano"] = run_against_nano(frames, boxes, args.threads, spinning[0] == "on")
         report["loadavg_after"] = list(os.getloadavg())
     print_table(report)
+    if "against_nano" in report:
+        a = report["against_nano"]
+        print(f"NanoTrack v2, interleaved frame by frame over {a['frames']} frames: this package "
+              f"{a['fps_ours']:.1f} fps ({a['threads'] or 'default'} threads, spin-wait {a['spinning']}), OpenCV "
+              f"TrackerNano {a['fps_nano']:.1f} fps ({a['opencv_threads']} threads): {a['ratio']:.2f}x")
     print(f"load average (1, 5, 15 min) {' '.join(f'{v:.2f}' for v in report['loadavg_after'])} at the end, with "
           f"{args.load} load process(es) of ours; the rest is other work on this machine")
     if args.json:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from ..config import Config, NanoTrackConfig
@@ -184,14 +183,13 @@ class NanoTracker:
             t.w = t.w * (1.0 - lr) + float(width[by, bx]) / scale * lr
             t.h = t.h * (1.0 - lr) + float(height[by, bx]) / scale * lr
             self._clamp(t, frame_shape)
-        # The heatmap: the target probability as logits (TrackResult.response applies the sigmoid), upsampled to
-        # the part of the search crop the grid covers.
+        # The heatmap: the target probability as logits (TrackResult.response applies the sigmoid), one value per
+        # grid point over the n x 16 pixels of the search crop the grid covers (the heatmap warps it onto the image;
+        # no upsampling per frame).
         logits = (out[1] - out[0]).astype(np.float32)
-        side = n * STRIDE
-        up = cv2.resize(logits, (side, side), interpolation=cv2.INTER_CUBIC)
-        response_region = (t.cx, t.cy, side / scale)
+        response_region = (t.cx, t.cy, n * STRIDE / scale)
         box = np.array(from_center(t.cx, t.cy, t.w, t.h))
-        return TrackResult(tid, box, confidence, t.lost, up, response_region)
+        return TrackResult(tid, box, confidence, t.lost, logits, response_region)
 
     # ------------------------------------------------------------------ confidence
     def _follows(self, t: _Target, confidence: float) -> bool:
