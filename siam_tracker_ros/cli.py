@@ -1,4 +1,5 @@
-"""`siam-tracker` command: train, eval, export, ensemble, track, bench, play, demo, latency, load, ui.
+"""`siam-tracker` command: train, eval, export, ensemble, track, convert-nanotrack, bench, play, demo, latency, load,
+ui.
 
 Each sub-command lives next to the code it drives and registers itself through an `add_parser(subparsers)` function;
 this file only lists them. The parser's `func` gets the parsed arguments and returns an exit code.
@@ -17,6 +18,7 @@ SUBCOMMANDS = [
     ("siam_tracker_ros.tools_cli", "add_export_parser"),
     ("siam_tracker_ros.tools_cli", "add_ensemble_parser"),
     ("siam_tracker_ros.tools_cli", "add_track_parser"),
+    ("siam_tracker_ros.backends.nanotrack_convert", "add_convert_parser"),
     ("siam_tracker_ros.bench", "add_bench_parser"),
     ("siam_tracker_ros.runs.player", "add_play_parser"),
     ("siam_tracker_ros.runs.demo", "add_demo_parser"),

@@ -180,9 +180,50 @@ class TrackingConfig:
                f"a list of 1 to 8 [exemplar, instance] integer pairs, 63 <= exemplar < instance <= {MAX_INPUT_SIZE}")
 
 
+CHANNEL_ORDERS = ("rgb", "bgr")
+
+
+@dataclass
+class NanoTrackConfig:
+    """Tracking constants of the NanoTrack-family tracker (tracking/nanotrack.py), chosen on the validation tracks
+    of config/finetune.yaml (README, NanoTrack)."""
+
+    # Measured both ways on the validation tracks: BGR (the networks' training convention) 0.03-0.04 AUC above RGB
+    # for v2 and v3 alike
+    channel_order: str = "bgr"  # the crops' channel order fed to the network
+    context: float = 0.5  # context margin around the target, as a fraction of (w + h)
+    window_influence: float = 0.2  # cosine window weight on the score map
+    penalty_k: float = 0.02  # penalty on a change of size and aspect ratio: exp(-k * (change - 1))
+    lr: float = 0.65  # how far the box size moves to the regressed one, times the chosen point's score
+    # Confidence in [0, 1] (the module notes of tracking/nanotrack.py) and the lost / re-acquire state. On the
+    # validation tracks with 30 frames of another track spliced in: 73-77 % of the absent frames reported lost, 1 %
+    # of the present ones; freezing the box lifted their AUC from 0.49 to 0.58
+    lost_threshold: float = 0.6
+    found_threshold: float = 0.7
+    freeze_threshold: float = 0.35  # below this (and lost_threshold) the box freezes while the target is away
+
+    def validate(self) -> None:
+        _check(self.channel_order in CHANNEL_ORDERS, "nanotrack.channel_order", self.channel_order, "rgb or bgr")
+        _check(_is_number(self.context) and 0.0 <= self.context <= 2.0, "nanotrack.context", self.context,
+               "in [0, 2]")
+        _check(_is_number(self.window_influence) and 0.0 <= self.window_influence <= 1.0,
+               "nanotrack.window_influence", self.window_influence, "in [0, 1]")
+        _check(_is_number(self.penalty_k) and 0.0 <= self.penalty_k <= 10.0, "nanotrack.penalty_k", self.penalty_k,
+               "in [0, 10]")
+        _check(_is_number(self.lr) and 0.0 <= self.lr <= 1.0, "nanotrack.lr", self.lr, "in [0, 1]")
+        _check(_is_number(self.lost_threshold) and _is_number(self.found_threshold)
+               and 0.0 <= self.lost_threshold <= self.found_threshold <= 1.0, "nanotrack.lost_threshold",
+               self.lost_threshold, "<= found_threshold, both in [0, 1]")
+        _check(_is_number(self.freeze_threshold) and 0.0 <= self.freeze_threshold <= 1.0,
+               "nanotrack.freeze_threshold", self.freeze_threshold, "in [0, 1]")
+
+
+# The NanoTrack families backend.model can name; their ONNX pairs are the user's (README: where the public files are)
+NANOTRACK_MODELS = ("nanotrack_v2", "nanotrack_v3")
 BACKEND_NAMES = ("auto", "torch", "onnxruntime", "tensorrt")
 DEVICES = ("auto", "cpu", "cuda")
-MODEL_NAMES = ("auto", "small", "large", "small_box")  # auto and the shipped weights (backends/select.py)
+# auto, the shipped weights (backends/select.py) and the NanoTrack families (the user's files)
+MODEL_NAMES = ("auto", "small", "large", "small_box") + NANOTRACK_MODELS
 
 
 @dataclass
@@ -191,11 +232,16 @@ class BackendConfig:
     device: str = "auto"  # DEVICES
     fp16: bool = True  # on CUDA only
     num_threads: int = 0  # 0 = library default
+    # ONNX Runtime's worker threads busy-wait for work between calls when true (its own default). On a machine where
+    # other processes want the cores (a robot: camera driver, other nodes) that spinning takes their time and the
+    # tracker's: off here (`siam-tracker bench --load 1` shows the difference).
+    onnx_allow_spinning: bool = False
     onnx_dir: str = ""  # where exported graphs are kept; empty = $XDG_CACHE_HOME or ~/.cache, siam_tracker_ros/onnx
     engine_cache_dir: str = ""  # TensorRT engines; empty = ~/.cache/siam_tracker_ros/engines
     max_targets: int = 4
     # Shipped weights when none are named (MODEL_NAMES): auto (large on CUDA, small on CPU) | small | large |
-    # small_box (the small network with the box head: one search per frame)
+    # small_box (the small network with the box head: one search per frame) | nanotrack_v2 | nanotrack_v3 (the
+    # user's NanoTrack files, found in $SIAM_PEERS_DIR/<model> or ../shared/peers/<model> when no weights are named)
     model: str = "auto"
 
     def validate(self) -> None:
@@ -204,6 +250,8 @@ class BackendConfig:
         _check(self.num_threads >= 0, "backend.num_threads", self.num_threads, ">= 0")
         _check(self.model in MODEL_NAMES, "backend.model", self.model, "one of " + ", ".join(MODEL_NAMES))
         _check(self.max_targets >= 1, "backend.max_targets", self.max_targets, ">= 1")
+        _check(isinstance(self.onnx_allow_spinning, bool), "backend.onnx_allow_spinning", self.onnx_allow_spinning,
+               "true or false")
         _check(_is_int(self.num_threads) and self.num_threads <= 256, "backend.num_threads", self.num_threads,
                "an integer in [0, 256]")
         _check(_is_int(self.max_targets) and self.max_targets <= 64, "backend.max_targets", self.max_targets,
@@ -256,11 +304,13 @@ class Config:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     backend: BackendConfig = field(default_factory=BackendConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    nanotrack: NanoTrackConfig = field(default_factory=NanoTrackConfig)
 
     def validate(self) -> "Config":
         self.model.validate()
         self.tracking.validate()
         self.backend.validate()
+        self.nanotrack.validate()
         self.training.validate()
         return self
 

@@ -10,7 +10,8 @@ import numpy as np
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--weights", help="weights file (default: the shipped weights)")
+    p.add_argument("--weights", help="weights file (default: the shipped weights); for `track` also a converted "
+                                     "NanoTrack file or the folder of a NanoTrack ONNX pair")
     p.add_argument("--config", help="YAML config (tracking / backend sections)")
 
 
@@ -62,6 +63,8 @@ def add_track_parser(sub) -> None:
     p.add_argument("--box", help="x,y,w,h of the target in the first frame (default: first line of "
                                  "groundtruth.txt in the folder)")
     p.add_argument("--backend", help="torch | onnxruntime | tensorrt | auto")
+    p.add_argument("--model", help="backend.model: small | large | small_box | nanotrack_v2 | nanotrack_v3 (the "
+                                   "user's NanoTrack files in $SIAM_PEERS_DIR/<model> or ../shared/peers/<model>)")
     p.add_argument("--output", default="boxes.txt", help="where to write x,y,w,h,confidence,lost per frame")
     p.add_argument("--video", help="also write an annotated video here (.mp4 or .avi)")
     p.set_defaults(func=run_track)
@@ -70,11 +73,21 @@ def add_track_parser(sub) -> None:
 def run_track(args) -> int:
     from .data import open_path, read_groundtruth
     from .drawing import STATE_COLOURS, draw_box, draw_label, open_video_writer
-    from .tracking import DEFAULT_TARGET, InputError, SiamTracker
+    from .tracking import DEFAULT_TARGET, InputError
+    from .tracking.build import build_tracker
 
     cfg = _load_config(args.config)
     if args.backend:
         cfg.backend.name = args.backend
+    if args.model:
+        from .config import ConfigError
+
+        cfg.backend.model = args.model
+        try:
+            cfg.validate()
+        except ConfigError as err:
+            print(f"siam-tracker track: {err}", file=sys.stderr)
+            return 2
     if args.box:
         box = [float(v) for v in args.box.split(",")]
     else:
@@ -83,7 +96,7 @@ def run_track(args) -> int:
             print("siam-tracker track: give --box x,y,w,h (no groundtruth.txt next to the frames)", file=sys.stderr)
             return 2
         box = read_groundtruth(gt)[0].tolist()
-    tracker = SiamTracker.from_config(cfg, args.weights)
+    tracker = build_tracker(cfg, args.weights)
     writer = None
     rows = []
     start = time.perf_counter()

@@ -12,6 +12,7 @@ Crops are BGR pixel values 0-255. The tracker batches all scales of all targets 
 from __future__ import annotations
 
 import abc
+import hashlib
 import os
 from pathlib import Path
 
@@ -23,6 +24,15 @@ def cache_dir(kind: str) -> Path:
     $XDG_CACHE_HOME (else ~/.cache) / siam_tracker_ros / kind."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "siam_tracker_ros" / kind
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a file's bytes: the key of what is cached for a weights file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 class BackendError(RuntimeError):

@@ -16,6 +16,7 @@ import torch
 
 from ..model import TrackerNet
 from ..model.backbone import feature_size
+from .graph_names import search_graph_name, template_graph_name
 
 OPSET = 17
 
@@ -36,14 +37,6 @@ class _SearchGraph(torch.nn.Module):
 
     def forward(self, x, kernel):
         return self.model.search(x, kernel)
-
-
-def template_graph_name(exemplar_size: int) -> str:
-    return f"template_z{exemplar_size}.onnx"
-
-
-def search_graph_name(instance_size: int, kernel_size: int) -> str:
-    return f"search_x{instance_size}_k{kernel_size}.onnx"
 
 
 def kernel_size_for(exemplar_size: int) -> int:

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import Backend, BackendError, cache_dir
-from .export import kernel_size_for, search_graph_name, template_graph_name
+from .base import Backend, BackendError, cache_dir, file_sha256
+from .graph_names import search_graph_name, template_graph_name
+
+WEIGHTS_INDEX = "by-weights"  # <cache root>/by-weights/<sha256 of a weights file>.json -> its graphs' folder
 
 
 def default_cache_root() -> Path:
@@ -28,16 +30,53 @@ def available_providers() -> list[str]:
     return list(ort.get_available_providers())
 
 
+def cached_graphs(root: Path, weights_file: str | Path) -> Path | None:
+    """The folder of graphs exported earlier for this weights file (by its bytes), when it is still there."""
+    index = root / WEIGHTS_INDEX / (file_sha256(weights_file) + ".json")
+    if not index.is_file():
+        return None
+    folder = root / json.loads(index.read_text())["fingerprint"]
+    return folder if (folder / "manifest.json").is_file() else None
+
+
+def remember_graphs(root: Path, weights_file: str | Path, onnx_dir: Path) -> None:
+    """Record that `onnx_dir` holds the graphs of `weights_file`: the next start finds them without torch."""
+    index = root / WEIGHTS_INDEX / (file_sha256(weights_file) + ".json")
+    index.parent.mkdir(parents=True, exist_ok=True)
+    tmp = index.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"fingerprint": onnx_dir.name, "weights": str(weights_file)}))
+    tmp.replace(index)
+
+
+def session_options(ort, num_threads: int = 0, allow_spinning: bool = False):
+    """ONNX Runtime session options: full graph optimisation, `num_threads` intra-op threads (0: the library's
+    choice) and, unless `allow_spinning`, worker threads that sleep instead of busy-waiting between calls (spinning
+    measured 2-3x slower per frame on 2 cores with one other CPU-bound process; README, bench)."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if num_threads > 0:
+        options.intra_op_num_threads = num_threads
+    spin = "1" if allow_spinning else "0"
+    options.add_session_config_entry("session.intra_op.allow_spinning", spin)
+    options.add_session_config_entry("session.inter_op.allow_spinning", spin)
+    return options
+
+
 class OnnxBackend(Backend):
     name = "onnxruntime"
 
-    def __init__(self, model=None, onnx_dir: str | Path | None = None, device: str = "cpu", num_threads: int = 0):
+    def __init__(self, model=None, onnx_dir: str | Path | None = None, device: str = "cpu", num_threads: int = 0,
+                 allow_spinning: bool = False, model_loader=None):
+        """model: the PyTorch network (graphs exported from it as needed, into onnx_dir / its fingerprint); or None
+        and onnx_dir a folder of graphs with its manifest. model_loader: with a folder, loads the network (torch)
+        only if a graph the tracker asks for is not there yet."""
         try:
             import onnxruntime as ort
         except ImportError as err:
             raise BackendError(f"backend onnxruntime asked for, but onnxruntime is not installed: {err}") from None
         self._ort = ort
         self.model = model
+        self._model_loader = model_loader
         if model is not None:
             from .export import model_fingerprint, write_manifest
 
@@ -68,10 +107,8 @@ class OnnxBackend(Backend):
         else:
             self.providers = ["CPUExecutionProvider"]
         self.device = device
-        self.options = ort.SessionOptions()
-        self.options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if num_threads > 0:
-            self.options.intra_op_num_threads = num_threads
+        self.allow_spinning = allow_spinning
+        self.options = session_options(ort, num_threads, allow_spinning)
         self._sessions: dict[str, object] = {}
 
     def _session(self, filename: str, export, expected: dict[str, tuple]):
@@ -80,6 +117,8 @@ class OnnxBackend(Backend):
             return session
         path = self.onnx_dir / filename
         if not path.is_file():
+            if self.model is None and self._model_loader is not None:
+                self.model = self._model_loader()
             if self.model is None:
                 raise BackendError(f"ONNX graph {path} is missing: export it with `siam-tracker export`")
             export(path)
@@ -125,4 +164,4 @@ class OnnxBackend(Backend):
                                   "kernel": np.ascontiguousarray(kernel, dtype=np.float32)})[0]
 
 
-__all__ = ["OnnxBackend", "available_providers", "default_cache_root", "kernel_size_for"]
+__all__ = ["OnnxBackend", "available_providers", "default_cache_root", "session_options"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 
 from ..config import BackendConfig, ModelConfig
@@ -34,6 +35,10 @@ def default_weights_path(model: str = "auto", cuda: bool | None = None) -> Path:
 
 
 def cuda_available() -> bool:
+    """Whether PyTorch sees a CUDA device. Without an NVIDIA driver on the machine the answer is no without
+    importing torch (the ONNX Runtime path stays torch-free on a CPU machine)."""
+    if "torch" not in sys.modules and not (Path("/proc/driver/nvidia").exists() or Path("/dev/nvidia0").exists()):
+        return False
     try:
         import torch
         return torch.cuda.is_available()
@@ -49,13 +54,19 @@ def create_backend(config: BackendConfig, weights: str | Path | None = None,
     with a fixed batch range (TensorRT) are built for it. None: the default tracking configuration's limit for
     config.max_targets.
     """
-    from ..model import load_weights
-
     want_cuda = config.device == "cuda" or (config.device == "auto" and cuda_available())
+    path = None
     if model is None:
-        model = load_weights(weights or default_weights_path(config.model, want_cuda), expected_model)
+        path = Path(weights or default_weights_path(config.model, want_cuda))
+        if config.name in ("auto", "onnxruntime") and not want_cuda and expected_model is None:
+            lean = _cached_onnx_backend(config, path)
+            if lean is not None:
+                return lean
+        from ..model import load_weights
+
+        model = load_weights(path, expected_model)
     if config.name != "auto":
-        return _make(config.name, config, model, "cuda" if want_cuda else "cpu", max_batch)
+        return _remember(_make(config.name, config, model, "cuda" if want_cuda else "cpu", max_batch), config, path)
     candidates = []
     if want_cuda:
         candidates += [("tensorrt", "cuda"), ("onnxruntime", "cuda"), ("torch", "cuda")]
@@ -70,8 +81,50 @@ def create_backend(config: BackendConfig, weights: str | Path | None = None,
             continue
         log.info("backend auto: picked %s%s", backend.describe(),
                  f" (unavailable: {'; '.join(errors)})" if errors else "")
-        return backend
+        return _remember(backend, config, path)
     raise BackendError("no backend is available: " + "; ".join(errors))
+
+
+def _onnx_root(config: BackendConfig) -> Path:
+    from .onnx_backend import default_cache_root
+
+    return Path(config.onnx_dir) if config.onnx_dir else default_cache_root()
+
+
+def _cached_onnx_backend(config: BackendConfig, path: Path) -> Backend | None:
+    """The lean ONNX Runtime path: the graphs exported earlier for this weights file (onnx_backend.cached_graphs),
+    opened without importing torch; the network is loaded only if a graph is missing. None when there are none (or
+    for a pretrained .npz, which is converted on load)."""
+    if not path.is_file() or path.suffix == ".npz":
+        return None
+    try:
+        from .onnx_backend import OnnxBackend, cached_graphs
+    except ImportError:
+        return None
+    folder = cached_graphs(_onnx_root(config), path)
+    if folder is None:
+        return None
+
+    def load():
+        from ..model import load_weights
+        return load_weights(path)
+
+    try:
+        return OnnxBackend(None, onnx_dir=folder, device="cpu", num_threads=config.num_threads,
+                           allow_spinning=config.onnx_allow_spinning, model_loader=load)
+    except BackendError as err:
+        log.info("cached ONNX graphs of %s not usable (%s): loading the weights", path, err)
+        return None
+
+
+def _remember(backend: Backend, config: BackendConfig, path: Path | None) -> Backend:
+    """After an ONNX Runtime backend was made from a weights file: index its graphs' folder by the file's bytes."""
+    if path is not None and path.is_file() and path.suffix != ".npz" and getattr(backend, "onnx_dir", None) \
+            and getattr(backend, "model", None) is not None and backend.name == "onnxruntime":
+        from .onnx_backend import remember_graphs
+
+        remember_graphs(_onnx_root(config), path, backend.onnx_dir)
+    return backend
 
 
 def _make(name: str, config: BackendConfig, model, device: str, max_batch: int | None = None) -> Backend:
@@ -80,7 +133,8 @@ def _make(name: str, config: BackendConfig, model, device: str, max_batch: int |
         return TorchBackend(model, device=device, fp16=config.fp16, num_threads=config.num_threads)
     if name == "onnxruntime":
         from .onnx_backend import OnnxBackend
-        return OnnxBackend(model, onnx_dir=config.onnx_dir or None, device=device, num_threads=config.num_threads)
+        return OnnxBackend(model, onnx_dir=config.onnx_dir or None, device=device, num_threads=config.num_threads,
+                           allow_spinning=config.onnx_allow_spinning)
     if name == "tensorrt":
         if device != "cuda":
             raise BackendError("TensorRT needs a CUDA GPU")

@@ -25,7 +25,8 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("data_dir", help="folder of sequences (../shared/data layout, or LAYOUT:PATH)")
-    p.add_argument("--weights", help="weights file (default: the backend's default weights)")
+    p.add_argument("--weights", help="weights file (default: the backend's default weights), a converted NanoTrack "
+                                     "file (siam-tracker convert-nanotrack) or the folder of a NanoTrack ONNX pair")
     p.add_argument("--config", help="YAML with the tracking/backend settings (a training YAML works too)")
     p.add_argument("--sequences", help="comma-separated sequence names (default: all)")
     split = p.add_mutually_exclusive_group()
@@ -119,10 +120,13 @@ def run_from_args(args: argparse.Namespace) -> int:
             row_cfg.backend.device = args.device
         rows.append((name, weights or None, row_cfg))
     for name, weights, row_cfg in rows:
-        from ..tracking import SiamTracker
+        from ..tracking.build import build_tracker
 
-        trackers.append(SiamAdapter(SiamTracker.from_config(row_cfg, weights=weights), name))
-        extra["siam"][name] = {"weights": weights, "tracking": row_cfg.to_dict()["tracking"],
+        tracker = build_tracker(row_cfg, weights=weights)
+        trackers.append(SiamAdapter(tracker, name))
+        family = getattr(getattr(tracker.backend, "family", None), "name", "siam")
+        extra["siam"][name] = {"weights": weights, "family": family, "backend": tracker.backend.describe(),
+                               "tracking": row_cfg.to_dict()["nanotrack" if family != "siam" else "tracking"],
                                "weights_metadata": _metadata(weights)}
     for peer in [p.strip() for p in args.peers.split(",") if p.strip()]:
         try:
@@ -240,14 +244,18 @@ def _reacquisition(args, trackers, names, extra, say) -> int:
 def _metadata(weights: str | None) -> dict | None:
     if not weights:
         return None
+    if Path(weights).is_dir():
+        return {"folder": str(weights)}  # a NanoTrack ONNX pair: no card inside
     try:
         from ..model.weights import weights_metadata
 
         meta = weights_metadata(weights)
     except Exception as err:  # the figures matter more than the metadata
         return {"error": str(err)}
-    return {k: meta.get(k) for k in ("origin", "steps", "pairs", "date", "complete", "held_out_sequences",
-                                     "best_val_loss")}
+    out = {k: meta.get(k) for k in ("origin", "steps", "pairs", "date", "complete", "held_out_sequences",
+                                    "best_val_loss")}
+    out.update({k: meta[k] for k in ("family", "licence", "source_files") if k in meta})  # a converted NanoTrack
+    return out
 
 
 def _json_default(obj):

@@ -73,6 +73,9 @@ def load_weights(path: str | Path, expected: ModelConfig | None = None) -> Track
 
 
 def _model_from_payload(payload: dict[str, Any], path: str | Path, expected: ModelConfig | None) -> TrackerNet:
+    if payload.get("family"):
+        raise WeightsError(f"weights file {path} holds a {payload['family']} network (siam-tracker convert-nanotrack), "
+                           "not the paper's: build its tracker with tracking.build.build_tracker")
     try:
         config = model_config_from_dict(payload["model_config"])
     except (ConfigError, KeyError, TypeError) as err:
