@@ -28,7 +28,8 @@ import numpy as np
 from ..config import Config, NanoTrackConfig
 from .crops import channel_mean, crop_square, exemplar_region, to_tensor_layout
 from .geometry import from_center, to_center
-from .tracker import DEFAULT_TARGET, TrackResult, prepare_frame, validate_box
+from .tracker import DEFAULT_TARGET, TrackResult
+from .validation import prepare_frame, validate_box
 
 EXEMPLAR_SIZE = 127
 INSTANCE_SIZE = 255
