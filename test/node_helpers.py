@@ -134,7 +134,8 @@ def node_config():
     cfg = Config()
     p = yaml.safe_load(PARAMS_FILE.read_text())["tracker_node"]["ros__parameters"]
     for k in ("lost_threshold", "found_threshold", "freeze_threshold", "window_influence"):
-        setattr(cfg.tracking, k, float(p[k]))
+        if k in p:  # the file leaves the Config-backed parameters commented out: then Config's default applies
+            setattr(cfg.tracking, k, float(p[k]))
     cfg.backend.name, cfg.backend.device, cfg.backend.num_threads = "torch", "cpu", 1
     return cfg
 
@@ -271,6 +272,9 @@ class Client:
 
     # -- services
     def call(self, client, request, timeout=40.0):
+        # As a user's script: a request sent before the service is discovered is lost (the node creates its
+        # services when it is active, and discovery of a new service takes its time on a loaded machine).
+        assert client.wait_for_service(timeout_sec=timeout), f"service {client.srv_name} did not appear in {timeout} s"
         future = client.call_async(request)
         done = threading.Event()
         future.add_done_callback(lambda f: done.set())

@@ -168,8 +168,11 @@ def test_tracker_yaml_is_a_ros_params_file_for_the_node():
     assert list(doc) == ["tracker_node"]
     params = doc["tracker_node"]["ros__parameters"]
     assert isinstance(params, dict) and params
-    # the launch file's overrides must name parameters the file has
-    assert "backend" in params and "weights" in params
+    # every key is a parameter the node declares, and the launch file's overrides name declared parameters
+    from siam_tracker_ros.ros.params import PARAMS
+    declared = {p.name for p in PARAMS}
+    assert set(params) <= declared, set(params) - declared
+    assert {"backend", "model", "weights"} <= declared
 
 
 def test_service_type_definitions():
