@@ -110,7 +110,7 @@ class NanoTrackOnnxBackend(Backend):
             import onnxruntime as ort
         except ImportError as err:
             raise BackendError(f"backend onnxruntime asked for, but onnxruntime is not installed: {err}") from None
-        from .onnx_backend import available_providers, session_options
+        from .onnx_backend import execution_providers, session_options
 
         if folder is not None:
             found = pair_family(folder)
@@ -129,15 +129,9 @@ class NanoTrackOnnxBackend(Backend):
                                    f"family ({', '.join(FAMILIES)})")
             self.family = FAMILIES[family]
             self.source = "bytes"
-        providers = available_providers()
+        self.providers = execution_providers(device)
         if device == "cuda":
-            if "CUDAExecutionProvider" not in providers:
-                raise BackendError("onnxruntime's CUDA provider asked for, but this onnxruntime has only "
-                                   f"{', '.join(providers)}")
-            self.providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
             self.name = "onnxruntime-cuda"
-        else:
-            self.providers = ["CPUExecutionProvider"]
         self.device = device
         self.allow_spinning = allow_spinning
         self.kernel_channels = self.family.channels

@@ -48,6 +48,18 @@ def remember_graphs(root: Path, weights_file: str | Path, onnx_dir: Path) -> Non
     tmp.replace(index)
 
 
+def execution_providers(device: str) -> list[str]:
+    """ONNX Runtime's providers for `device` (cuda: CUDA first, the CPU for what CUDA does not run); a clear error
+    where this onnxruntime build has no CUDA provider."""
+    if device != "cuda":
+        return ["CPUExecutionProvider"]
+    providers = available_providers()
+    if "CUDAExecutionProvider" not in providers:
+        raise BackendError("onnxruntime's CUDA provider asked for, but this onnxruntime has only "
+                           f"{', '.join(providers)}")
+    return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
 def session_options(ort, num_threads: int = 0, allow_spinning: bool = False):
     """ONNX Runtime session options: full graph optimisation, `num_threads` intra-op threads (0: the library's
     choice) and, unless `allow_spinning`, worker threads that sleep instead of busy-waiting between calls (spinning
@@ -97,15 +109,9 @@ class OnnxBackend(Backend):
             info = json.loads(manifest.read_text())
             self.kernel_channels = int(info["kernel_channels"])
             self.output_channels = int(info.get("output_channels", 1))  # manifests before the box head: 1
-        providers = available_providers()
+        self.providers = execution_providers(device)
         if device == "cuda":
-            if "CUDAExecutionProvider" not in providers:
-                raise BackendError("onnxruntime's CUDA provider asked for, but this onnxruntime has only "
-                                   f"{', '.join(providers)}")
-            self.providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
             self.name = "onnxruntime-cuda"
-        else:
-            self.providers = ["CPUExecutionProvider"]
         self.device = device
         self.allow_spinning = allow_spinning
         self.options = session_options(ort, num_threads, allow_spinning)
@@ -164,4 +170,4 @@ class OnnxBackend(Backend):
                                   "kernel": np.ascontiguousarray(kernel, dtype=np.float32)})[0]
 
 
-__all__ = ["OnnxBackend", "available_providers", "default_cache_root", "session_options"]
+__all__ = ["OnnxBackend", "available_providers", "default_cache_root", "execution_providers", "session_options"]
