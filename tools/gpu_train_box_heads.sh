@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Issue 19 on a lent GPU (one `run` call of the device tool): the box-head networks, three seeds of each
+# The box head on a lent GPU (one `run` call of the device tool): the box-head networks, three seeds of each
 # configuration, trained side by side from the packed data, plus tools/gpu_check.py on the shipped small networks.
 #
 #   python tools/pack_training_data.py --config config/finetune.yaml      # -> .traindata/ (git-excluded)
 #   mkdir -p .traindata/pretrained && cp ../shared/pretrained/*.npz .traindata/pretrained/   # never committed
 #   # device tool: carry [".traindata"], command: bash tools/gpu_train_box_heads.sh
 #
-# Configurations (stop 18's recipe otherwise: Adam 2e-3 -> 1e-4, batch 16, scale/aspect/shift augmentation):
-#   small_frozen  the 15 % backbone frozen, the head trained for the whole budget (stop 18: 16,000 pairs)
+# Configurations (the box head's CPU recipe otherwise: Adam 2e-3 -> 1e-4, batch 16, scale/aspect/shift augmentation):
+#   small_frozen  the 15 % backbone frozen, the head trained for the whole budget (the CPU runs: 16,000 pairs)
 #   small_tuned   the same with the backbone trained at 5 % of the head's rate
 #   large_frozen  the full-width backbone frozen, the head trained (too slow on the 2-core CPU)
 #   large_tuned   the same with the backbone trained at 5 % of the head's rate
