@@ -44,7 +44,14 @@ def shipped_file(relative: str | Path) -> Path:
     return next((path for path in candidates if path.is_file()), candidates[0])
 
 
+def _linked_checkout() -> Path | None:
+    """The repository a colcon --symlink-install (a development install) links its module files back to."""
+    root = Path(__file__).resolve().parent.parent
+    return root if (root / "package.xml").is_file() and (root / PACKAGE).is_dir() else None
+
+
 def shared_root() -> Path:
-    """The development data folder: ../shared beside the source checkout, or beside the working directory when the
-    package is installed. $SIAM_DATA_DIR and $SIAM_PEERS_DIR point its parts elsewhere (data/frames.py)."""
-    return (source_checkout() or Path.cwd()).resolve().parent / "shared"
+    """The development data folder: ../shared beside the source checkout (also when it runs through a symlink
+    install's links), or beside the working directory when the package is installed. $SIAM_DATA_DIR and
+    $SIAM_PEERS_DIR point its parts elsewhere (data/frames.py)."""
+    return (source_checkout() or _linked_checkout() or Path.cwd()).resolve().parent / "shared"
