@@ -21,13 +21,9 @@ def package_dir() -> Path:
 
 
 def source_checkout() -> Path | None:
-    """The repository holding the imported package when it runs from a source tree, else None (an installed copy).
-    A colcon --symlink-install links each module file into the install's package folder: this file's own link
-    leads back to the checkout too."""
-    for root in (package_dir().resolve().parent, Path(__file__).resolve().parent.parent):
-        if (root / "package.xml").is_file() and (root / PACKAGE).is_dir():
-            return root
-    return None
+    """The repository holding the imported package when it runs from a source tree, else None (an installed copy)."""
+    root = package_dir().resolve().parent
+    return root if (root / "package.xml").is_file() and (root / PACKAGE).is_dir() else None
 
 
 def share_dirs() -> list[Path]:
