@@ -8,8 +8,8 @@ The tracks of ../shared/data were thinned to at most 100 frames, so those with f
 (20 of the 65). They are short; a robot's stream is not. Played back and forth they become sequences of several
 hundred frames at that rate, in which the target keeps moving like a filmed one and comes back to every pose it had:
 a check that the tracker does not drift or lose the target as time goes on (docs/results.md, "Long sequences").
-Frames are symbolic links to the source images (`--copy` copies them); each folder gets a groundtruth.txt in the same order, so
-the result reads as the ../shared/data layout.
+Frames are symbolic links to the source images (`--copy` copies them); each folder gets a groundtruth.txt in the same
+order, so the result reads as the ../shared/data layout.
 """
 from __future__ import annotations
 
