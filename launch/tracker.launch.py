@@ -48,10 +48,11 @@ def generate_launch_description():
             description="inference backend override: auto, torch, onnxruntime or tensorrt (empty: keep params_file)"),
         DeclareLaunchArgument(
             "model", default_value="",
-            description="shipped model override: auto, small, large or small_box (empty: keep params_file)"),
+            description="model override: auto, small, large, small_box, or nanotrack_v2 / nanotrack_v3 (the user's "
+                        "NanoTrack files) (empty: keep params_file)"),
         DeclareLaunchArgument(
             "weights", default_value="",
-            description="weights file override (empty: keep params_file)"),
+            description="weights file (or a NanoTrack ONNX pair's folder) override (empty: keep params_file)"),
         DeclareLaunchArgument(
             "namespace", default_value="",
             description="namespace for the node, its topics and services"),

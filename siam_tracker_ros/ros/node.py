@@ -374,7 +374,7 @@ class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, LifecycleNode):
         tracker = self.tracker
         if tracker is not None:
             for name in TRACKING_PARAMS:
-                if name in values:
+                if name in values and hasattr(tracker.cfg, name):  # the NanoTrack tracker has no box_margin
                     setattr(tracker.cfg, name, float(values[name]))
         attrs = {"max_targets": ("_max_targets", int), "frame_buffer_max_frames": ("_buffer_max", int),
                  "frame_buffer_max_bytes": ("_buffer_max_bytes", int), "frame_buffer_raw_frames": ("_buffer_raw", int),
@@ -395,7 +395,8 @@ class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, LifecycleNode):
         from siam_tracker_ros.backends.select import cuda_available
         from siam_tracker_ros.config import ConfigError
         from siam_tracker_ros.model import WeightsError
-        from siam_tracker_ros.tracking import SiamTracker
+        from siam_tracker_ros.config import NANOTRACK_MODELS
+        from siam_tracker_ros.tracking.build import build_tracker, model_family
 
         g = lambda name: self.get_parameter(name).value  # noqa: E731
         weights = str(g("weights"))
@@ -406,15 +407,23 @@ class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, LifecycleNode):
                     raise ConfigError(f"parameter {p.name} = {g(p.name)!r}: expected one of {', '.join(p.choices)}")
             cfg = self._tracker_config()
             self._max_targets = self._start_max_targets = cfg.backend.max_targets
-            if not weights:
+            if not weights and cfg.backend.model not in NANOTRACK_MODELS:  # those: the user's files (build.py)
                 device = cfg.backend.device
                 cuda = device == "cuda" or (device == "auto" and cuda_available())
                 weights = self.weights_path = str(default_weights_path(cfg.backend.model, cuda))
-            if not Path(weights).is_file():
-                raise WeightsError(f"weights file {weights} does not exist (set the 'weights' parameter or "
-                                   f"$SIAM_TRACKER_WEIGHTS to a trained .pt file)")
+            if weights and not Path(weights).exists():
+                raise WeightsError(f"weights {weights} do not exist (set the 'weights' parameter or "
+                                   f"$SIAM_TRACKER_WEIGHTS to a trained .pt file, or a NanoTrack ONNX pair's folder)")
             t0 = time.monotonic()
-            self.tracker = SiamTracker.from_config(cfg, weights)
+            if model_family(cfg, weights or None) in NANOTRACK_MODELS:
+                # The tracking parameters set explicitly apply to the NanoTrack tracker's own constants (its
+                # defaults were chosen for its confidence, the paper network's do not fit it).
+                for name in TRACKING_PARAMS:
+                    if name in self._explicit_params and hasattr(cfg.nanotrack, name):
+                        setattr(cfg.nanotrack, name, getattr(cfg.tracking, name))
+                cfg.nanotrack.validate()
+            self.tracker = build_tracker(cfg, weights or None)
+            self.weights_path = weights or str(getattr(self.tracker.backend, "source", cfg.backend.model))
             self.backend_name = self.tracker.backend.describe()
             self.get_logger().info(f"loaded {weights} on {self.backend_name} in {time.monotonic() - t0:.1f} s")
             self._show_config_values(cfg)

@@ -45,9 +45,10 @@ PARAMS: tuple[Param, ...] = (
           "lifecycle manager (or `ros2 lifecycle set`) drives the node.", read_only=True),
     Param("weights", "", "Tracker weights file (.pt). Empty: the shipped model named by 'model' "
           "(weights/siam_small.pt or siam_large.pt; $SIAM_TRACKER_WEIGHTS overrides).", read_only=True),
-    configured("model", "backend.model", "Shipped model when 'weights' is empty: auto (large on a CUDA device, "
-               "small on the CPU), small, large or small_box (the small network with the box head: one search per "
-               "frame).", read_only=True, choices=MODEL_NAMES),
+    configured("model", "backend.model", "Model when 'weights' is empty: auto (large on a CUDA device, small on "
+               "the CPU), small, large, small_box (the small network with the box head: one search per frame), or "
+               "nanotrack_v2 / nanotrack_v3 (the user's NanoTrack ONNX pair, found in $SIAM_PEERS_DIR/<model>; "
+               "'weights' may also name the pair's folder).", read_only=True, choices=MODEL_NAMES),
     Param("config_file", "", "YAML file of tracker hyper-parameters (siam_tracker_ros Config: tracking/backend "
           "sections). Empty: built-in defaults. A parameter of this node set explicitly (-p, a params file, launch) "
           "overrides the same key; config/tracker.yaml leaves those commented out, so that the file's values "
