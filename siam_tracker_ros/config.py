@@ -16,6 +16,11 @@ class ConfigError(ValueError):
     """A configuration value is unknown, of the wrong type or out of range."""
 
 
+class WeightsError(RuntimeError):
+    """A weights file is missing, corrupt, of another format, or for another model configuration. Here, not in
+    model/, so that code which only reports it (the node) need not import torch."""
+
+
 MAX_FUSED_CHANNELS = 2048  # f_final width at width 1.0 (the paper uses 256)
 MAX_INPUT_SIZE = 1023  # largest exemplar / search input side in pixels
 # The box head's log size change (model/box_head.py) is clipped to this when decoded, in training and tracking: a box

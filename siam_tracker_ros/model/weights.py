@@ -11,15 +11,12 @@ from typing import Any
 
 import torch
 
-from ..config import ConfigError, ModelConfig, model_config_from_dict
+# WeightsError lives in config (torch-free); model users import it from here too
+from ..config import ConfigError, ModelConfig, WeightsError, model_config_from_dict  # noqa: F401
 from .siamese import TrackerNet, build_model
 
 FORMAT_NAME = "siam_tracker_ros.weights"
 FORMAT_VERSION = 1
-
-
-class WeightsError(RuntimeError):
-    """A weights file is missing, corrupt, of another format, or for another model configuration."""
 
 
 def save_weights(model: TrackerNet, path: str | Path, metadata: dict[str, Any] | None = None) -> None:

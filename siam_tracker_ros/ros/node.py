@@ -393,8 +393,7 @@ class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, LifecycleNode):
     def _create_tracker(self) -> None:
         from siam_tracker_ros.backends import default_weights_path
         from siam_tracker_ros.backends.select import cuda_available
-        from siam_tracker_ros.config import ConfigError
-        from siam_tracker_ros.model import WeightsError
+        from siam_tracker_ros.config import ConfigError, WeightsError
         from siam_tracker_ros.config import NANOTRACK_MODELS
         from siam_tracker_ros.tracking.build import build_tracker, model_family
 
