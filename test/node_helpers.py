@@ -134,7 +134,8 @@ def node_config():
     cfg = Config()
     p = yaml.safe_load(PARAMS_FILE.read_text())["tracker_node"]["ros__parameters"]
     for k in ("lost_threshold", "found_threshold", "freeze_threshold", "window_influence"):
-        setattr(cfg.tracking, k, float(p[k]))
+        if k in p:  # the file leaves the configuration's values commented out: Config's defaults apply
+            setattr(cfg.tracking, k, float(p[k]))
     cfg.backend.name, cfg.backend.device, cfg.backend.num_threads = "torch", "cpu", 1
     return cfg
 

@@ -357,10 +357,11 @@ def test_launch_file_has_the_managed_argument():
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "DeclareLaunchArgument":
             name = node.args[0].value
-            declared[name] = {k.arg: ast.literal_eval(k.value) for k in node.keywords
-                              if k.arg in ("default_value", "choices") and isinstance(k.value, (ast.Constant,
-                                                                                                 ast.List))}
-    assert declared["managed"] == {"default_value": "false", "choices": ["true", "false"]}
+            declared[name] = {k.arg: k.value.id if isinstance(k.value, ast.Name) else ast.literal_eval(k.value)
+                              for k in node.keywords if k.arg in ("default_value", "choices")
+                              and isinstance(k.value, (ast.Name, ast.Constant, ast.List))}
+    # choices: the module's list of boolean spellings (test_launch.py runs the launch with each of them)
+    assert declared["managed"] == {"default_value": "false", "choices": "BOOLEAN_CHOICES"}
     imports = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == "launch_ros.actions"
                for a in n.names}
     assert imports == {"LifecycleNode", "Node"}
