@@ -290,8 +290,8 @@ class Client:
         while True:
             res = self.call(self.init_client, req, timeout)
             # A frame just published may not have reached the node yet: retry "unknown stamp" briefly.
-            if res.success or not retry_unknown_stamp or time.monotonic() > deadline or (
-                    "no frame" not in res.message and "no frames" not in res.message):
+            if res.success or not retry_unknown_stamp or time.monotonic() > deadline or \
+                    res.reason != res.REASON_UNKNOWN_STAMP:
                 return res
             time.sleep(0.1)
 

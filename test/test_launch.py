@@ -268,7 +268,7 @@ def test_ui_true_serves_the_page_on_the_chosen_port_and_starts_a_target(launched
         def page_init(stamp_ns):
             res = _api(page, "api/init", {"target_id": "ball", "box": list(gt[0]),
                                           "stamp": f"{stamp_ns // 10 ** 9}.{stamp_ns % 10 ** 9:09d}"})
-            return res["success"], res["message"]
+            return res["success"], res["reason"], res["message"]
         start_target(client, camera, page_init)
         client.wait_for(lambda: any(t.id == "ball" for a in client.states for t in a.targets), 30,
                         "the page's target on tracked_objects/state")

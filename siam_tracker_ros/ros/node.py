@@ -78,12 +78,12 @@ from sensor_msgs.msg import CompressedImage, Image
 from siam_tracker_ros.msg import TrackedTargetArray
 from siam_tracker_ros.srv import InitTarget, StopTarget
 
-from . import diagnostics, messages
+from . import diagnostics, jobs, messages
 from .depth_input import DepthMixin
 from .diagnostics import Stats
 from .frame_buffer import TIME_JUMP_NS, Frame, FrameBuffer
 from .image_codec import ImageConversionError, ImageTooLarge, check_layout, compressed_size, converter_name
-from .jobs import Job
+from .jobs import Answer, Job
 from .lifetime import StopSignals, close_node
 from .messages import format_stamp, stamp_ns
 from .params import CONFIG_FIELDS, PARAMS, TRACKING_PARAMS, descriptor
@@ -284,7 +284,7 @@ class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, LifecycleNode):
             self._frames.take()
             queued = list(self._jobs)
         for job in queued:
-            job.cancel(f"node inactive: {reason} before the request was served")
+            job.cancel(jobs.INACTIVE, f"node inactive: {reason} before the request was served")
         self._destroy_depth_subscriptions()
         for sub in (self._image_sub, self._compressed_sub):
             if sub is not None:
@@ -305,7 +305,7 @@ class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, LifecycleNode):
                 self.get_logger().warning(f"the tracker worker did not stop within {join_timeout:g} s")
         self._worker = None
         for job in list(self._jobs):
-            job.finish(False, reason)
+            job.finish(Answer.refused(jobs.INACTIVE, reason))
         with self._cond:
             self._jobs.clear()
             self._frames.clear()
@@ -319,6 +319,11 @@ class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, LifecycleNode):
             if pub is not None:
                 self.destroy_lifecycle_publisher(pub)
                 setattr(self, name, None)
+
+    def _inactive_answer(self) -> Answer:
+        """A request outside the active state: refused as unavailable when configuring failed (the message says why),
+        else as inactive."""
+        return Answer.refused(jobs.UNAVAILABLE if self.tracker_error else jobs.INACTIVE, self._inactive_message())
 
     def _inactive_message(self) -> str:
         why = f"; {self.tracker_error}" if self.tracker_error else ""

@@ -10,8 +10,8 @@ import numpy as np
 
 from siam_tracker_ros.tracking.tracker import DEFAULT_TARGET
 
-from . import messages
-from .jobs import Job
+from . import jobs, messages
+from .jobs import Answer, Job
 from .messages import format_stamp, stamp_ns
 
 TARGET_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:/-]+")
@@ -45,6 +45,14 @@ def missing_frame_message(frames, want: int, limits: dict) -> str:
             f"and {(after - want) / 1e6:.1f} ms after): lost in transport, or a stamp that names no frame")
 
 
+def _fill(response, answer: Answer):
+    """The service response of an Answer (InitTarget's or StopTarget's)."""
+    response.success, response.reason, response.message = answer.success, answer.reason, answer.message
+    if hasattr(response, "caught_up_frames"):
+        response.caught_up_frames = answer.caught_up_frames
+    return response
+
+
 class RequestsMixin:
     def _target_id_error(self, target_id: str) -> str | None:
         if len(target_id) > self._max_id_length:
@@ -61,33 +69,31 @@ class RequestsMixin:
             bad_id = self._target_id_error(target_id)
             if bad_id:
                 self._refuse("target_id", f"init_target: {bad_id}")
-                response.success, response.message, response.target_id = False, bad_id, ""
-                return response
+                response.target_id = ""
+                return _fill(response, Answer.refused(jobs.BAD_ID, bad_id))
             response.target_id = target_id
-            result = self._init_target(request, target_id)
-            if isinstance(result, Job):
-                result = await self._wait(result)
-            ok, message = result
+            answer = self._init_target(request, target_id)
+            if isinstance(answer, Job):
+                answer = await self._wait(answer)
         except Exception as err:  # never let a request take the node down
-            ok, message = False, f"internal error: {type(err).__name__}: {err}"
-            self.get_logger().error(f"init_target '{target_id}': {message}")
-        response.success, response.message = ok, message
+            answer = Answer.refused(jobs.FAILED, f"internal error: {type(err).__name__}: {err}")
+            self.get_logger().error(f"init_target '{target_id}': {answer.message}")
         # A refusal was logged once where it was decided (_refuse); a success is logged here, with the frame's stamp.
-        if ok:
-            self.get_logger().info(f"init_target '{target_id}': {message}")
-        return response
+        if answer.success:
+            self.get_logger().info(f"init_target '{target_id}': {answer.message}")
+        return _fill(response, answer)
 
     def _init_target(self, request, target_id: str):
-        """(False, reason) for a request refused at once, else the queued Job."""
+        """The Answer to a request refused at once, else the queued Job."""
         from siam_tracker_ros.tracking import InputError, validate_box
         from siam_tracker_ros.tracking.validation import check_box_margin
 
         if not self._active:
             self._refuse("inactive", f"init_target '{target_id}'")
-            return False, self._inactive_message()
+            return self._inactive_answer()
         if self.tracker is None:
             self._refuse("unavailable", f"init_target '{target_id}': {self.tracker_error}")
-            return False, self.tracker_error
+            return Answer.refused(jobs.UNAVAILABLE, self.tracker_error)
         try:
             b = request.bbox
             values = [b.center.position.x, b.center.position.y, b.size_x, b.size_y, b.center.theta]
@@ -102,81 +108,82 @@ class RequestsMixin:
             with self._cond:
                 if not len(self._frames):
                     self._refuse("frame", "init_target before any frame")
-                    return False, f"no frames received yet on {self.image_topic}"
+                    return Answer.refused(jobs.UNKNOWN_STAMP, f"no frames received yet on {self.image_topic}")
                 frame = self._frames.get(want)
                 if frame is None:
                     why = missing_frame_message(self._frames, want, {
                         "frame_buffer_seconds": self._buffer_ns / 1e9, "frame_buffer_max_frames": self._buffer_max,
                         "frame_buffer_max_bytes": self._buffer_max_bytes})
                     self._refuse("frame", f"init_target '{target_id}': {why}")
-                    return False, why
+                    return Answer.refused(jobs.UNKNOWN_STAMP, why)
                 if target_id not in self._target_states and target_id not in self._pending_ids() \
                         and len(self._target_states) >= self._max_targets:
                     self._refuse("max_targets", f"init_target '{target_id}'")
-                    return False, (f"already tracking {len(self._target_states)} targets (max_targets = "
-                                   f"{self._max_targets}): stop one first or re-use its id")
+                    return Answer.refused(jobs.TOO_MANY_TARGETS, (
+                        f"already tracking {len(self._target_states)} targets (max_targets = {self._max_targets}): "
+                        f"stop one first or re-use its id"))
             if frame.shape is not None:
                 validate_box(box, frame.shape)
                 check_box_margin(box, frame.shape, self._box_margin)
         except InputError as err:
             self._refuse("box", f"init_target '{target_id}': {err}")
-            return False, f"bad box: {err}"
+            return Answer.refused(jobs.BAD_BOX, f"bad box: {err}")
         return self._submit(Job("init", target_id, box=box, frame=frame))
 
     def _pending_ids(self) -> set:
         """Ids with an init that may still install them: queued or being run by the worker (under self._cond)."""
-        jobs = list(self._jobs) + [self._running_job]
-        return {j.target_id for j in jobs if j is not None and j.kind == "init" and not j.finished}
+        waiting = list(self._jobs) + [self._running_job]
+        return {j.target_id for j in waiting if j is not None and j.kind == "init" and not j.finished}
 
     async def _on_stop_target(self, request, response):
         logged = False  # a refusal is logged once, by _refuse
         try:
             if not self._active:
                 self._refuse("inactive", f"stop_target {request.target_id[:64]!r}")
-                ok, message, logged = False, self._inactive_message(), True
-            elif self.tracker is None:
-                ok, message = (request.target_id == ""), self.tracker_error
+                answer, logged = self._inactive_answer(), True
+            elif self.tracker is None:  # no target can be tracked: stopping all of them is done
+                answer = Answer(True, jobs.OK, self.tracker_error) if request.target_id == "" else \
+                    Answer.refused(jobs.UNAVAILABLE, self.tracker_error)
             elif request.target_id and self._target_id_error(request.target_id):
-                message = self._target_id_error(request.target_id)
-                self._refuse("target_id", f"stop_target: {message}")
-                ok, logged = False, True
+                answer = Answer.refused(jobs.BAD_ID, self._target_id_error(request.target_id))
+                self._refuse("target_id", f"stop_target: {answer.message}")
+                logged = True
             else:
-                result = self._submit(Job("stop", request.target_id))
-                if isinstance(result, Job):
-                    result = await self._wait(result)
-                ok, message = result
+                answer = self._submit(Job("stop", request.target_id))
+                if isinstance(answer, Job):
+                    answer = await self._wait(answer)
         except Exception as err:
-            ok, message = False, f"internal error: {type(err).__name__}: {err}"
-        response.success, response.message = ok, message
+            answer = Answer.refused(jobs.FAILED, f"internal error: {type(err).__name__}: {err}")
         if not logged:
-            self.get_logger().info(f"stop_target '{request.target_id[:64]}': {message}", throttle_duration_sec=1.0)
-        return response
+            self.get_logger().info(f"stop_target '{request.target_id[:64]}': {answer.message}",
+                                   throttle_duration_sec=1.0)
+        return _fill(response, answer)
 
     def _submit(self, job: Job):
-        """Queue a job (the Job), or (False, "busy ...") when max_queued_requests jobs already wait."""
+        """Queue a job (the Job), or the Answer refusing it (busy when max_queued_requests jobs already wait)."""
         from rclpy.task import Future
 
         with self._cond:
             if self._stop or not self._active:
-                return False, self._inactive_message()
+                return self._inactive_answer()
             if job.kind == "stop" and job.target_id and job.target_id not in self._target_states \
                     and job.target_id not in self._pending_ids():
                 # Nothing to stop and no init of it that could still install it: answered now, so that stops of
                 # unknown ids never take the queue's places from requests that need the tracker. The worker changes
                 # its target set (_target_states) and its running job under this same lock.
-                return False, no_target_message(job.target_id, self._target_states)
+                return Answer.refused(jobs.NOT_TRACKED, no_target_message(job.target_id, self._target_states))
             if job.kind == "init":
                 # A new init of an id replaces the older one: cancel it queued, abort its catch-up if running.
                 reason = f"superseded by a newer init_target for '{job.target_id}'"
                 for other in list(self._jobs) + [self._running_job]:
                     if other is not None and other.kind == "init" and other.target_id == job.target_id:
-                        if other.cancel(reason):
+                        if other.cancel(jobs.SUPERSEDED, reason):
                             self._refuse("superseded", f"init_target '{job.target_id}'")
             waiting = sum(1 for j in self._jobs if not j.finished)
             if waiting >= self._max_queued:
                 self._refuse("busy", f"{job.kind}_target '{job.target_id}' with {waiting} requests queued")
-                return False, (f"busy: {waiting} requests are waiting for the tracker (max_queued_requests = "
-                               f"{self._max_queued}); try again")
+                return Answer.refused(jobs.BUSY, (f"busy: {waiting} requests are waiting for the tracker "
+                                                  f"(max_queued_requests = {self._max_queued}); try again"))
             job.future = Future()  # completed on an executor thread by _deliver_answers
             job.notify = self._answered_from_any_thread
             self._jobs = collections.deque(j for j in self._jobs if not j.finished)
@@ -187,12 +194,12 @@ class RequestsMixin:
             self._cond.notify()
         return job
 
-    async def _wait(self, job: Job) -> tuple[bool, str]:
+    async def _wait(self, job: Job) -> Answer:
         if self.executor is None:  # not spun by an executor (direct calls): block
             job.done.wait()
         else:
             await job.future
-        return job.success, job.message
+        return job.answer
 
     def _answered_from_any_thread(self, job: Job) -> None:
         """A job was answered (worker, timer or service thread): hand it to the executor through the node's guard
@@ -209,10 +216,10 @@ class RequestsMixin:
         while self._answered:
             job = self._answered.popleft()
             if job.future is not None and not job.future.done():
-                job.future.set_result((job.success, job.message))
+                job.future.set_result(job.answer)
 
     def _expire(self, job: Job) -> None:
-        if job.cancel(f"timed out after {self._init_timeout:g} s waiting for the tracker (init_timeout); "
-                             f"the request is cancelled" + (", the target is not installed" if job.kind == "init"
-                                                            else "")):
+        message = (f"timed out after {self._init_timeout:g} s waiting for the tracker (init_timeout); the request is "
+                   f"cancelled" + (", the target is not installed" if job.kind == "init" else ""))
+        if job.cancel(jobs.TIMED_OUT, message):
             self._refuse("timeout", f"{job.kind}_target '{job.target_id}'")

@@ -13,7 +13,8 @@ from . import messages
 from .frame_buffer import Frame
 from .heatmap import render_heatmap
 from .image_codec import ImageConversionError
-from .jobs import Job
+from . import jobs
+from .jobs import Answer, Job
 from .messages import format_stamp
 from .requests import no_target_message
 
@@ -33,7 +34,7 @@ class WorkerMixin:
                     self._cond.wait(0.5)
                 if self._stop or self._worker is not me:
                     for job in self._jobs:
-                        job.finish(False, "node is shutting down")
+                        job.finish(Answer.refused(jobs.INACTIVE, "node is shutting down"))
                     return
                 job = self._jobs.popleft() if self._jobs else None
                 frame = None
@@ -49,7 +50,7 @@ class WorkerMixin:
                     self._process(frame)
             except Exception as err:  # the worker must survive anything
                 if job is not None:
-                    job.finish(False, f"tracker error: {type(err).__name__}: {err}")
+                    job.finish(Answer.refused(jobs.FAILED, f"tracker error: {type(err).__name__}: {err}"))
                 if self._stop or not self.context.ok():
                     continue  # shutting down: the publishers are gone
                 with self.stats.lock:
@@ -89,7 +90,9 @@ class WorkerMixin:
 
     def _run_job(self, job: Job) -> None:
         if self.tracker is None:
-            job.finish(job.kind == "stop" and job.target_id == "", self.tracker_error)
+            stop_all = job.kind == "stop" and job.target_id == ""  # with no tracker no target is left
+            job.finish(Answer(True, jobs.OK, self.tracker_error) if stop_all
+                       else Answer.refused(jobs.UNAVAILABLE, self.tracker_error))
             return
         if job.kind == "stop":
             if not job.claim():
@@ -100,11 +103,12 @@ class WorkerMixin:
                 for tid in stopped:
                     self._target_states.pop(tid, None)
             if job.target_id == "":
-                job.finish(True, f"stopped {', '.join(stopped)}" if stopped else "no targets were tracked")
+                job.finish(Answer(True, jobs.OK, f"stopped {', '.join(stopped)}" if stopped
+                                  else "no targets were tracked"))
             elif stopped:
-                job.finish(True, f"stopped {job.target_id}")
+                job.finish(Answer(True, jobs.OK, f"stopped {job.target_id}"))
             else:
-                job.finish(False, no_target_message(job.target_id, self.tracker.targets))
+                job.finish(Answer.refused(jobs.NOT_TRACKED, no_target_message(job.target_id, self.tracker.targets)))
             return
         self._run_init(job)
 
@@ -115,15 +119,15 @@ class WorkerMixin:
         tid = job.target_id
         if tid not in self.tracker.targets and len(self.tracker.targets) >= self._max_targets:
             self._refuse("max_targets", f"init_target '{tid}'")
-            job.finish(False, f"already tracking {len(self.tracker.targets)} targets "
-                                     f"(max_targets = {self._max_targets})")
+            job.finish(Answer.refused(jobs.TOO_MANY_TARGETS, f"already tracking {len(self.tracker.targets)} targets "
+                                                             f"(max_targets = {self._max_targets})"))
             return
         try:
             img = job.frame.decode()
         except ImageConversionError as err:
             message = f"cannot use the frame {format_stamp(job.frame.stamp_ns)}: {err}"
             self._refuse("frame", f"init_target '{tid}': {message}")
-            job.finish(False, message)
+            job.finish(Answer.refused(jobs.BAD_FRAME, message))
             return
         s = job.frame.stamp_ns
         with self._cond:
@@ -149,7 +153,7 @@ class WorkerMixin:
             self.tracker.rename(provisional, tid)
         except InputError as err:
             self._refuse("box", f"init_target '{tid}': {err}")
-            job.finish(False, f"bad box: {err}")
+            job.finish(Answer.refused(jobs.BAD_BOX, f"bad box: {err}"))
             return
         finally:
             self.tracker.remove(provisional)
@@ -160,9 +164,9 @@ class WorkerMixin:
             self._target_states[tid] = {"state": "initialized", "confidence": 1.0, "box": list(job.box),
                                         "stamp": format_stamp(s), "lost_frames": 0}
         x, y, w, h = job.box
-        job.finish(True, f"tracking '{tid}' from box ({x:.1f}, {y:.1f}, {w:.1f} x {h:.1f}) on frame "
-                                f"{format_stamp(s)}" + (f", caught up over {done} buffered frames" if catch_up
-                                                        else ""))
+        job.finish(Answer(True, jobs.OK, f"tracking '{tid}' from box ({x:.1f}, {y:.1f}, {w:.1f} x {h:.1f}) on frame "
+                                         f"{format_stamp(s)}" + (f", caught up over {done} buffered frames" if catch_up
+                                                                 else ""), caught_up_frames=done))
 
     def _process(self, frame: Frame) -> None:
         with self._cond:
