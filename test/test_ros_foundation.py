@@ -164,12 +164,14 @@ def test_launch_file_documents_its_arguments():
 
 
 def test_tracker_yaml_is_a_ros_params_file_for_the_node():
-    doc = yaml.safe_load((REPO_ROOT / "config" / "tracker.yaml").read_text())
+    text = (REPO_ROOT / "config" / "tracker.yaml").read_text()
+    doc = yaml.safe_load(text)
     assert list(doc) == ["tracker_node"]
     params = doc["tracker_node"]["ros__parameters"]
     assert isinstance(params, dict) and params
-    # the launch file's overrides must name parameters the file has
-    assert "backend" in params and "weights" in params
+    # the launch file's overrides must name parameters the file lists (set, or commented out with the default
+    # when config_file's value applies)
+    assert "weights" in params and "    # backend: " in text
 
 
 def test_service_type_definitions():
