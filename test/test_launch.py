@@ -3,7 +3,7 @@ process group and ROS domain (test/launch_helpers.py), driven by the `ros2` comm
 client over DDS, stopped with Ctrl-C to the process group.
 
 Skipped, saying why, where the ROS 2 command line is not installed (tools/ros_env/bootstrap.sh installs it from
-../shared/ros2) or the real sequence is missing.
+../shared/ros2). The camera plays the package's built-in sequence (node_helpers.built_in_frames).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""tracker_node over real DDS: a node subprocess, frames of a real sequence published from this process (the node,
+"""tracker_node over real DDS: a node subprocess, frames of the built-in sequence published from this process (the node,
 the client and the fixtures: node_helpers.py).
 
 One node process is shared by the tests of this module (they run in file order and leave no target behind); a

@@ -2,7 +2,7 @@
 
 A node process is shared by the tests of this module (they run in file order and leave no target behind); the start-up
 failures and the warm-up each start a node of their own. The fuzz test (500 random Image messages) comes last.
-Frames come from a real sequence of the shared data (node_helpers' lookup); the weights are node_helpers' small random
+Frames come from the built-in sequence (node_helpers.built_in_frames); the weights are node_helpers' small random
 network (the tracker's output is compared with the offline tracker, not with the ground truth).
 """
 from __future__ import annotations
@@ -408,9 +408,9 @@ def random_image(rng, stamp):
     return msg, kind
 
 
-def test_fuzz_500_random_images_then_tracks_a_real_sequence(rel, sequence, weights):  # noqa: F811
+def test_fuzz_500_random_images_then_tracks_a_sequence(rel, sequence, weights):  # noqa: F811
     """500 random Image messages (sizes, encodings, steps, data lengths, huge declared sizes) while a target is
-    tracked; the node stays up, its memory stays bounded, and it then tracks the real sequence as the offline
+    tracked; the node stays up, its memory stays bounded, and it then tracks the sequence as the offline
     tracker does."""
     from siam_tracker_ros.ros import messages
     from siam_tracker_ros.tracking import SiamTracker
@@ -448,7 +448,7 @@ def test_fuzz_500_random_images_then_tracks_a_real_sequence(rel, sequence, weigh
     assert int(diag["frame_buffer_bytes"]) <= 32 * 1024 * 1024
     assert client.set_param("frame_buffer_max_bytes", 256 * 1024 * 1024).successful
 
-    # ... and it still tracks a real sequence like the offline tracker.
+    # ... and it still tracks the sequence like the offline tracker.
     assert client.stop("").success
     stamp = client.publish(frames[0])
     assert client.init(gt[0], stamp=stamp).success
