@@ -6,8 +6,8 @@ launch tests (test_launch.py, test_readme_commands.py).
   ROS_DOMAIN_ID held by a file lock, LOCALHOST discovery), its output in a log file, ROS's log files in the test's
   folder.
 - The `ros2` commands of a domain start a ros2 daemon there; `close_domain` stops it and releases the domain.
-- `Camera` streams a sequence of frames (and, when asked, a registered depth image of a plane at a known distance with its
-  camera_info) from the test's own rclpy node, as a camera driver would.
+- `Camera` streams a sequence of frames (and, when asked, a registered depth image of a plane at a known distance with
+  its camera_info) from the test's own rclpy node, as a camera driver would.
 
 `ros2`, `launch` and `launch_ros` are not on PyPI: tools/ros_env/bootstrap.sh installs them from ../shared/ros2 (or
 $SIAM_ROS2_DIR) when that folder is there; without them `require_ros2_cli` skips the test, saying so.

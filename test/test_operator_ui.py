@@ -234,7 +234,8 @@ def test_stamped_init_from_a_client_4_s_late_with_the_defaults(scene):
     res = json.loads(proc.stdout.strip().splitlines()[-1])
     assert res["success"] and res["reason"] == "ok", res["message"]
     assert f"on frame {res['stamp']}" in res["message"]
-    assert res["caught_up_frames"] >= 60, res["message"]  # about 4 s of 30 Hz frames lay between that frame and the live one
+    # about 4 s of 30 Hz frames lay between that frame and the live one
+    assert res["caught_up_frames"] >= 60, res["message"]
     tracker = scene.status()["tracker"]
     frames, nbytes = int(tracker["frame_buffer_frames"]), int(tracker["frame_buffer_bytes"])
     print(f"init answered in {res['answer_s']:.1f} s: {res['message']}; buffer {tracker['frame_buffer_span_s']} s, "
