@@ -199,7 +199,7 @@ print(json.dumps({
                                "caught_up_frames": "uint32"}
     assert out["stop_req"] == {"target_id": "string"}
     assert out["stop_res"] == {"success": "boolean", "reason": "string", "message": "string"}
-    from siam_tracker_ros.ros import jobs
+    from siam_tracker_ros.engine import jobs
 
     assert out["init_reasons"] == {f"REASON_{r.upper()}": r for r in jobs.INIT_REASONS}
     assert out["stop_reasons"] == {f"REASON_{r.upper()}": r for r in jobs.STOP_REASONS}

@@ -143,7 +143,7 @@ async def _body(request: web.Request) -> dict:
 def _target_id(body: dict) -> str:
     """The id as the tracker node checks it (its pattern; empty: the default target), so that no NUL, line break
     or lone surrogate reaches a ROS string; the node still applies its own length limit."""
-    from siam_tracker_ros.ros.requests import TARGET_ID_PATTERN
+    from siam_tracker_ros.ros.messages import TARGET_ID_PATTERN
 
     target_id = body.get("target_id", "")
     if not isinstance(target_id, str):
