@@ -139,7 +139,7 @@ def node_config():
     cfg = Config()
     p = yaml.safe_load(PARAMS_FILE.read_text())["tracker_node"]["ros__parameters"]
     for k in ("lost_threshold", "found_threshold", "freeze_threshold", "window_influence"):
-        if k in p:  # the file leaves the configuration's values commented out: Config's defaults apply
+        if k in p:  # the file leaves the Config-backed parameters commented out: then Config's default applies
             setattr(cfg.tracking, k, float(p[k]))
     cfg.backend.name, cfg.backend.device, cfg.backend.num_threads = "torch", "cpu", 1
     return cfg

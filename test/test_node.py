@@ -6,13 +6,11 @@ second, short-lived node checks the missing-weights start-up and the default sen
 """
 from __future__ import annotations
 
-import re
 import threading
 import time
 
 import numpy as np
 import pytest
-import yaml
 
 from node_helpers import (NUM_FRAMES, PARAMS_FILE, TOPIC, assert_alive, iou, node_config, sequence,  # noqa: F401
                           shared_node_args, stop_all_targets, tracker_node, weights)
@@ -397,6 +395,8 @@ def test_parameters_file_matches_declared_parameters(ros):
     from rcl_interfaces.srv import DescribeParameters, GetParameters, ListParameters, SetParameters
     from rclpy.parameter import parameter_dict_from_yaml_file, parameter_value_to_python
 
+    from siam_tracker_ros.ros.params import CONFIG_FIELDS, PARAMS
+
     client, _, _ = ros
     from_file = parameter_dict_from_yaml_file(str(PARAMS_FILE), target_nodes=["tracker_node"])
     lp = client.node.create_client(ListParameters, "/tracker_node/list_parameters")
@@ -405,21 +405,21 @@ def test_parameters_file_matches_declared_parameters(ros):
     sp = client.node.create_client(SetParameters, "/tracker_node/set_parameters")
     for c in (lp, gp, dp, sp):
         assert c.wait_for_service(timeout_sec=10)
-    # The file sets some parameters and lists the Config-backed ones commented out, with their defaults.
-    in_file = {name: parameter_value_to_python(p.value) for name, p in from_file.items()}
-    commented = yaml.safe_load("\n".join(line.replace("    # ", "", 1) for line in PARAMS_FILE.read_text().splitlines()
-                                         if re.match(r"    # [a-z_0-9]+: ", line)))
-    listed = {**commented, **in_file}
     declared = set(client.call(lp, ListParameters.Request()).result.names)
-    assert set(listed) <= declared, set(listed) - declared
-    # ... and the file lists every parameter of the node (apart from rclpy's own).
-    assert declared - set(listed) <= {"use_sim_time", "start_type_description_service"}, declared - set(listed)
-    names = sorted(listed)
+    assert set(from_file) <= declared, set(from_file) - declared
+    # ... and the file lists every parameter of the node (apart from rclpy's own), the Config-backed ones commented
+    # out (so that a config_file's value applies): those run with the table's default.
+    commented = set(CONFIG_FIELDS)
+    assert not commented & set(from_file), commented & set(from_file)
+    assert declared - set(from_file) - commented <= {"use_sim_time", "start_type_description_service"}
+    expected = {**{p.name: p.default for p in PARAMS if p.name in commented},
+                **{name: parameter_value_to_python(v.value) for name, v in from_file.items()}}
+    names = sorted(expected)
     values = client.call(gp, GetParameters.Request(names=names)).values
     overridden = {"weights", "backend", "device", "num_threads", "reliable_qos", "use_compressed", "qos_depth"}
     for name, value in zip(names, values):
         if name not in overridden:
-            assert parameter_value_to_python(value) == listed[name], name
+            assert parameter_value_to_python(value) == expected[name], name
     for d in client.call(dp, DescribeParameters.Request(names=names)).descriptors:
         assert d.description, d.name
 
@@ -434,7 +434,7 @@ def test_parameters_file_matches_declared_parameters(ros):
     assert not set_param("lost_threshold", 0.9).successful  # above found_threshold
     assert not set_param("heatmap_alpha", 3.0).successful  # out of range
     assert set_param("lost_threshold", 0.3).successful
-    assert set_param("lost_threshold", float(listed["lost_threshold"])).successful
+    assert set_param("lost_threshold", float(expected["lost_threshold"])).successful
     assert_alive(ros)
 
 

@@ -347,28 +347,3 @@ def test_ctrl_c_during_the_warm_up_exits_cleanly(tmp_path):
     assert code == 0, text[-3000:]
     assert "Traceback" not in text and "warm-up failed" not in text, text[-3000:]
     assert "tracker_node: shut down" in text
-
-
-def test_launch_file_has_the_managed_argument():
-    """launch/launch_ros are not installable here (the launch test in test_ros_foundation.py runs where they are):
-    the launch file is checked as source, with no import of launch."""
-    import ast
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "launch" / "tracker.launch.py"
-    tree = ast.parse(path.read_text())
-    declared = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "DeclareLaunchArgument":
-            name = node.args[0].value
-            declared[name] = {k.arg: k.value.id if isinstance(k.value, ast.Name) else ast.literal_eval(k.value)
-                              for k in node.keywords if k.arg in ("default_value", "choices")
-                              and isinstance(k.value, (ast.Name, ast.Constant, ast.List))}
-    # choices: the module's list of boolean spellings (test_launch.py runs the launch with each of them)
-    assert declared["managed"] == {"default_value": "false", "choices": "BOOLEAN_CHOICES"}
-    imports = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == "launch_ros.actions"
-               for a in n.names}
-    assert imports == {"LifecycleNode", "Node"}
-    source = path.read_text()
-    assert 'overrides["autostart"] = not managed' in source
-    assert "node_class = LifecycleNode if managed else Node" in source

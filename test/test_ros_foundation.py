@@ -164,19 +164,20 @@ def test_launch_file_documents_its_arguments():
 
 
 def test_tracker_yaml_is_a_ros_params_file_for_the_node():
-    text = (REPO_ROOT / "config" / "tracker.yaml").read_text()
-    doc = yaml.safe_load(text)
+    doc = yaml.safe_load((REPO_ROOT / "config" / "tracker.yaml").read_text())
     assert list(doc) == ["tracker_node"]
     params = doc["tracker_node"]["ros__parameters"]
     assert isinstance(params, dict) and params
-    # the launch file's overrides must name parameters the file lists (set, or commented out with the default
-    # when config_file's value applies)
-    assert "weights" in params and "    # backend: " in text
+    # every key is a parameter the node declares, and the launch file's overrides name declared parameters
+    from siam_tracker_ros.ros.params import PARAMS
+    declared = {p.name for p in PARAMS}
+    assert set(params) <= declared, set(params) - declared
+    assert {"backend", "model", "weights"} <= declared
 
 
 def test_service_type_definitions():
     """Field names and types of the package's services (what robots and the README rely on), and their REASON_*
-    constants: the reasons the node answers with (ros/jobs.py), each one, with the value its name says."""
+    constants: the reasons the node answers with (engine/jobs.py), each one, with the value its name says."""
     require_rclpy()
     code = r"""
 import json
