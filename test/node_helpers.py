@@ -277,6 +277,9 @@ class Client:
 
     # -- services
     def call(self, client, request, timeout=40.0):
+        # As a user's script: a request sent before the service is discovered is lost (the node creates its
+        # services when it is active, and discovery of a new service takes its time on a loaded machine).
+        assert client.wait_for_service(timeout_sec=timeout), f"service {client.srv_name} did not appear in {timeout} s"
         future = client.call_async(request)
         done = threading.Event()
         future.add_done_callback(lambda f: done.set())
