@@ -6,8 +6,8 @@ launch tests (test_launch.py, test_readme_commands.py).
   ROS_DOMAIN_ID held by a file lock, LOCALHOST discovery), its output in a log file, ROS's log files in the test's
   folder.
 - The `ros2` commands of a domain start a ros2 daemon there; `close_domain` stops it and releases the domain.
-- `Camera` streams a real sequence (and, when asked, a registered depth image of a plane at a known distance with its
-  camera_info) from the test's own rclpy node, as a camera driver would.
+- `Camera` streams a sequence of frames (and, when asked, a registered depth image of a plane at a known distance with
+  its camera_info) from the test's own rclpy node, as a camera driver would.
 
 `ros2`, `launch` and `launch_ros` are not on PyPI: tools/ros_env/bootstrap.sh installs them from ../shared/ros2 (or
 $SIAM_ROS2_DIR) when that folder is there; without them `require_ros2_cli` skips the test, saying so.
@@ -241,14 +241,14 @@ class Camera:
 
 def start_target(client, camera, call, timeout=60.0):
     """As an operator who draws a box on the frame on screen: a still scene (frame 0 again and again), then
-    call(stamp in ns) -> (success, message) on the newest frame published, again while the node has not received
-    that frame yet ('no frame ...'); afterwards the camera plays the sequence on from frame 1."""
+    call(stamp in ns) -> (success, reason, message) on the newest frame published, again while the node has not
+    received that frame yet (reason unknown_stamp); afterwards the camera plays the sequence on from frame 1."""
     camera.hold = 0
     deadline = time.monotonic() + timeout
     while True:
         stamp_ns = client.wait_for(lambda: max(camera.stamps, default=None), 30, "a published frame")
-        success, message = call(stamp_ns)
-        if success or "no frame" not in message or time.monotonic() > deadline:
+        success, reason, message = call(stamp_ns)
+        if success or reason != "unknown_stamp" or time.monotonic() > deadline:
             break
         time.sleep(0.3)
     assert success, message
@@ -262,5 +262,5 @@ def service_init(client, box, target_id=""):
     def call(stamp_ns):
         res = client.init(box, stamp=Time(sec=stamp_ns // 10 ** 9, nanosec=stamp_ns % 10 ** 9), target_id=target_id,
                           retry_unknown_stamp=False)
-        return res.success, res.message
+        return res.success, res.reason, res.message
     return call

@@ -1,7 +1,7 @@
-"""FrameBuffer (ros/frame_buffer.py): the node's ring buffer by stamp and one-frame mailbox, without ROS."""
+"""FrameBuffer (engine/frame_buffer.py): the engine's ring buffer by stamp and one-frame mailbox, without ROS."""
 from __future__ import annotations
 
-from siam_tracker_ros.ros.frame_buffer import Frame, FrameBuffer
+from siam_tracker_ros.engine.frame_buffer import Frame, FrameBuffer
 
 BIG = 1 << 40
 

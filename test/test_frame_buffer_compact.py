@@ -1,11 +1,11 @@
-"""The node's frame ring buffer (siam_tracker_ros.ros.frame_buffer) on its own: frames older than the newest few are
-kept as JPEG, the byte bound holds, and a stamp it lacks is explained (ros/requests.missing_frame_message)."""
+"""The node's frame ring buffer (siam_tracker_ros.engine.frame_buffer) on its own: frames older than the newest few are
+kept as JPEG, the byte bound holds, and a stamp it lacks is explained (engine.missing_frame_message)."""
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from siam_tracker_ros.ros.frame_buffer import Frame, FrameBuffer
+from siam_tracker_ros.engine.frame_buffer import Frame, FrameBuffer
 
 W, H = 640, 480
 SECOND = 1_000_000_000
@@ -57,7 +57,7 @@ def test_byte_bound_holds_and_names_the_limit():
 
 def test_a_missing_stamp_is_explained():
     pytest.importorskip("vision_msgs.msg", reason="vision_msgs (ROS 2) is not importable: source .ros/env.sh")
-    from siam_tracker_ros.ros.requests import missing_frame_message
+    from siam_tracker_ros.engine import missing_frame_message
 
     buf = FrameBuffer()
     fill(buf, 70, seconds=2.0)

@@ -3,7 +3,7 @@ process group and ROS domain (test/launch_helpers.py), driven by the `ros2` comm
 client over DDS, stopped with Ctrl-C to the process group.
 
 Skipped, saying why, where the ROS 2 command line is not installed (tools/ros_env/bootstrap.sh installs it from
-../shared/ros2) or the real sequence is missing.
+../shared/ros2). The camera plays the package's built-in sequence (node_helpers.built_in_frames).
 """
 from __future__ import annotations
 
@@ -268,7 +268,7 @@ def test_ui_true_serves_the_page_on_the_chosen_port_and_starts_a_target(launched
         def page_init(stamp_ns):
             res = _api(page, "api/init", {"target_id": "ball", "box": list(gt[0]),
                                           "stamp": f"{stamp_ns // 10 ** 9}.{stamp_ns % 10 ** 9:09d}"})
-            return res["success"], res["message"]
+            return res["success"], res["reason"], res["message"]
         start_target(client, camera, page_init)
         client.wait_for(lambda: any(t.id == "ball" for a in client.states for t in a.targets), 30,
                         "the page's target on tracked_objects/state")

@@ -1,4 +1,4 @@
-"""tracker_node over real DDS: a node subprocess, frames of a real sequence published from this process (the node,
+"""tracker_node over real DDS: a node subprocess, frames of the built-in sequence published from this process (the node,
 the client and the fixtures: node_helpers.py).
 
 One node process is shared by the tests of this module (they run in file order and leave no target behind); a
@@ -33,7 +33,7 @@ def _no_target_left(request):
 def test_no_frames_yet(ros):
     client, _, _ = ros
     res = client.init([10, 10, 20, 20], retry_unknown_stamp=False)
-    assert not res.success and "no frames received yet" in res.message
+    assert not res.success and res.reason == res.REASON_UNKNOWN_STAMP and "no frames received yet" in res.message
     assert res.target_id == "default"
 
 
@@ -124,10 +124,10 @@ def test_init_on_past_frame_two_targets_and_stop(ros, sequence, weights):
         assert singles == ["ball", "corner"]
 
     res = client.stop("corner")
-    assert res.success and "corner" in res.message
+    assert res.success and res.reason == res.REASON_OK and "corner" in res.message
     client.publish_and_track(frames[14], ids=["ball"])
     res = client.stop("nobody")
-    assert not res.success and "nobody" in res.message
+    assert not res.success and res.reason == res.REASON_NOT_TRACKED and "nobody" in res.message
     res = client.stop("")
     assert res.success and "ball" in res.message
     stamp = client.publish(frames[15])
@@ -214,7 +214,7 @@ def test_max_targets(ros, sequence):
         assert client.init(gt[0], stamp=stamp, target_id="one").success
         assert client.init([50.0, 50.0, 40.0, 40.0], stamp=stamp, target_id="two").success
         res = client.init([150.0, 50.0, 40.0, 40.0], stamp=stamp, target_id="three")
-        assert not res.success and "max_targets = 2" in res.message
+        assert not res.success and res.reason == res.REASON_TOO_MANY_TARGETS and "max_targets = 2" in res.message
         assert client.init([60.0, 60.0, 40.0, 40.0], stamp=stamp, target_id="two").success  # re-init: allowed
         client.publish_and_track(frames[1], ids=["one", "two"])
     finally:
@@ -280,11 +280,12 @@ def test_bad_requests_and_images_leave_node_running(ros, sequence):
     }
     for expect, b in cases.items():
         res = client.init(bbox=b, stamp=stamp, target_id="bad", retry_unknown_stamp=False)
-        assert not res.success and expect in res.message, (expect, res.message)
+        assert not res.success and res.reason == res.REASON_BAD_BOX and expect in res.message, (expect, res.message)
     from builtin_interfaces.msg import Time
 
     res = client.init(gt[0], stamp=Time(sec=12, nanosec=345), retry_unknown_stamp=False)
-    assert not res.success and "no frame with stamp 12.000000345" in res.message
+    assert not res.success and res.reason == res.REASON_UNKNOWN_STAMP
+    assert "no frame with stamp 12.000000345" in res.message
 
     from siam_tracker_ros.ros.image_codec import bgr_to_imgmsg
 
@@ -373,8 +374,8 @@ def test_burst_of_service_calls_while_streaming(ros, sequence):
         valid = [r for kind, r in results if kind == "valid"]
         # A re-init of an id supersedes its older, not yet installed init: those answer so at once; the last
         # request of each id (the finals) is installed.
-        assert all(r.success or "superseded by a newer init_target" in r.message for r in valid), \
-            [r.message for r in valid if not r.success]
+        assert all(r.reason == (r.REASON_OK if r.success else r.REASON_SUPERSEDED) for r in valid), \
+            [(r.reason, r.message) for r in valid if not r.success]
         assert all(f.result().success for f in finals), [f.result().message for f in finals]
         print(f"102 service calls answered in {elapsed:.1f} s while streaming")
         # The stream is still being tracked, the burst's targets with the default one.
@@ -444,7 +445,8 @@ def test_missing_weights_stays_up_and_explains(sequence, tmp_path):
         frames, gt = sequence
         stamp = client.publish(frames[0])
         res = client.init(gt[0], stamp=stamp)
-        assert not res.success and str(missing) in res.message and "does not exist" in res.message
+        assert not res.success and res.reason == res.REASON_UNAVAILABLE
+        assert str(missing) in res.message and "does not exist" in res.message
         diag = client.latest_diag(timeout=10)
         assert diag["_level"] == 2 and str(missing) in diag["_message"]
         # The configure transition failed: unconfigured, so no image subscription (the default sensor-data QoS is

@@ -42,11 +42,13 @@ def fresh_diag(client) -> dict:
 
 def assert_services_refuse(client, state: str):
     res = client.init([10, 10, 20, 20], retry_unknown_stamp=False)
-    assert not res.success and res.message.startswith(f"node inactive ({state})"), res.message
+    assert not res.success and res.reason == res.REASON_INACTIVE, res.message
+    assert res.message.startswith(f"node inactive ({state})"), res.message
     res = client.stop("")
-    assert not res.success and res.message.startswith(f"node inactive ({state})"), res.message
+    assert not res.success and res.reason == res.REASON_INACTIVE, res.message
+    assert res.message.startswith(f"node inactive ({state})"), res.message
     res = client.stop("someone")
-    assert not res.success and "node inactive" in res.message, res.message
+    assert not res.success and res.reason == res.REASON_INACTIVE, res.message
 
 
 def no_detection_for(client, stamp, seconds=2.0) -> bool:
@@ -178,7 +180,8 @@ def test_configure_failure_leaves_the_node_unconfigured_and_says_why(sequence, t
         diag = fresh_diag(client)
         assert diag["_level"] == 2 and str(missing) in diag["_message"]
         res = client.init([10, 10, 20, 20], retry_unknown_stamp=False)
-        assert not res.success and "node inactive (unconfigured)" in res.message and str(missing) in res.message
+        assert not res.success and res.reason == res.REASON_UNAVAILABLE
+        assert "node inactive (unconfigured)" in res.message and str(missing) in res.message
         assert proc.poll() is None
 
 
@@ -245,7 +248,8 @@ def test_config_file_values_apply_unless_the_parameter_is_set(sequence, weights,
         assert client.init(gt[0], stamp=stamp, target_id="a").success
         assert client.init(gt[0], stamp=stamp, target_id="b").success
         res = client.init(gt[0], stamp=stamp, target_id="c")
-        assert not res.success and "max_targets = 2" in res.message, res.message
+        assert not res.success and res.reason == res.REASON_TOO_MANY_TARGETS, res.message
+        assert "max_targets = 2" in res.message, res.message
         res = client.set_param("max_targets", 3)
         assert not res.successful and "start-up value 2" in res.reason
         text = log.read_text()

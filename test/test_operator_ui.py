@@ -216,9 +216,10 @@ for seq, frame, sec, nanosec in reversed(rows[-30:]):
     future = client.call_async(req)
     rclpy.spin_until_future_complete(node, future, timeout_sec=60)
     res = future.result()
-    if res.success or "lost in transport" not in res.message:
+    if res.reason != res.REASON_UNKNOWN_STAMP or "lost in transport" not in res.message:
         break
-print(json.dumps({"stamp": f"{int(sec)}.{int(nanosec):09d}", "success": res.success, "message": res.message,
+print(json.dumps({"stamp": f"{int(sec)}.{int(nanosec):09d}", "success": res.success, "reason": res.reason,
+                  "message": res.message, "caught_up_frames": res.caught_up_frames,
                   "answer_s": time.monotonic() - t0}))
 """
 
@@ -231,10 +232,10 @@ def test_stamped_init_from_a_client_4_s_late_with_the_defaults(scene):
                           env=_child_env(scene.env), cwd=neutral_cwd(), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert res["success"], res["message"]
+    assert res["success"] and res["reason"] == "ok", res["message"]
     assert f"on frame {res['stamp']}" in res["message"]
-    caught_up = int(res["message"].rsplit("caught up over ", 1)[1].split()[0])
-    assert caught_up >= 60, res["message"]  # about 4 s of 30 Hz frames lay between that frame and the live one
+    # about 4 s of 30 Hz frames lay between that frame and the live one
+    assert res["caught_up_frames"] >= 60, res["message"]
     tracker = scene.status()["tracker"]
     frames, nbytes = int(tracker["frame_buffer_frames"]), int(tracker["frame_buffer_bytes"])
     print(f"init answered in {res['answer_s']:.1f} s: {res['message']}; buffer {tracker['frame_buffer_span_s']} s, "
@@ -251,7 +252,7 @@ def test_a_stamp_older_than_the_buffer_says_how_much_and_what_to_raise(scene):
     sec, nsec = stamp.split(".")
     old = f"{int(sec) - 25}.{nsec}"
     res = scene.api("api/init", {"target_id": "late", "stamp": old, "box": [100, 100, 50, 50]})
-    assert not res["success"]
+    assert not res["success"] and res["reason"] == "unknown_stamp", res
     assert "s older than the oldest buffered frame" in res["message"], res["message"]
     assert "raise frame_buffer_seconds" in res["message"], res["message"]
     # bad input to the page's API: a clear error, nothing breaks
@@ -259,7 +260,8 @@ def test_a_stamp_older_than_the_buffer_says_how_much_and_what_to_raise(scene):
                  {"stamp": stamp, "box": [1, 2, float("nan"), 4]}):
         with pytest.raises(urllib.error.HTTPError) as err:
             scene.api("api/init", body)
-        assert err.value.code == 400 and json.loads(err.value.read())["message"]
+        answer = json.loads(err.value.read())
+        assert err.value.code == 400 and answer["reason"] == "bad_request" and answer["message"]
 
 
 def start_chromium(profile: Path):
@@ -355,6 +357,7 @@ def test_operator_page_pause_draw_start_on_the_shown_frame(scene, browser, tmp_p
     message = find("#message")
     _wait(lambda: message.get_attribute("data-success"), 20, "the answer to the bad id")
     assert message.get_attribute("data-success") == "false" and "characters other than" in message.text
+    assert message.get_attribute("data-reason") == "bad_request"  # the page's own check, before the service call
     assert info.get_attribute("data-stamp") == stamp
 
     ident.clear()
@@ -363,7 +366,7 @@ def test_operator_page_pause_draw_start_on_the_shown_frame(scene, browser, tmp_p
     find("#start").click()
     _wait(lambda: message.get_attribute("data-success"), 60, "the answer to Start")
     assert message.get_attribute("data-success") == "true", message.text
-    assert message.get_attribute("data-stamp") == stamp
+    assert message.get_attribute("data-reason") == "ok" and message.get_attribute("data-stamp") == stamp
     # the tracker says which frame it started on: the one the page showed
     assert f"on frame {stamp}" in message.text
     assert "init_target 'car': tracking 'car' from box" in scene.node_log.read_text()

@@ -4,8 +4,8 @@ launched node, so that a command that does not work in ROS 2 fails the suite.
 Each section's commands (the fenced bash blocks' lines, and the complete `ros2 ...` commands quoted in its text) run
 in the order they appear, in the section's own ROS domain: a `ros2 launch siam_tracker_ros ...` line starts the
 launch (sections without one run against `ros2 launch siam_tracker_ros tracker.launch.py`, the Robot workflow's
-command), a stand-in camera streams a real sequence on the launch's image topic (with a registered depth image and its
-camera_info when the launch has depth_image) and a target is started once the node is active, as the operator would.
+command), a stand-in camera streams the built-in sequence on the launch's image topic (with a registered depth image and
+its camera_info when the launch has depth_image) and a target is started once the node is active, as the operator would.
 A command that runs until Ctrl-C (`ros2 launch`, `ros2 topic echo` without --once, `ros2 topic hz`) runs in the
 background until its output shows it works; any other must end with exit code 0 and its verb's answer. The commands
 NOT_RUN names are not run, each for the reason listed with it.

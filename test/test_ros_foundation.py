@@ -176,7 +176,8 @@ def test_tracker_yaml_is_a_ros_params_file_for_the_node():
 
 
 def test_service_type_definitions():
-    """Field names and types of the package's services (what robots and the README rely on)."""
+    """Field names and types of the package's services (what robots and the README rely on), and their REASON_*
+    constants: the reasons the node answers with (engine/jobs.py), each one, with the value its name says."""
     require_rclpy()
     code = r"""
 import json
@@ -186,6 +187,8 @@ print(json.dumps({
     "init_res": InitTarget.Response.get_fields_and_field_types(),
     "stop_req": StopTarget.Request.get_fields_and_field_types(),
     "stop_res": StopTarget.Response.get_fields_and_field_types(),
+    "init_reasons": {k: getattr(InitTarget.Response, k) for k in dir(InitTarget.Response) if k.startswith("REASON_")},
+    "stop_reasons": {k: getattr(StopTarget.Response, k) for k in dir(StopTarget.Response) if k.startswith("REASON_")},
 }))
 """
     _install()
@@ -193,9 +196,14 @@ print(json.dumps({
     out = json.loads(run_python(code, env, timeout=60).stdout.strip().splitlines()[-1])
     assert out["init_req"] == {"header": "std_msgs/Header", "target_id": "string",
                                "bbox": "vision_msgs/BoundingBox2D"}
-    assert out["init_res"] == {"success": "boolean", "message": "string", "target_id": "string"}
+    assert out["init_res"] == {"success": "boolean", "reason": "string", "message": "string", "target_id": "string",
+                               "caught_up_frames": "uint32"}
     assert out["stop_req"] == {"target_id": "string"}
-    assert out["stop_res"] == {"success": "boolean", "message": "string"}
+    assert out["stop_res"] == {"success": "boolean", "reason": "string", "message": "string"}
+    from siam_tracker_ros.engine import jobs
+
+    assert out["init_reasons"] == {f"REASON_{r.upper()}": r for r in jobs.INIT_REASONS}
+    assert out["stop_reasons"] == {f"REASON_{r.upper()}": r for r in jobs.STOP_REASONS}
 
 
 def _launch_log_colour_env(stdout_is_a_terminal: bool, environ: dict) -> dict:

@@ -131,7 +131,7 @@ class Access:
             self.log(f"refused {request.method} {request.path} from {request.remote} (Origin "
                      f"{request.headers.get('Origin', 'none')!r}, Host {request.headers.get('Host', '')[:100]!r}): "
                      f"{message}")
-        return web.json_response({"success": False, "message": message}, status=status)
+        return web.json_response({"success": False, "reason": reason, "message": message}, status=status)
 
     @web.middleware
     async def middleware(self, request: web.Request, handler):

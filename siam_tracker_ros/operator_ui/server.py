@@ -105,8 +105,15 @@ async def _config(request: web.Request) -> web.Response:
     })
 
 
+# The `reason` of an answer the page gives itself, beside the services' REASON_* constants it passes on.
+REASON_BAD_REQUEST = "bad_request"  # the request to the page: its body, id, stamp or box
+REASON_NO_SERVICE = "no_service"  # the node's service is not there
+REASON_NO_ANSWER = "no_answer"  # the service did not answer within service_timeout
+REASON_CALL_FAILED = "call_failed"  # the call raised
+
+
 def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"success": False, "message": message}, status=status)
+    return web.json_response({"success": False, "reason": REASON_BAD_REQUEST, "message": message}, status=status)
 
 
 class BadRequest(ValueError):
@@ -136,7 +143,7 @@ async def _body(request: web.Request) -> dict:
 def _target_id(body: dict) -> str:
     """The id as the tracker node checks it (its pattern; empty: the default target), so that no NUL, line break
     or lone surrogate reaches a ROS string; the node still applies its own length limit."""
-    from siam_tracker_ros.ros.requests import TARGET_ID_PATTERN
+    from siam_tracker_ros.ros.messages import TARGET_ID_PATTERN
 
     target_id = body.get("target_id", "")
     if not isinstance(target_id, str):
@@ -162,8 +169,9 @@ def _box(value) -> list[float]:
 async def _call(bridge, client, what: str, req) -> dict:
     """Call a service from this coroutine: the rclpy future is completed by the executor's thread."""
     if not client.service_is_ready():
-        return {"success": False, "message": f"service {what} is not available: is the tracker node running in "
-                                             f"this namespace and ROS_DOMAIN_ID?"}
+        return {"success": False, "reason": REASON_NO_SERVICE,
+                "message": f"service {what} is not available: is the tracker node running in this namespace and "
+                           f"ROS_DOMAIN_ID?"}
     loop = asyncio.get_running_loop()
     done = loop.create_future()
 
@@ -177,18 +185,20 @@ async def _call(bridge, client, what: str, req) -> dict:
         f = await asyncio.wait_for(done, timeout)
     except asyncio.TimeoutError:
         future.cancel()
-        return {"success": False, "message": f"no answer from {what} within {timeout:g} s"}
+        return {"success": False, "reason": REASON_NO_ANSWER, "message": f"no answer from {what} within {timeout:g} s"}
     if f.exception() is not None:
-        return {"success": False, "message": f"{what} failed: {f.exception()}"}
+        return {"success": False, "reason": REASON_CALL_FAILED, "message": f"{what} failed: {f.exception()}"}
     res = f.result()
-    return {"success": bool(res.success), "message": res.message,
-            **({"target_id": res.target_id} if hasattr(res, "target_id") else {})}
+    result = {"success": bool(res.success), "reason": res.reason, "message": res.message}
+    if hasattr(res, "target_id"):  # InitTarget's
+        result.update(target_id=res.target_id, caught_up_frames=int(res.caught_up_frames))
+    return result
 
 
 def _audit(request: web.Request, what: str, target_id: str, result: dict) -> None:
     request.app["bridge"].get_logger().info(
         f"{what} '{target_id}' asked by {request.remote} (Origin {request.headers.get('Origin', 'none')!r}): "
-        f"{'done' if result['success'] else 'refused'}: {result['message']}")
+        f"{'done' if result['success'] else 'refused (' + result['reason'] + ')'}: {result['message']}")
 
 
 async def _init(request: web.Request) -> web.Response:

@@ -28,11 +28,16 @@ bbox.size = metric width, height and depth (siam_tracker_ros/depth.py). Each Tra
 from __future__ import annotations
 
 import math
+import re
 
 from vision_msgs.msg import (BoundingBox2D, Detection2D, Detection2DArray, Detection3D, Detection3DArray,
                              ObjectHypothesisWithPose)
 
+from ..engine.frame_buffer import format_stamp  # noqa: F401  (stamps in answers, logs and the operator page)
 from ..tracking.geometry import from_center, to_center
+
+# What a target id may be (ids name /diagnostics statuses and log lines); the operator page checks the same.
+TARGET_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:/-]+")
 
 STATE_TRACKED = "tracked"  # names of the states in /diagnostics
 STATE_LOST = "lost"
@@ -41,10 +46,6 @@ STATE_LOST = "lost"
 def stamp_ns(stamp) -> int:
     """builtin_interfaces/Time -> integer nanoseconds (the key of frames and records)."""
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-
-
-def format_stamp(ns: int) -> str:
-    return f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
 
 
 def box_to_bbox(box) -> BoundingBox2D:

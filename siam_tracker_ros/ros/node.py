@@ -26,11 +26,16 @@ values in use into the parameters that are not read-only.
 Shutdown. main() handles SIGINT / SIGTERM itself (lifetime.StopSignals): the first ends the spin, any later one is
 only noted, and the interpreter's exit ignores them, so the exit code is 0 however many Ctrl-C come.
 
-Threads. The image callbacks only check the message layout and limits and put it into a one-slot mailbox (plus a ring
-buffer of the last `frame_buffer_seconds`, bounded in frames and bytes, for init-by-stamp); a frame still in the
-mailbox when a newer one arrives is dropped and counted. One worker thread owns the tracker (it is not thread-safe):
-it warms up every graph first, then runs queued jobs (init/stop requests, before any frame) and the newest frame.
-Services, images and the diagnostics timer are in separate callback groups of a MultiThreadedExecutor.
+Engine and adapter. Tracking is the ROS-free `siam_tracker_ros.engine.TrackingEngine`: the frame buffer, the jobs and
+the worker thread that alone uses the tracker (docs in engine/engine.py). This node converts and checks messages,
+calls the engine (`offer_frame`, `request_init`, `request_stop`) and publishes what the engine's worker hands to
+`_publish` (2D output, then depth: ros/depth_input.py's DepthInput, then the state array and the heatmap); the
+lifecycle, the parameters (ros/settings.py) and the diagnostics stay here.
+
+Threads. The image callbacks only check the message layout and limits and offer the frame to the engine (its ring
+buffer of the last `frame_buffer_seconds`, bounded in frames and bytes, for init-by-stamp, and its one-slot mailbox;
+a frame still in the mailbox when a newer one arrives is dropped and counted). Services, images and the diagnostics
+timer are in separate callback groups of a MultiThreadedExecutor.
 
 Requests. The service callbacks are coroutines (reentrant group): a refused request is answered at once; an accepted
 one becomes a job for the worker and its callback awaits an rclpy Future. Whoever answers the job (the worker, its
@@ -59,15 +64,11 @@ every init_target with success=false and that reason.
 """
 from __future__ import annotations
 
-import collections
 import sys
-import threading
 import time
-from pathlib import Path
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
@@ -75,32 +76,29 @@ from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 
+from siam_tracker_ros.engine import TIME_JUMP_NS, Answer, Frame, TrackingEngine, jobs
 from siam_tracker_ros.msg import TrackedTargetArray
 from siam_tracker_ros.srv import InitTarget, StopTarget
 
 from . import diagnostics, messages
-from .depth_input import DepthMixin
+from .depth_input import DepthInput
 from .diagnostics import Stats
-from .frame_buffer import TIME_JUMP_NS, Frame, FrameBuffer
+from .heatmap import render_heatmap
 from .image_codec import ImageConversionError, ImageTooLarge, check_layout, compressed_size, converter_name
-from .jobs import Job
 from .lifetime import StopSignals, close_node
 from .messages import format_stamp, stamp_ns
-from .params import CONFIG_FIELDS, PARAMS, TRACKING_PARAMS, descriptor
-from .requests import RequestsMixin
-from .worker import WorkerMixin
+from .params import PARAMS, descriptor
+from .services import TargetServices
+from .settings import NodeSettings
 
 NODE_NAME = "tracker_node"
 
 
-class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, LifecycleNode):
-    """The node: lifecycle, parameters, interfaces, image input and diagnostics here; the service side in
-    requests.py, the worker thread (which alone uses the tracker) in worker.py, the optional depth input in
-    depth_input.py."""
+class TrackerNode(LifecycleNode):
+    """The ROS adapter of a TrackingEngine: lifecycle, parameters, messages in and out, diagnostics."""
 
     def __init__(self, node_name: str = NODE_NAME, **kwargs):
         super().__init__(node_name, **kwargs)
-        self.tracker = None
         self.tracker_error = ""
         self._param_errors = []
         for p in PARAMS:
@@ -109,46 +107,30 @@ class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, LifecycleNode):
             except Exception as err:  # an override of the wrong type or out of range: the default, and an ERROR
                 self._param_errors.append(f"parameter {p.name}: {err}")
                 self.declare_parameter(p.name, p.default, descriptor(p), ignore_override=True)
-        # Parameters set explicitly (start-up overrides: --ros-args -p, a params file, launch; or set at run time):
-        # they win over config_file's values. rclpy keeps the start-up overrides in _parameter_overrides (no public
-        # accessor).
-        self._explicit_params = set(getattr(self, "_parameter_overrides", {}))
-        self._syncing_params = False  # configure writing config_file's values into the parameters: not explicit
-        self._read_params()
-        self._start_max_targets = self._max_targets  # what the graphs are built for (set again by configure)
+        self.settings = NodeSettings(self)
         # Checked in the on-set callback, applied in the post-set one (only once rclpy has set them).
-        self.add_on_set_parameters_callback(self._check_parameters)
-        self.add_post_set_parameters_callback(self._apply_parameters)
+        self.add_on_set_parameters_callback(self.settings.check)
+        self.add_post_set_parameters_callback(self.settings.apply)
 
         self.stats = Stats()
-        self._cond = threading.Condition()
-        self._frames = FrameBuffer()  # guarded by self._cond
-        self._jobs: collections.deque[Job] = collections.deque()
-        self._running_job: Job | None = None
-        self._stop = False
-        self._active = False  # guarded by self._cond: services and images are served only while active
+        self.requests = TargetServices(self)  # (Node.services is rclpy's list of services)
+        self.engine = TrackingEngine(None, self.settings.limits, on_refuse=self.refuse, on_result=self._publish,
+                                     on_skipped=self._skipped, on_error=self._worker_error,
+                                     on_queued=self.requests.queued, on_answer=self.requests.answered_from_any_thread,
+                                     inactive_answer=self.inactive_answer)
         self._lifecycle_state = "unconfigured"  # for /diagnostics and the services' answers
-        # Stamp of the newest frame the targets have been brought to; frames not newer are stale and skipped.
-        self._last_processed_ns: int | None = None
-        self._target_states: dict[str, dict] = {}
-        self._worker: threading.Thread | None = None
         self.backend_name = "none"
         self.weights_path = ""
         self._image_sub = self._compressed_sub = None
-        self._depth_setup()  # depth_input.py: topics and state, nothing created yet
+        self.depth = DepthInput(self)  # topics and state, nothing created yet
         self.det_pub = self.array_pub = self.state_pub = self.heatmap_pub = None
 
-        # The diagnostics exist in every state (they say the state); the services once the node can answer them
-        # (_create_services).
         self._image_group = MutuallyExclusiveCallbackGroup()
         # Reentrant: the service callbacks are coroutines that wait for the worker without holding a thread.
         self._service_group = ReentrantCallbackGroup()
         self._timer_group = MutuallyExclusiveCallbackGroup()
         self.image_topic = self.resolve_topic_name("image")
-        # Answered jobs are handed to the executor through this guard condition: the worker (or a job's timer)
-        # triggers it, its callback completes the waiting coroutines' futures on an executor thread.
-        self._answered: collections.deque[Job] = collections.deque()
-        self._answer_guard = self.create_guard_condition(self._deliver_answers, callback_group=self._service_group)
+        self.requests.create_guard(self._service_group)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diag_last = time.monotonic()
         self.create_timer(float(self.get_parameter("diagnostics_period").value), self._publish_diagnostics,
@@ -166,13 +148,19 @@ class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, LifecycleNode):
             self.get_logger().info("autostart is false: unconfigured, waiting for a lifecycle manager "
                                    "(configure, then activate)")
 
+    # The engine's tracker, frames and condition (DepthInput and the diagnostics read them).
+    tracker = property(lambda self: self.engine.tracker)
+    frames = property(lambda self: self.engine.frames)
+    engine_cond = property(lambda self: self.engine.cond)
+    limits = property(lambda self: self.settings.limits)
+
     def _create_services(self) -> None:
         # KEEP_ALL: a request is never dropped from the queue, however large the burst (DDS flow control holds the
-        # client back instead); the coroutines take each request off at once (see requests.py).
+        # client back instead); the coroutines take each request off at once.
         service_qos = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
-        self.create_service(InitTarget, "init_target", self._on_init_target, qos_profile=service_qos,
+        self.create_service(InitTarget, "init_target", self.requests.on_init_target, qos_profile=service_qos,
                             callback_group=self._service_group)
-        self.create_service(StopTarget, "stop_target", self._on_stop_target, qos_profile=service_qos,
+        self.create_service(StopTarget, "stop_target", self.requests.on_stop_target, qos_profile=service_qos,
                             callback_group=self._service_group)
 
     # ------------------------------------------------------------------ lifecycle
@@ -187,47 +175,70 @@ class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, LifecycleNode):
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Parameters, weights, backend and warm-up of every graph; the publishers (off until activated) and the
-        worker thread. A tracker that cannot be created or warmed up fails the transition (back to unconfigured,
+        engine's worker. A tracker that cannot be created or warmed up fails the transition (back to unconfigured,
         the reason on /diagnostics and in every service answer)."""
         self._lifecycle_state = "configuring"
         self.tracker_error = ""
-        with self._cond:
-            self._stop = False  # set again by a shutdown that comes during the warm-up
-        self._read_params()
-        self._start_max_targets = self._max_targets
+        self.settings.read()
         if self._param_errors:
             self.tracker_error = "tracker unavailable: " + "; ".join(self._param_errors)
-            self.get_logger().error(f"{self.tracker_error}. The node stays up, unconfigured; restart it with "
-                                    f"usable parameters.")
-        else:
-            self._create_tracker()
-            if self.tracker is not None:
-                self._warm_up()
-        if self.tracker is None:
+        if self.tracker_error or not self._create_tracker() or not self._warm_up():
+            if self.tracker_error:  # else a shutdown cut the warm-up short
+                self.get_logger().error(f"{self.tracker_error}. The node stays up, unconfigured; init_target will "
+                                        f"fail until it is configured with a usable configuration.")
+            self.engine.close(self.tracker_error or "node is shutting down")
             self._lifecycle_state = "unconfigured"
             return TransitionCallbackReturn.FAILURE
         self.det_pub = self.create_lifecycle_publisher(messages.Detection2D, "tracked_object", 10)
         self.array_pub = self.create_lifecycle_publisher(messages.Detection2DArray, "tracked_objects", 10)
         self.state_pub = self.create_lifecycle_publisher(TrackedTargetArray, "tracked_objects/state", 10)
         self.heatmap_pub = self.create_lifecycle_publisher(Image, "tracked_object/heatmap", 2)
-        self._create_depth_publisher(self.create_lifecycle_publisher)
-        self._worker = threading.Thread(target=self._worker_loop, name="tracker_worker", daemon=True)
-        self._worker.start()
+        self.depth.create_publisher(self.create_lifecycle_publisher)
+        self.engine.start()
         self._lifecycle_state = "inactive"
         self.get_logger().info(f"configured: backend {self.backend_name}; activate to track images from "
                                f"{self.image_topic}")
         return TransitionCallbackReturn.SUCCESS
 
+    def _create_tracker(self) -> bool:
+        from siam_tracker_ros.config import ConfigError, WeightsError
+
+        self.weights_path = str(self.get_parameter("weights").value)
+        try:
+            tracker, self.backend_name, self.weights_path = self.settings.create_tracker()
+        except Exception as err:  # any error of the configuration or the weights: never take the node down
+            kind = "" if isinstance(err, (WeightsError, ConfigError, OSError)) else f"{type(err).__name__}: "
+            self.tracker_error = f"tracker unavailable: {kind}{err}"
+            return False
+        self.engine.open(tracker)
+        return True
+
+    def _warm_up(self) -> bool:
+        """Build and run every graph the tracker can use while the node is configured, so nothing is exported or
+        built in the middle of tracking; False when it failed (tracker_error says why) or a shutdown cut it short."""
+        t0 = time.monotonic()
+        try:
+            calls = self.engine.warm_up(self.settings.start_max_targets)
+        except Exception as err:  # a backend that cannot run its graphs cannot track: ERROR, stay up
+            if self.engine.closed:  # the process is ending (its shutdown released the tracker under the warm-up)
+                self.get_logger().info("warm-up abandoned: the node is shutting down")
+            else:
+                self.tracker_error = f"tracker unavailable: warm-up failed: {type(err).__name__}: {err}"
+            return False
+        self.get_logger().info(f"warmed up {calls} graph calls (up to {self.settings.start_max_targets} targets) in "
+                               f"{time.monotonic() - t0:.1f} s")
+        return not self.engine.closed
+
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Subscriptions on, publishers on, services served."""
         self._lifecycle_state = "activating"
+        depth = int(self.get_parameter("qos_depth").value)
         if self.get_parameter("reliable_qos").value:
-            image_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self._qos_depth,
+            image_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
                                    reliability=ReliabilityPolicy.RELIABLE)
         else:
-            image_qos = QoSProfile(**{k: getattr(qos_profile_sensor_data, k) for k in ("history", "reliability",
-                                                                                        "durability")},
-                                   depth=self._qos_depth)
+            sensor = {k: getattr(qos_profile_sensor_data, k) for k in ("history", "reliability", "durability")}
+            image_qos = QoSProfile(**sensor, depth=depth)
         result = super().on_activate(state)  # the lifecycle publishers
         self._image_sub = self.create_subscription(Image, "image", self._on_image, image_qos,
                                                    callback_group=self._image_group)
@@ -235,13 +246,11 @@ class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, LifecycleNode):
             self._compressed_sub = self.create_subscription(
                 CompressedImage, self.image_topic + "/compressed", self._on_compressed, image_qos,
                 callback_group=self._image_group)
-        self._create_depth_subscriptions(image_qos)
-        with self._cond:
-            self._active = True
+        self.depth.create_subscriptions(image_qos)
+        self.engine.activate()
         self._lifecycle_state = "active"
         self.get_logger().info(
-            f"active: tracking images from {self.image_topic}"
-            f"{' (+ /compressed)' if self._compressed_sub else ''}, "
+            f"active: tracking images from {self.image_topic}{' (+ /compressed)' if self._compressed_sub else ''}, "
             f"{'reliable' if self.get_parameter('reliable_qos').value else 'sensor-data'} QoS; "
             f"backend {self.backend_name}; image converter {converter_name()}")
         return result
@@ -252,7 +261,7 @@ class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, LifecycleNode):
         self._go_inactive("node deactivated")
         result = super().on_deactivate(state)
         self._lifecycle_state = "inactive"
-        self.get_logger().info(f"inactive: {len(self._target_states)} target(s) and the model kept")
+        self.get_logger().info(f"inactive: {len(self.engine.target_states)} target(s) and the model kept")
         return result
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -265,8 +274,7 @@ class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, LifecycleNode):
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._lifecycle_state = "shuttingdown"
-        self._go_inactive("node is shutting down")
-        self._release("node is shutting down")
+        self.shutdown()
         self._lifecycle_state = "finalized"
         return TransitionCallbackReturn.SUCCESS
 
@@ -276,218 +284,44 @@ class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, LifecycleNode):
         self._lifecycle_state = "unconfigured"
         return TransitionCallbackReturn.SUCCESS
 
+    def shutdown(self) -> None:
+        """The end of the process (close_node): stop serving and the worker (at most 5 s), answer what waits."""
+        self._go_inactive("node is shutting down")
+        self._release("node is shutting down")
+
     def _go_inactive(self, reason: str) -> None:
-        """Stop serving (services answer 'node inactive'), destroy the image subscriptions, drop the frame waiting
-        in the mailbox and answer the requests still queued."""
-        with self._cond:
-            self._active = False
-            self._frames.take()
-            queued = list(self._jobs)
-        for job in queued:
-            job.cancel(f"node inactive: {reason} before the request was served")
-        self._destroy_depth_subscriptions()
+        """Stop serving (services answer 'node inactive'), destroy the image subscriptions, answer what is queued."""
+        self.engine.deactivate(reason)
+        self.depth.destroy_subscriptions()
         for sub in (self._image_sub, self._compressed_sub):
             if sub is not None:
                 self.destroy_subscription(sub)
         self._image_sub = self._compressed_sub = None
 
-    def _release(self, reason: str, join_timeout: float = 5.0) -> None:
-        """Stop the worker (waiting at most join_timeout s) and free the tracker, its targets, the frames and the
-        publishers (configure's work undone)."""
-        with self._cond:
-            self._active = False
-            self._stop = True
-            self._cond.notify_all()
-        worker = self._worker
-        if worker is not None and worker is not threading.current_thread():
-            worker.join(timeout=join_timeout)
-            if worker.is_alive():
-                self.get_logger().warning(f"the tracker worker did not stop within {join_timeout:g} s")
-        self._worker = None
-        for job in list(self._jobs):
-            job.finish(False, reason)
-        with self._cond:
-            self._jobs.clear()
-            self._frames.clear()
-            self._frames.take()
-            self._target_states = {}
-            self._last_processed_ns = None
-            self._depth.clear()
-        self.tracker = None
-        for name in ("det_pub", "array_pub", "state_pub", "heatmap_pub", "det3d_pub"):
+    def _release(self, reason: str) -> None:
+        """Stop the worker and free the tracker, its targets, the frames and the publishers (configure undone)."""
+        if not self.engine.close(reason):
+            self.get_logger().warning("the tracker worker did not stop within 5 s")
+        self.depth.clear()
+        for name in ("det_pub", "array_pub", "state_pub", "heatmap_pub"):
             pub = getattr(self, name)
             if pub is not None:
                 self.destroy_lifecycle_publisher(pub)
                 setattr(self, name, None)
+        if self.depth.pub is not None:
+            self.destroy_lifecycle_publisher(self.depth.pub)
+            self.depth.pub = None
 
-    def _inactive_message(self) -> str:
+    def inactive_answer(self) -> Answer:
+        """A request outside the active state: unavailable when configuring failed (the message says why), else
+        inactive."""
         why = f"; {self.tracker_error}" if self.tracker_error else ""
-        return (f"node inactive ({self._lifecycle_state}): init_target and stop_target are served only while the "
-                f"node is active{why}")
-
-    # ------------------------------------------------------------------ parameters
-    def _read_params(self) -> None:
-        g = lambda name: self.get_parameter(name).value  # noqa: E731
-        self._qos_depth = int(g("qos_depth"))
-        self._max_targets = int(g("max_targets"))
-        self._buffer_ns = int(float(g("frame_buffer_seconds")) * 1e9)
-        self._buffer_max = int(g("frame_buffer_max_frames"))
-        self._buffer_max_bytes = int(g("frame_buffer_max_bytes"))
-        self._buffer_raw = int(g("frame_buffer_raw_frames"))
-        self._max_pixels = int(g("max_image_pixels"))
-        self._max_bytes = int(g("max_image_bytes"))
-        self._box_margin = float(g("box_margin"))
-        self._max_id_length = int(g("max_target_id_length"))
-        self._max_queued = int(g("max_queued_requests"))
-        self._init_timeout = float(g("init_timeout"))
-        self._class_id = str(g("class_id"))
-        self._publish_heatmap = bool(g("publish_heatmap"))
-        self._heatmap_alpha = float(g("heatmap_alpha"))
-
-    def _check_parameters(self, params) -> SetParametersResult:
-        """On-set callback: accept or refuse a change (rclpy has checked types and ranges); changes nothing."""
-        values = {p.name: p.value for p in params}
-        spec = {p.name: p for p in PARAMS}
-        for name, value in values.items():
-            p = spec.get(name)
-            if p is not None and p.choices and value not in p.choices:
-                return SetParametersResult(successful=False, reason=f"{name} must be one of {', '.join(p.choices)}")
-        if "max_targets" in values and self.tracker is not None \
-                and int(values["max_targets"]) > self._start_max_targets:
-            return SetParametersResult(successful=False, reason=(
-                f"max_targets can be lowered at run time, not raised above its start-up value "
-                f"{self._start_max_targets} (every graph and batch size is built for it): clean up and configure "
-                f"the node again, or restart it"))
-        lost = values.get("lost_threshold", self.get_parameter("lost_threshold").value)
-        found = values.get("found_threshold", self.get_parameter("found_threshold").value)
-        if lost > found:
-            return SetParametersResult(successful=False,
-                                       reason=f"lost_threshold ({lost}) must not exceed found_threshold ({found})")
-        return SetParametersResult(successful=True)
-
-    def _apply_parameters(self, params) -> None:
-        """Post-set callback: the node takes the values rclpy has just set. Plain attribute writes: the worker reads
-        them per frame."""
-        values = {p.name: p.value for p in params}
-        if not self._syncing_params:
-            self._explicit_params.update(values)
-        tracker = self.tracker
-        if tracker is not None:
-            for name in TRACKING_PARAMS:
-                if name in values and hasattr(tracker.cfg, name):  # the NanoTrack tracker has no box_margin
-                    setattr(tracker.cfg, name, float(values[name]))
-        attrs = {"max_targets": ("_max_targets", int), "frame_buffer_max_frames": ("_buffer_max", int),
-                 "frame_buffer_max_bytes": ("_buffer_max_bytes", int), "frame_buffer_raw_frames": ("_buffer_raw", int),
-                 "max_image_pixels": ("_max_pixels", int),
-                 "max_image_bytes": ("_max_bytes", int), "box_margin": ("_box_margin", float),
-                 "max_target_id_length": ("_max_id_length", int), "max_queued_requests": ("_max_queued", int),
-                 "init_timeout": ("_init_timeout", float), "class_id": ("_class_id", str),
-                 "publish_heatmap": ("_publish_heatmap", bool), "heatmap_alpha": ("_heatmap_alpha", float)}
-        for name, value in values.items():
-            if name == "frame_buffer_seconds":
-                self._buffer_ns = int(float(value) * 1e9)
-            elif name in attrs:
-                attr, cast = attrs[name]
-                setattr(self, attr, cast(value))
-
-    def _create_tracker(self) -> None:
-        from siam_tracker_ros.backends import default_weights_path
-        from siam_tracker_ros.backends.select import cuda_available
-        from siam_tracker_ros.config import ConfigError, WeightsError
-        from siam_tracker_ros.config import NANOTRACK_MODELS
-        from siam_tracker_ros.tracking.build import build_tracker, model_family
-
-        g = lambda name: self.get_parameter(name).value  # noqa: E731
-        weights = str(g("weights"))
-        self.weights_path = weights
-        try:
-            for p in PARAMS:
-                if p.choices and g(p.name) not in p.choices:
-                    raise ConfigError(f"parameter {p.name} = {g(p.name)!r}: expected one of {', '.join(p.choices)}")
-            cfg = self._tracker_config()
-            self._max_targets = self._start_max_targets = cfg.backend.max_targets
-            if not weights and cfg.backend.model not in NANOTRACK_MODELS:  # those: the user's files (build.py)
-                device = cfg.backend.device
-                cuda = device == "cuda" or (device == "auto" and cuda_available())
-                weights = self.weights_path = str(default_weights_path(cfg.backend.model, cuda))
-            if weights and not Path(weights).exists():
-                raise WeightsError(f"weights {weights} do not exist (set the 'weights' parameter or "
-                                   f"$SIAM_TRACKER_WEIGHTS to a trained .pt file, or a NanoTrack ONNX pair's folder)")
-            t0 = time.monotonic()
-            if model_family(cfg, weights or None) in NANOTRACK_MODELS:
-                # The tracking parameters set explicitly apply to the NanoTrack tracker's own constants (its
-                # defaults were chosen for its confidence, the paper network's do not fit it).
-                for name in TRACKING_PARAMS:
-                    if name in self._explicit_params and hasattr(cfg.nanotrack, name):
-                        setattr(cfg.nanotrack, name, getattr(cfg.tracking, name))
-                cfg.nanotrack.validate()
-            self.tracker = build_tracker(cfg, weights or None)
-            self.weights_path = weights or str(getattr(self.tracker.backend, "source", cfg.backend.model))
-            self.backend_name = self.tracker.backend.describe()
-            self.get_logger().info(f"loaded {weights} on {self.backend_name} in {time.monotonic() - t0:.1f} s")
-            self._show_config_values(cfg)
-        except Exception as err:  # any error of the configuration or the weights: never take the node down
-            self.tracker = None
-            kind = "" if isinstance(err, (WeightsError, ConfigError, OSError)) else f"{type(err).__name__}: "
-            self.tracker_error = f"tracker unavailable: {kind}{err}"
-            self.get_logger().error(f"{self.tracker_error}. The node stays up, unconfigured; init_target will fail "
-                                    f"until it is configured with a usable configuration.")
-
-    def _tracker_config(self):
-        """The tracker's Config: config_file's (or the built-in defaults), each field a parameter of this node names
-        (CONFIG_FIELDS) taken from the parameter when it was set explicitly or there is no config_file. Validated."""
-        from siam_tracker_ros.config import Config
-
-        path = str(self.get_parameter("config_file").value)
-        cfg = Config.load(path) if path else Config()
-        in_file = set()
-        if path:  # the keys the file sets (Config.load has checked that it is a mapping of sections)
-            import yaml
-
-            data = yaml.safe_load(Path(path).read_text()) or {}
-            in_file = {(section, key) for section, keys in data.items() if isinstance(keys, dict) for key in keys}
-        overridden = []
-        for name, (section, field) in CONFIG_FIELDS.items():
-            value = self.get_parameter(name).value
-            if (section, field) in in_file and name in self._explicit_params \
-                    and value != getattr(getattr(cfg, section), field):
-                overridden.append(f"{section}.{field} = {getattr(getattr(cfg, section), field)!r} by parameter "
-                                  f"{name} = {value!r}")
-            if not path or name in self._explicit_params:
-                setattr(getattr(cfg, section), field, value)
-        cfg.validate()
-        if overridden:
-            self.get_logger().info(f"config_file {path}: set explicitly, parameters win over "
-                                   f"{'; '.join(overridden)}")
-        return cfg
-
-    def _show_config_values(self, cfg) -> None:
-        """Write config_file's values into the parameters that took them (not read-only ones: those say what was
-        asked, the diagnostics' backend says what runs), so that `ros2 param get` shows the values in use. Not an
-        explicit setting: a new configure reads config_file again."""
-        from rclpy.parameter import Parameter
-
-        spec = {p.name: p for p in PARAMS}
-        taken = {name: getattr(getattr(cfg, section), field) for name, (section, field) in CONFIG_FIELDS.items()
-                 if self.get_parameter(name).value != getattr(getattr(cfg, section), field)}
-        if not taken:
-            return
-        self.get_logger().info(f"config_file {self.get_parameter('config_file').value}: "
-                               + ", ".join(f"{name} = {value!r}" for name, value in taken.items()))
-        shown = [Parameter(name, value=type(spec[name].default)(value)) for name, value in taken.items()
-                 if not spec[name].read_only]
-        self._syncing_params = True
-        try:
-            results = self.set_parameters(shown)
-        finally:
-            self._syncing_params = False
-        for param, result in zip(shown, results):
-            if not result.successful:
-                self.get_logger().warning(f"parameter {param.name} left at {self.get_parameter(param.name).value!r} "
-                                          f"(the tracker uses {param.value!r}): {result.reason}")
+        return Answer.refused(jobs.UNAVAILABLE if self.tracker_error else jobs.INACTIVE, (
+            f"node inactive ({self._lifecycle_state}): init_target and stop_target are served only while the node "
+            f"is active{why}"))
 
     # ------------------------------------------------------------------ refusals
-    def _refuse(self, kind: str, message: str) -> None:
+    def refuse(self, kind: str, message: str) -> None:
         """Count a refused input or request in /diagnostics and log it: the one log line of every refusal (a flood
         of one kind costs at most 5 lines per 5 s, diagnostics.RefusalLog)."""
         with self.stats.lock:
@@ -500,32 +334,49 @@ class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, LifecycleNode):
 
     # ------------------------------------------------------------------ image input
     def _on_image(self, msg: Image) -> None:
+        limits = self.limits
         try:
-            check_layout(msg, self._max_pixels, self._max_bytes)
-            self._store(Frame(self._frame_key(msg.header), msg.header, msg, compressed=False,
-                               nbytes=len(msg.data), limits=(self._max_pixels, self._max_bytes)))
+            check_layout(msg, limits.max_image_pixels, limits.max_image_bytes)
+            self._offer(Frame(self.frame_key(msg.header), msg.header, msg, compressed=False, nbytes=len(msg.data),
+                              limits=(limits.max_image_pixels, limits.max_image_bytes)))
         except Exception as err:  # ImageConversionError, or anything odd about the message: skip it
             self._conversion_error(err)
 
     def _on_compressed(self, msg: CompressedImage) -> None:
+        limits = self.limits
         try:
             if len(msg.data) == 0:
                 raise ImageConversionError("compressed image has no data")
-            if len(msg.data) > self._max_bytes:
+            if len(msg.data) > limits.max_image_bytes:
                 raise ImageTooLarge(f"compressed image of {len(msg.data)} bytes is over the limit of "
-                                    f"{self._max_bytes} bytes (parameter max_image_bytes)")
+                                    f"{limits.max_image_bytes} bytes (parameter max_image_bytes)")
             declared = compressed_size(msg.data)  # PNG / JPEG header: refused now rather than when decoded
-            if declared is not None and declared[0] * declared[1] > self._max_pixels:
+            if declared is not None and declared[0] * declared[1] > limits.max_image_pixels:
                 raise ImageTooLarge(f"compressed image declares {declared[0]}x{declared[1]} pixels, over the limit "
-                                    f"of {self._max_pixels} (parameter max_image_pixels)")
-            self._store(Frame(self._frame_key(msg.header), msg.header, msg, compressed=True,
-                               nbytes=len(msg.data), limits=(self._max_pixels, self._max_bytes)))
+                                    f"of {limits.max_image_pixels} (parameter max_image_pixels)")
+            self._offer(Frame(self.frame_key(msg.header), msg.header, msg, compressed=True, nbytes=len(msg.data),
+                              limits=(limits.max_image_pixels, limits.max_image_bytes)))
         except Exception as err:
             self._conversion_error(err)
 
-    def _frame_key(self, header) -> int:
+    def frame_key(self, header) -> int:
         """The frame's stamp in ns; a frame without a stamp (driver leaves it zero) gets its arrival time."""
         return stamp_ns(header.stamp) or self.get_clock().now().nanoseconds
+
+    def _offer(self, frame: Frame) -> None:
+        with self.engine.cond:
+            newest = self.frames.newest_ns if len(self.frames) else None
+        accepted, dropped = self.engine.offer_frame(frame)
+        if not accepted:
+            return
+        if newest is not None and frame.stamp_ns < newest - TIME_JUMP_NS:
+            self.get_logger().warning(f"image stamps jumped back from {format_stamp(newest)} to "
+                                      f"{format_stamp(frame.stamp_ns)}: frame buffer cleared",
+                                      throttle_duration_sec=5.0)
+        with self.stats.lock:
+            self.stats.received += 1
+            self.stats.received_times.append(time.monotonic())
+            self.stats.dropped += int(dropped)
 
     def _conversion_error(self, err: Exception, received: bool = True) -> None:
         """Count and log (throttled) an image that cannot be used; `received`: not counted as received yet."""
@@ -533,37 +384,54 @@ class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, LifecycleNode):
             self.stats.received += int(received)
             self.stats.conversion_errors += 1
             self.stats.last_conversion_error = str(err)[:300]
-        self._refuse("image_too_large" if isinstance(err, ImageTooLarge) else "image_invalid", f"image: {err}")
+        self.refuse("image_too_large" if isinstance(err, ImageTooLarge) else "image_invalid", f"image: {err}")
 
-    def _store(self, frame: Frame) -> None:
-        with self._cond:
-            if not self._active:
-                return  # a callback that was already running when the node was deactivated
-            if frame.stamp_ns in self._frames:
-                return  # the same frame again (raw and compressed both subscribed, or a publisher's resend)
+    # ------------------------------------------------------------------ output (the engine's worker thread)
+    def _skipped(self, frame: Frame) -> None:
+        with self.stats.lock:
+            self.stats.dropped += 1
+
+    def _worker_error(self, err: Exception) -> None:
+        if isinstance(err, ImageConversionError):  # the frame taken to track could not be decoded
+            self._conversion_error(err, received=False)
+            return
+        if not self.context.ok():
+            return  # shutting down: the publishers are gone
+        with self.stats.lock:
+            self.stats.tracker_errors += 1
+            self.stats.last_tracker_error = f"{type(err).__name__}: {err}"
+        self.get_logger().error(f"tracker error: {type(err).__name__}: {err}", throttle_duration_sec=5.0)
+
+    def _publish(self, step) -> dict:
+        """One tracked frame's output: Detection2D per target and the array; then depth (never before the 2D output);
+        then the state array and the heatmap; the per-target /diagnostics fields of depth."""
+        header, results = step.frame.header, step.results
+        class_id = str(self.get_parameter("class_id").value)
+        dets = [messages.detection_from_result(header, r, class_id) for r in results.values()]
+        for det in dets:
+            self.det_pub.publish(det)
+        self.array_pub.publish(messages.make_detection_array(header, dets))
+        latency = (self.get_clock().now().nanoseconds - step.frame.stamp_ns) * 1e-9
+        depth = self.depth.step(step, class_id)  # {} when off
+        self.state_pub.publish(messages.make_state_array(header, [
+            messages.make_target_state(header, tid, r.box, r.confidence, r.lost, step.lost_frames[tid], depth.get(tid))
+            for tid, r in results.items()]))
+        if self.get_parameter("publish_heatmap").value and self.heatmap_pub.get_subscription_count() > 0:
+            from .image_codec import bgr_to_imgmsg
+
+            distances = {tid: t and t.distance for tid, (t, _) in depth.items()} if self.depth.on else None
+            alpha = float(self.get_parameter("heatmap_alpha").value)
+            self.heatmap_pub.publish(bgr_to_imgmsg(render_heatmap(step.image, results.values(), alpha,
+                                                                  distances=distances), header))
             with self.stats.lock:
-                self.stats.received += 1
-                self.stats.received_times.append(time.monotonic())
-            if len(self._frames) and frame.stamp_ns < self._frames.newest_ns - TIME_JUMP_NS:
-                # Time jumped back (bag loop, simulator reset): start over.
-                self.get_logger().warning(
-                    f"image stamps jumped back from {format_stamp(self._frames.newest_ns)} to "
-                    f"{format_stamp(frame.stamp_ns)}: frame buffer cleared", throttle_duration_sec=5.0)
-                self._frames.clear()
-                self._last_processed_ns = None
-            if self._frames.add(frame, self._buffer_max, self._buffer_max_bytes, self._buffer_ns):
-                with self.stats.lock:
-                    self.stats.dropped += 1
-            self._cond.notify()
-            older = self._frames.to_compact(self._buffer_raw)
-        # JPEG-encode the frames that left the newest few, outside the lock (a few ms each for 640x480).
-        for old in older:
-            try:
-                small = old.compacted()
-            except Exception:  # an image the worker could not use either: keep it as it came
-                continue
-            with self._cond:
-                self._frames.replace(old, small)
+                self.stats.heatmaps += 1
+        done = time.monotonic()
+        with self.stats.lock:
+            self.stats.processed += 1
+            self.stats.processed_times.append(done)
+            self.stats.latencies.append(latency)
+            self.stats.proc_times.append(done - step.started)
+        return {tid: self.depth.fields(depth, tid) for tid in results}
 
     # ------------------------------------------------------------------ diagnostics
     def _publish_diagnostics(self) -> None:
@@ -575,7 +443,7 @@ class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, LifecycleNode):
     def _publish_diagnostics_unguarded(self) -> None:
         now = time.monotonic()
         period, self._diag_last = max(now - self._diag_last, 1e-3), now
-        state = self._lifecycle_state
+        state, targets = self._lifecycle_state, dict(self.engine.target_states)
         if self.tracker_error:
             level, message = DiagnosticStatus.ERROR, f"{state}: {self.tracker_error}"
         elif state == "active":
@@ -583,27 +451,21 @@ class TrackerNode(RequestsMixin, WorkerMixin, DepthMixin, LifecycleNode):
         elif state == "configuring":
             level, message = DiagnosticStatus.OK, "configuring: loading the weights, warming up every graph"
         elif state == "inactive":
-            level, message = DiagnosticStatus.OK, (f"inactive: model loaded, {len(self._target_states)} target(s) "
-                                                   f"kept, not consuming images")
+            level, message = DiagnosticStatus.OK, (f"inactive: model loaded, {len(targets)} target(s) kept, not "
+                                                   f"consuming images")
         else:
             level, message = DiagnosticStatus.OK, f"{state}: no model loaded"
+        frames = self.frames
         values = {"lifecycle_state": state, "backend": self.backend_name, "weights": self.weights_path,
-                  "image_topic": self.image_topic,
-                  "image_converter": converter_name(), "frame_buffer_frames": str(len(self._frames)),
-                  "frame_buffer_bytes": str(self._frames.nbytes),
-                  "frame_buffer_span_s": f"{self._frames.span_ns() / 1e9:.2f}",
-                  "queued_requests": str(sum(1 for j in list(self._jobs) if not j.finished)),
-                  **self._depth_diag_values()}
-        arr = diagnostics.build(self.get_fully_qualified_name(), self.backend_name, self.stats, period,
-                                dict(self._target_states), values, level, message)
+                  "image_topic": self.image_topic, "image_converter": converter_name(),
+                  "frame_buffer_frames": str(len(frames)), "frame_buffer_bytes": str(frames.nbytes),
+                  "frame_buffer_span_s": f"{frames.span_ns() / 1e9:.2f}",
+                  "queued_requests": str(sum(1 for j in list(self.engine.jobs) if not j.finished)),
+                  **self.depth.diag_values()}
+        arr = diagnostics.build(self.get_fully_qualified_name(), self.backend_name, self.stats, period, targets,
+                                values, level, message)
         arr.header.stamp = self.get_clock().now().to_msg()
         self.diag_pub.publish(arr)
-
-    # ------------------------------------------------------------------ shutdown
-    def shutdown(self) -> None:
-        """The end of the process (close_node): stop serving and the worker (at most 5 s), answer what waits."""
-        self._go_inactive("node is shutting down")
-        self._release("node is shutting down")
 
 
 def main(args=None) -> int:

@@ -175,7 +175,7 @@ async function post(path, body) {
     });
     return await resp.json();
   } catch (err) {
-    return { success: false, message: `the operator server does not answer (${err})` };
+    return { success: false, reason: "no_server", message: `the operator server does not answer (${err})` };
   }
 }
 
@@ -190,10 +190,15 @@ $("start").addEventListener("click", async () => {
   ui.busy = false;
   $("message").dataset.stamp = res.stamp || "";
   $("message").dataset.success = String(!!res.success);
+  $("message").dataset.reason = res.reason || "";
   if (res.success) {
     setMessage(res.message, "ok");
     setPaused(false);  // watch it track
     nextId();
+  } else if (res.reason === "unknown_stamp") {
+    // Another try on this frame is refused the same way: the node no longer holds (or never got) it.
+    setMessage(`not started: ${res.message}. Press Live, then pause on a newer frame.`, "error");
+    updateBoxInfo();
   } else {
     setMessage(`not started: ${res.message}`, "error");
     updateBoxInfo();
@@ -212,6 +217,7 @@ function nextId() {
 
 async function stop(id) {
   const res = await post("/api/stop", { target_id: id });
+  $("message").dataset.reason = res.reason || "";
   setMessage(res.success ? res.message : `stop failed: ${res.message}`, res.success ? "ok" : "error");
   refreshStatus();
 }

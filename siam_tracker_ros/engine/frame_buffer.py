@@ -1,6 +1,6 @@
-"""The node's received frames: a ring buffer by stamp (for init_target on a past frame), bounded in frames, bytes and
+"""The engine's received frames: a ring buffer by stamp (for init_target on a past frame), bounded in frames, bytes and
 seconds with the newest frame always kept, and the one-frame mailbox the worker takes the newest frame from (a frame
-still there when a newer one arrives is dropped). Not thread-safe: the node calls it under its condition's lock.
+still there when a newer one arrives is dropped). Not thread-safe: the engine calls it under its condition's lock.
 
 Only the newest frames keep the message as received; older raw images are kept JPEG-encoded (`Frame.compacted`,
 about a tenth of the bytes), so that seconds of a camera stream fit in little memory: 10 s of 640x480 at 30 Hz is
@@ -13,10 +13,15 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .image_codec import compressed_to_bgr, imgmsg_to_bgr
+from siam_tracker_ros.ros.image_codec import compressed_to_bgr, imgmsg_to_bgr
 
 TIME_JUMP_NS = 1_000_000_000  # an image stamp this far behind the newest one means the clock was reset
 JPEG_QUALITY = 90  # of the buffered frames older than the newest few: close to the original for the tracker's crops
+
+
+def format_stamp(ns: int) -> str:
+    """Integer nanoseconds as "sec.nanosec" (how stamps are written in answers and logs)."""
+    return f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
 
 
 @dataclass
