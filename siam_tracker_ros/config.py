@@ -151,6 +151,9 @@ class TrackingConfig:
     redetect_after: int = 0
     redetect_windows: int = 4
     redetect_threshold: float = 0.8
+    # Camera cuts (tracking/scene_cut.py): a frame unlike the one before it (structure and colours) freezes every
+    # target and reports it lost, until a verified peak finds it again.
+    scene_cut: bool = False
 
     def validate(self) -> None:
         # Types and ranges: every value the tracker sizes arrays or loops with is bounded, and NaN / inf fail.
@@ -211,6 +214,7 @@ class TrackingConfig:
             low = 1 if key in ("memory_interval", "redetect_windows") else 0
             _check(_is_int(value) and low <= value <= top, f"tracking.{key}", value, f"an integer in [{low}, {top}]")
         _check(isinstance(self.motion_prior, bool), "tracking.motion_prior", self.motion_prior, "true or false")
+        _check(isinstance(self.scene_cut, bool), "tracking.scene_cut", self.scene_cut, "true or false")
         pairs_ok = isinstance(self.test_sizes, (list, tuple)) and 1 <= len(self.test_sizes) <= 8 and all(
             isinstance(p, (list, tuple)) and len(p) == 2 and all(_is_int(v) for v in p)
             and 63 <= p[0] < p[1] <= MAX_INPUT_SIZE for p in self.test_sizes)

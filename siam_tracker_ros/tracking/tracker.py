@@ -25,6 +25,7 @@ Three options, each off by its own setting (TrackingConfig): the template memory
 with a blend of the first template and up to `memory_size` gated later ones), the motion prior (motion.py: a Kalman
 filter's prediction centres the search and weighs the peak) and re-detection (redetection.py: after `redetect_after`
 frozen frames, windows over the whole frame join the batch; a frozen target is found again only on a verified peak).
+With `scene_cut`, a camera cut (scene_cut.py) freezes every target and reports it lost at once.
 Every lost -> tracked transition is counted in the target's `state` (`reacquisitions`; `redetections`: those the
 scan found).
 """
@@ -42,6 +43,7 @@ from .memory import MemoryGates, TemplateMemory
 from .motion import LOST_VELOCITY_FADE, BoxKalman
 from .profiling import StageTimes
 from .redetection import GlobalScan, update_typical
+from .scene_cut import SceneCutDetector
 from .response import sigmoid
 from .search_plan import SearchPlan, uses_box_head
 from .validation import prepare_frame, validate_box
@@ -105,6 +107,7 @@ class SiamTracker:
         self.tracked_search: Localiser = (BoxHead if self.box_mode else ScalePyramid)(cfg, self.plan)
         self.wide_search: Localiser = WideSearch(cfg, self.plan)
         self.global_scan = GlobalScan(cfg, self.plan)
+        self.scene_cuts = SceneCutDetector() if cfg.scene_cut else None
         self._targets: dict[str, Target] = {}
         self.timings = StageTimes()
 
@@ -163,6 +166,8 @@ class SiamTracker:
         target.floor = float(min(np.median(logits), target.reference - MIN_CONFIDENCE_SPREAD))
         target.typical = target.reference
         self._targets[target_id] = target
+        if self.scene_cuts is not None:
+            self.scene_cuts.reset(frame)
 
     def _templates(self, frame, t: Target, pad) -> dict:
         """The target's template kernels at its current box, one per exemplar size."""
@@ -182,6 +187,9 @@ class SiamTracker:
         if not targets:
             return {}
         frame = prepare_frame(frame)
+        if self.scene_cuts is not None and self.scene_cuts.is_cut(frame):
+            for t in targets.values():  # another scene: nothing here is the target until a peak is verified
+                t.lost, t.searching, t.growth = True, True, 1.0
         for t in targets.values():
             self._predict(t, frame.shape)
         localisers = {tid: self.wide_search if t.searching else self.tracked_search for tid, t in targets.items()}
