@@ -148,12 +148,12 @@ class TrackingConfig:
     # Re-detection (tracking/redetection.py): after `redetect_after` frozen frames (0: off) the whole frame is
     # scanned, `redetect_windows` search windows per frame in the same batch; a candidate is re-acquired when its
     # score with the first template reaches `redetect_threshold` of the track's own typical score.
-    redetect_after: int = 0
+    redetect_after: int = 5
     redetect_windows: int = 4
     redetect_threshold: float = 0.8
     # Camera cuts (tracking/scene_cut.py): a frame unlike the one before it (structure and colours) freezes every
     # target and reports it lost, until a verified peak finds it again.
-    scene_cut: bool = False
+    scene_cut: bool = True
 
     def validate(self) -> None:
         # Types and ranges: every value the tracker sizes arrays or loops with is bounded, and NaN / inf fail.
