@@ -2,8 +2,8 @@
 
 usage: python tools/tracked_speed.py DATA_DIR --split test [--row NAME=KEY=VALUE,KEY=VALUE ...] [--json OUT]
 
-Every row is one SiamTracker (the default weights and backend of this machine) with its `tracking.` overrides; per
-sequence the rows run one after another on the same decoded frames, so they share the machine's load. Only
+Every row is one SiamTracker (the default weights and backend of this machine, on the CPU) with its `tracking.`
+overrides; the rows take turns frame by frame on the same decoded frames, so they share the machine's load. Only
 `update` calls are timed; "tracked" counts the frames a row reported tracked (not lost), "all" every frame.
 """
 from __future__ import annotations
@@ -20,6 +20,7 @@ from siam_tracker_ros.data import load_sequences, read_frame
 from siam_tracker_ros.evaluation.cli import SPLIT_CONFIG, SPLITS
 from siam_tracker_ros.resources import shipped_file
 from siam_tracker_ros.tracking import SiamTracker
+from siam_tracker_ros.training.trainer import load_train_config
 
 
 def main() -> int:
@@ -29,7 +30,7 @@ def main() -> int:
     p.add_argument("--row", action="append", default=[], metavar="NAME=KEY=VALUE,...")
     p.add_argument("--json")
     args = p.parse_args()
-    names = getattr(Config.load(shipped_file(SPLIT_CONFIG)).training, SPLITS[args.split])
+    names = getattr(load_train_config(shipped_file(SPLIT_CONFIG))[0].training, SPLITS[args.split])
     rows = {}
     for spec in args.row or ["default="]:
         name, _, overrides = spec.partition("=")
@@ -45,10 +46,11 @@ def main() -> int:
     times = {name: {"tracked": [], "all": []} for name in rows}
     for seq_name in names:
         frames, boxes = [read_frame(p) for p in seqs[seq_name].frame_paths], seqs[seq_name].boxes
-        for name, tracker in rows.items():
+        for tracker in rows.values():
             tracker.clear()
             tracker.init(frames[0], boxes[0])
-            for frame in frames[1:]:
+        for frame in frames[1:]:
+            for name, tracker in rows.items():
                 start = time.perf_counter()
                 (result,) = tracker.update(frame).values()
                 elapsed = time.perf_counter() - start

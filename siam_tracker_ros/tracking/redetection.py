@@ -6,7 +6,8 @@ frame. `redetect_windows` of them go into each frame's batch beside the local wi
 scan takes ceil(windows / M) frames and no frame costs more than M extra crops. The windows correlate with the first
 template only (the one never taken from a possibly drifted track). The best peak of the frame's windows is a
 candidate; it is verified when its score relative to the track's own typical score, (peak - floor) / (typical -
-floor), reaches `redetect_threshold`; the loop then moves the target there and reports it tracked again.
+floor), reaches `redetect_threshold` (and its confidence, as every frozen target's, `found_threshold`); the loop
+then moves the target there and reports it tracked again.
 
 The typical score: the peak logit of the tracked search, averaged (exponentially) over the frames the target was
 reported tracked; it starts at the init frame's reference.

@@ -242,6 +242,8 @@ class SiamTracker:
         candidate = self.global_scan.best(t, scan, outputs)
         if not self.global_scan.verified(candidate):
             return
+        if (candidate.peak_logit - t.floor) / (t.reference - t.floor) < self.cfg.found_threshold:
+            return  # found again only above found_threshold, as by the wide search
         t.cx, t.cy = candidate.cx, candidate.cy
         self._clamp(t, frame_shape)
         t.lost, t.searching, t.lost_frames, t.growth = False, False, 0, 1.0
