@@ -2,8 +2,9 @@
 
 After `redetect_after` frozen frames, the frame is covered by a grid of search windows at the lost search's input
 size (the template's scale: the target is looked for at the size it was lost at) whose response areas tile the
-frame. `redetect_windows` of them go into each frame's batch beside the local wide search, round-robin, so a full
-scan takes ceil(windows / M) frames and no frame costs more than M extra crops. The windows correlate with the first
+frame. `redetect_windows` (M) of them go into each frame's batch beside the local wide searches, round-robin and
+shared by the targets being scanned, so a full scan takes ceil(windows / M) frames with one such target and no frame
+costs more than M extra crops however many targets are lost. The windows correlate with the first
 template only (the one never taken from a possibly drifted track). The best peak of the frame's windows is a
 candidate; it is verified when its score relative to the track's own typical score, (peak - floor) / (typical -
 floor), reaches `redetect_threshold` (and its confidence, as every frozen target's, `found_threshold`); the loop
@@ -60,10 +61,16 @@ class GlobalScan:
         xs, ys = (np.arange(nx) + 0.5) * width / nx, (np.arange(ny) + 0.5) * height / ny
         return [(float(x), float(y)) for y in ys for x in xs]
 
-    def searches(self, t: Target, frame_shape) -> list[Search]:
-        """This frame's windows (at most redetect_windows), continuing the scan where the last frame left it."""
+    def shares(self, scanning: list[str]) -> dict[str, int]:
+        """This frame's windows per scanning target: redetect_windows split between them, the remainder to the
+        first ones."""
+        n, m = len(scanning), self.cfg.redetect_windows
+        return {tid: m // n + (1 if i < m % n else 0) for i, tid in enumerate(scanning)} if n else {}
+
+    def searches(self, t: Target, frame_shape, windows: int) -> list[Search]:
+        """This frame's windows for `t` (at most `windows`), continuing its scan where the last frame left it."""
         cells = self.grid(t, frame_shape)
-        count = min(self.cfg.redetect_windows, len(cells))
+        count = min(windows, len(cells))
         start = t.scan_index % len(cells)
         t.scan_index = start + count
         region = self._region(t)

@@ -55,28 +55,24 @@ class SearchPlan:
         plans = (SearchPlan(self.cfg), SearchPlan(self.cfg, box_mode=True))
         return sorted({key for plan in plans for key in (*plan.pairs, plan.lost_key)})
 
-    @property
-    def lost_crops(self) -> list[int]:
-        """Crops a lost target can send at lost_key: the wide search's one, and with re-detection on, one plus up to
-        redetect_windows scan windows (fewer when the frame needs fewer)."""
-        if self.cfg.redetect_after <= 0:
-            return [1]
-        return list(range(1, 2 + self.cfg.redetect_windows))
+    def lost_batches(self, lost: int) -> range:
+        """Crops `lost` frozen targets can send together at lost_key: a wide search each, and with re-detection on,
+        0 to redetect_windows scan windows shared between them (fewer when the frame needs fewer)."""
+        if lost == 0:
+            return range(0, 1)
+        return range(lost, lost + 1 + (self.cfg.redetect_windows if self.cfg.redetect_after > 0 else 0))
 
     def search_calls(self, max_targets: int) -> list[tuple[int, int, int]]:
         """Every (exemplar size, search size, batch) `update` can send with up to `max_targets` targets.
 
-        Tracked targets send crops_per_pair crops per pair, lost ones lost_crops crops (at lost_key); any split of the
-        targets between the states can happen, and a lost key equal to a pair shares its calls. `init` measures the
-        new target's reference with one crop of the first pair.
+        Tracked targets send crops_per_pair crops per pair, frozen ones lost_batches crops (at lost_key); any split
+        of the targets between the states can happen, and a lost key equal to a pair shares its calls. `init`
+        measures the new target's reference with one crop of the first pair.
         """
-        by_count = [{0}]  # the possible crop counts at lost_key of 0, 1, ... lost targets
-        for _ in range(max_targets):
-            by_count.append({b + c for b in by_count[-1] for c in self.lost_crops})
         calls = {(*self.pairs[0], 1)}
         for tracked in range(max_targets + 1):
             for lost in range(max_targets + 1 - tracked):
-                for lost_batch in by_count[lost]:
+                for lost_batch in self.lost_batches(lost):
                     batches: dict[tuple, int] = {}
                     for key in self.pairs:
                         batches[key] = batches.get(key, 0) + self.crops_per_pair * tracked

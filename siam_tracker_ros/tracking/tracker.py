@@ -194,7 +194,8 @@ class SiamTracker:
             self._predict(t, frame.shape)
         localisers = {tid: self.wide_search if t.searching else self.tracked_search for tid, t in targets.items()}
         searches = {tid: localisers[tid].searches(t) for tid, t in targets.items()}
-        scans = {tid: self.global_scan.searches(t, frame.shape) if self.global_scan.active(t) else []
+        shares = self.global_scan.shares([tid for tid, t in targets.items() if self.global_scan.active(t)])
+        scans = {tid: self.global_scan.searches(t, frame.shape, shares[tid]) if shares.get(tid) else []
                  for tid, t in targets.items()}
         outputs = self._search(frame, targets, {tid: searches[tid] + scans[tid] for tid in targets})
         results = {}
