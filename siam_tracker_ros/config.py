@@ -132,6 +132,33 @@ class TrackingConfig:
     # How far a box given to init may reach past the image, as a fraction of the image's width / height: every edge
     # within it (tracking/validation.py). Bounds the coordinates themselves, not only the overlap.
     box_margin: float = 0.5
+    # Template memory (tracking/memory.py): up to `memory_size` templates besides the first (0: off), each taken on
+    # a frame whose confidence is at least `memory_score_gate`, that is far enough from every kept template
+    # (appearance: cosine similarity of the kernels at most `memory_max_similarity`) and still like the first one (at
+    # least `memory_min_similarity`: a drifting track does not poison it), at most once per `memory_interval` frames.
+    # The search correlates with their blend: the first template's weight `memory_first_weight`, the rest shared.
+    memory_size: int = 0
+    memory_score_gate: float = 0.8
+    memory_max_similarity: float = 0.9
+    memory_min_similarity: float = 0.5
+    memory_interval: int = 10
+    memory_first_weight: float = 0.5
+    # Motion prior (tracking/motion.py): a constant-velocity Kalman filter per target; the search centred on its
+    # prediction, the peak chosen on the windowed response times (1 - motion_weight) + motion_weight x the
+    # prediction's likelihood. While the box is frozen the prediction moves the search for `motion_lost_frames`
+    # frames, its velocity fading, then stops.
+    motion_prior: bool = False
+    motion_weight: float = 0.1
+    motion_lost_frames: int = 10
+    # Re-detection (tracking/redetection.py): after `redetect_after` frozen frames (0: off) the whole frame is
+    # scanned, `redetect_windows` search windows per frame in the same batch; a candidate is re-acquired when its
+    # score with the first template reaches `redetect_threshold` of the track's own typical score.
+    redetect_after: int = 5
+    redetect_windows: int = 4
+    redetect_threshold: float = 0.8
+    # Camera cuts (tracking/scene_cut.py): a frame unlike the one before it (structure and colours) freezes every
+    # target and reports it lost, until a verified peak finds it again.
+    scene_cut: bool = True
 
     def validate(self) -> None:
         # Types and ranges: every value the tracker sizes arrays or loops with is bounded, and NaN / inf fail.
@@ -178,6 +205,21 @@ class TrackingConfig:
                " or ".join(map(repr, BOX_POSITIONS)))
         _check(_is_number(self.box_margin) and 0.0 <= self.box_margin <= MAX_BOX_MARGIN, "tracking.box_margin",
                self.box_margin, f"in [0, {MAX_BOX_MARGIN:g}]")
+        _check(_is_int(self.memory_size) and 0 <= self.memory_size <= 16, "tracking.memory_size", self.memory_size,
+               "an integer in [0, 16]")
+        for key in ("memory_score_gate", "memory_max_similarity", "memory_min_similarity", "memory_first_weight",
+                    "motion_weight", "redetect_threshold"):
+            value = getattr(self, key)
+            _check(_is_number(value) and 0.0 <= value <= 1.0, f"tracking.{key}", value, "in [0, 1]")
+        _check(self.memory_min_similarity <= self.memory_max_similarity, "tracking.memory_min_similarity",
+               self.memory_min_similarity, "<= memory_max_similarity")
+        for key, top in (("memory_interval", 10000), ("motion_lost_frames", 10000), ("redetect_after", 10000),
+                         ("redetect_windows", 64)):
+            value = getattr(self, key)
+            low = 1 if key in ("memory_interval", "redetect_windows") else 0
+            _check(_is_int(value) and low <= value <= top, f"tracking.{key}", value, f"an integer in [{low}, {top}]")
+        _check(isinstance(self.motion_prior, bool), "tracking.motion_prior", self.motion_prior, "true or false")
+        _check(isinstance(self.scene_cut, bool), "tracking.scene_cut", self.scene_cut, "true or false")
         pairs_ok = isinstance(self.test_sizes, (list, tuple)) and 1 <= len(self.test_sizes) <= 8 and all(
             isinstance(p, (list, tuple)) and len(p) == 2 and all(_is_int(v) for v in p)
             and 63 <= p[0] < p[1] <= MAX_INPUT_SIZE for p in self.test_sizes)

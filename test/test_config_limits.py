@@ -153,8 +153,9 @@ def test_warm_up_runs_every_graph_and_batch_the_tracker_can_use():
     tracker = SiamTracker(backend, TrackingConfig())
     tracker.warm_up(2)
     warm = set(backend.calls)
-    assert warm == {("template", 127, 1), ("search", 255, 3), ("search", 255, 6), ("search", 383, 1),
-                    ("search", 383, 2)}
+    # 255 x 1: init's reference; 383: one or two frozen targets' wide searches and 0 to 4 scan windows between them.
+    assert warm == {("template", 127, 1), ("search", 255, 1), ("search", 255, 3), ("search", 255, 6),
+                    *(("search", 383, b) for b in range(1, 7))}
     # Whatever two targets do afterwards (tracked, lost, both lost), no call is new.
     frame = np.random.default_rng(1).integers(0, 255, (240, 320, 3), dtype=np.uint8)
     tracker.init(frame, (100, 100, 40, 40), "a")

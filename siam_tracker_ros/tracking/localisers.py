@@ -4,9 +4,10 @@ A localiser says which search crops it wants (`searches`), reads the backend's o
 logit the confidence is measured on, the upsampled response, what `move` needs) and, when the loop lets the box follow,
 moves the target (`move`: centre and size; the loop clamps them to the image). The loop owns the target's state
 (confidence, lost, freeze, found) and chooses the localiser per target: the tracked search of the configuration
-(ScalePyramid or BoxHead) or, while the box is frozen, WideSearch. A new localiser (a motion prior, re-detection, a
-template memory) is one more class with these three methods, and the search plan (search_plan.py) the place its crops
-are sized and counted.
+(ScalePyramid or BoxHead) or, while the box is frozen, WideSearch. A new localiser is one more class with these three
+methods, and the search plan (search_plan.py) the place its crops are sized and counted. The template memory, the
+motion prior and re-detection sit beside them (memory.py, motion.py, redetection.py): they change which kernel a
+Search correlates with (`template`), where it is centred, and what happens while the box is frozen.
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ class Search:
     cx: float
     cy: float
     region: float  # side, image pixels
+    template: str = "search"  # the target's kernel it correlates with: "search" (memory's blend) or "first"
 
 
 @dataclass
@@ -105,7 +107,10 @@ class ScalePyramid(Localiser):
         cfg = self.cfg
         best, region = m.detail
         x0 = self.plan.pairs[0][1]
-        dx, dy = locate(m.response_logits, cfg.window_influence)
+        motion = None
+        if t.motion is not None:  # the prior's std in upsampled pixels of this map
+            motion = (cfg.motion_weight, t.motion.position_std() / to_image(cfg, 1.0, region, x0))
+        dx, dy = locate(m.response_logits, cfg.window_influence, motion)
         t.cx += to_image(cfg, dx, region, x0)
         t.cy += to_image(cfg, dy, region, x0)
         factor = (1.0 - cfg.scale_lr) + cfg.scale_lr * self.scale_factors[best]

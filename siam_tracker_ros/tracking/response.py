@@ -50,12 +50,25 @@ def peak_window(size: int) -> np.ndarray:
     return np.outer(h, h).astype(np.float32)
 
 
-def locate(up: np.ndarray, window_influence: float) -> tuple[float, float]:
-    """The peak of a normalised upsampled response blended with the cosine window: its displacement from the map's
-    centre in upsampled pixels (x, y)."""
+@functools.lru_cache(maxsize=64)
+def motion_likelihood(size: int, sigma: float) -> np.ndarray:
+    """The motion prior's likelihood on the upsampled response: a Gaussian of std `sigma` upsampled pixels around
+    the map's centre (the predicted position), peak 1."""
+    c = (size - 1) / 2.0
+    d2 = (np.arange(size) - c) ** 2
+    return np.exp(-(d2[:, None] + d2[None, :]) / (2.0 * sigma ** 2)).astype(np.float32)
+
+
+def locate(up: np.ndarray, window_influence: float, motion: tuple[float, float] | None = None) -> tuple[float, float]:
+    """The peak of a normalised upsampled response blended with the cosine window, its displacement from the map's
+    centre in upsampled pixels (x, y). Given `motion` = (weight, std in upsampled pixels), that score is multiplied
+    by (1 - weight) + weight x the motion prior's likelihood: the candidate chosen on response and motion together."""
     r = up - up.min()
     r /= r.sum() + 1e-12
     r = (1.0 - window_influence) * r + window_influence * cosine_window(r.shape[0])
+    if motion is not None and motion[0] > 0.0:
+        # The std rounded to a pixel: the likelihood maps are cached per size and std.
+        r = r * ((1.0 - motion[0]) + motion[0] * motion_likelihood(r.shape[0], float(max(1.0, round(motion[1])))))
     py, px = np.unravel_index(int(np.argmax(r)), r.shape)
     c = (r.shape[0] - 1) / 2.0
     return px - c, py - c

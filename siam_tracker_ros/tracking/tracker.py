@@ -20,10 +20,18 @@ the tracker searches a wider area (a larger input at the same resolution, so the
 until the confidence climbs back over `found_threshold`. Measured on the training tracks: freezing at 0.5 instead
 of 0.35 costs 0.06 success AUC, while reporting at 0.5 flags 30 of 30 frames after camera cuts on two of three
 tests (docs/design.md).
+
+Three options, each off by its own setting (TrackingConfig): the template memory (memory.py: the search correlates
+with a blend of the first template and up to `memory_size` gated later ones), the motion prior (motion.py: a Kalman
+filter's prediction centres the search and weighs the peak) and re-detection (redetection.py: after `redetect_after`
+frozen frames, windows over the whole frame join the batch; a frozen target is found again only on a verified peak).
+With `scene_cut`, a camera cut (scene_cut.py) freezes every target and reports it lost at once.
+Every lost -> tracked transition is counted in the target's `state` (`reacquisitions`; `redetections`: those the
+scan found).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -31,7 +39,11 @@ from ..config import Config, TrackingConfig
 from .crops import channel_mean, crop_square, exemplar_region, to_tensor_layout
 from .geometry import from_center, to_center
 from .localisers import BoxHead, Localiser, ScalePyramid, WideSearch
+from .memory import MemoryGates, TemplateMemory
+from .motion import LOST_VELOCITY_FADE, BoxKalman
 from .profiling import StageTimes
+from .redetection import GlobalScan, update_typical
+from .scene_cut import SceneCutDetector
 from .response import sigmoid
 from .search_plan import SearchPlan, uses_box_head
 from .validation import prepare_frame, validate_box
@@ -63,13 +75,25 @@ class Target:
     cy: float
     w: float
     h: float
-    kernels: dict = field(default_factory=dict)  # exemplar size -> (1, C, k, k)
+    memory: TemplateMemory | None = None  # its templates: kernels (exemplar size -> (1, C, k, k)) and the first
     reference: float = 1.0  # peak logit of the target on its init frame
     floor: float = 0.0  # median logit of that response: the background level
+    typical: float = 1.0  # running average of the tracked peak logit (re-detection's verification)
     lost: bool = False  # reported state
     searching: bool = False  # box frozen, wide search (confidence fell below freeze_threshold)
     lost_frames: int = 0
     growth: float = 1.0  # the wide search's area, relative to the tracked search's
+    motion: BoxKalman | None = None  # the motion prior, when on
+    scan_index: int = 0  # re-detection: the next window of the frame's scan
+    reacquisitions: int = 0  # lost -> tracked transitions
+    redetections: int = 0  # of them, those found by the re-detection's scan
+
+    @property
+    def kernels(self) -> dict:
+        return self.memory.kernels
+
+    def kernel(self, template: str, z_size: int) -> np.ndarray:
+        return (self.memory.first if template == "first" else self.memory.kernels)[z_size]
 
 
 class SiamTracker:
@@ -82,6 +106,8 @@ class SiamTracker:
         self.pairs = self.plan.pairs
         self.tracked_search: Localiser = (BoxHead if self.box_mode else ScalePyramid)(cfg, self.plan)
         self.wide_search: Localiser = WideSearch(cfg, self.plan)
+        self.global_scan = GlobalScan(cfg, self.plan)
+        self.scene_cuts = SceneCutDetector() if cfg.scene_cut else None
         self._targets: dict[str, Target] = {}
         self.timings = StageTimes()
 
@@ -113,7 +139,9 @@ class SiamTracker:
 
     def state(self, target_id: str) -> dict:
         t = self._targets[target_id]
-        return {"box": list(from_center(t.cx, t.cy, t.w, t.h)), "lost": t.lost, "lost_frames": t.lost_frames}
+        return {"box": list(from_center(t.cx, t.cy, t.w, t.h)), "lost": t.lost, "lost_frames": t.lost_frames,
+                "reacquisitions": t.reacquisitions, "redetections": t.redetections,
+                "templates": 1 + len(t.memory.added)}
 
     def reset_timings(self) -> None:
         self.timings.reset()
@@ -126,11 +154,9 @@ class SiamTracker:
         target = Target(cx=cx, cy=cy, w=w, h=h)
         pad = channel_mean(frame)
         s_z = exemplar_region(w, h, self.cfg.context)
-        for z_size in self.plan.template_sizes:
-            with self.timings.stage("crop"):
-                z = to_tensor_layout([crop_square(frame, target.cx, target.cy, s_z, z_size, pad)])
-            with self.timings.stage("template"):
-                target.kernels[z_size] = self.backend.template(z)
+        target.memory = TemplateMemory(self._templates(frame, target, pad), MemoryGates.from_config(self.cfg))
+        if self.cfg.motion_prior:
+            target.motion = BoxKalman(cx, cy, w, h)
         # The target's own score on its init frame is the reference the confidence is measured against.
         z_size, x_size = self.pairs[0]
         crop = to_tensor_layout([crop_square(frame, target.cx, target.cy, s_z * x_size / z_size, x_size, pad)])
@@ -138,7 +164,21 @@ class SiamTracker:
         target.reference = float(logits.max())
         # A flat response (a target much like its surroundings) would make the ratio noisy: keep a minimum spread.
         target.floor = float(min(np.median(logits), target.reference - MIN_CONFIDENCE_SPREAD))
+        target.typical = target.reference
         self._targets[target_id] = target
+        if self.scene_cuts is not None:
+            self.scene_cuts.reset(frame)
+
+    def _templates(self, frame, t: Target, pad) -> dict:
+        """The target's template kernels at its current box, one per exemplar size."""
+        s_z = exemplar_region(t.w, t.h, self.cfg.context)
+        kernels = {}
+        for z_size in self.plan.template_sizes:
+            with self.timings.stage("crop"):
+                z = to_tensor_layout([crop_square(frame, t.cx, t.cy, s_z, z_size, pad)])
+            with self.timings.stage("template"):
+                kernels[z_size] = self.backend.template(z)
+        return kernels
 
     # ------------------------------------------------------------------ update
     def update(self, frame, ids=None) -> dict[str, TrackResult]:
@@ -147,21 +187,70 @@ class SiamTracker:
         if not targets:
             return {}
         frame = prepare_frame(frame)
+        if self.scene_cuts is not None and self.scene_cuts.is_cut(frame):
+            for t in targets.values():  # another scene: nothing here is the target until a peak is verified
+                t.lost, t.searching, t.growth = True, True, 1.0
+        for t in targets.values():
+            self._predict(t, frame.shape)
         localisers = {tid: self.wide_search if t.searching else self.tracked_search for tid, t in targets.items()}
         searches = {tid: localisers[tid].searches(t) for tid, t in targets.items()}
-        outputs = self._search(frame, targets, searches)
+        shares = self.global_scan.shares([tid for tid, t in targets.items() if self.global_scan.active(t)])
+        scans = {tid: self.global_scan.searches(t, frame.shape, shares[tid]) if shares.get(tid) else []
+                 for tid, t in targets.items()}
+        outputs = self._search(frame, targets, {tid: searches[tid] + scans[tid] for tid in targets})
         results = {}
-        with self.timings.stage("post"):
-            for tid, t in targets.items():
-                m = localisers[tid].measure(t, searches[tid], outputs[tid])
+        pad = None
+        for tid, t in targets.items():
+            with self.timings.stage("post"):
+                n = len(searches[tid])
+                m = localisers[tid].measure(t, searches[tid], outputs[tid][:n])
                 confidence = float(np.clip((m.peak_logit - t.floor) / (t.reference - t.floor), 0.0, 1.0))
                 response_region = (t.cx, t.cy, m.region_side)
-                if self._next_state(t, confidence):
+                was_lost = t.lost
+                if self._next_state(t, confidence, self.global_scan.verifies(t, m.peak_logit)):
                     localisers[tid].move(t, m)
                     self._clamp(t, frame.shape)
-                box = np.array(from_center(t.cx, t.cy, t.w, t.h))
-                results[tid] = TrackResult(tid, box, confidence, t.lost, m.response_logits, response_region)
+                    if t.motion is not None:
+                        t.motion.update(t.cx, t.cy, t.w, t.h)
+                elif scans[tid]:
+                    self._redetect(t, scans[tid], outputs[tid][n:], frame.shape)
+                if was_lost and not t.lost:
+                    t.reacquisitions += 1
+                if not t.lost:
+                    update_typical(t, m.peak_logit)
+            if not t.lost and t.memory.due(confidence):
+                pad = channel_mean(frame) if pad is None else pad
+                t.memory.consider(self._templates(frame, t, pad), confidence)
+            box = np.array(from_center(t.cx, t.cy, t.w, t.h))
+            results[tid] = TrackResult(tid, box, confidence, t.lost, m.response_logits, response_region)
         return results
+
+    def _predict(self, t: Target, frame_shape) -> None:
+        """The motion prior: the search centred on the predicted centre; while frozen, for motion_lost_frames
+        frames with a fading velocity, then the search stays."""
+        if t.motion is None:
+            return
+        if not t.searching:
+            t.cx, t.cy = (float(v) for v in t.motion.predict()[:2])
+        elif t.lost_frames <= self.cfg.motion_lost_frames:
+            t.cx, t.cy = (float(v) for v in t.motion.predict(LOST_VELOCITY_FADE)[:2])
+        else:
+            return
+        self._clamp(t, frame_shape)
+
+    def _redetect(self, t: Target, scan, outputs, frame_shape) -> None:
+        """Take the scan's best candidate when the first template verifies it: the target found again there."""
+        candidate = self.global_scan.best(t, scan, outputs)
+        if not self.global_scan.verified(candidate):
+            return
+        if (candidate.peak_logit - t.floor) / (t.reference - t.floor) < self.cfg.found_threshold:
+            return  # found again only above found_threshold, as by the wide search
+        t.cx, t.cy = candidate.cx, candidate.cy
+        self._clamp(t, frame_shape)
+        t.lost, t.searching, t.lost_frames, t.growth = False, False, 0, 1.0
+        t.redetections += 1
+        if t.motion is not None:  # a new start: the old velocity says nothing about the jump
+            t.motion = BoxKalman(t.cx, t.cy, t.w, t.h)
 
     def _search(self, frame, targets: dict, searches: dict) -> dict[str, list[np.ndarray]]:
         """Cut every search crop, run the crops of each input size as one batch; each target's outputs in the order
@@ -177,19 +266,21 @@ class SiamTracker:
         for (z_size, _), items in groups.items():
             with self.timings.stage("crop"):  # stacking the crops into the batch
                 x = to_tensor_layout([crop for _, _, crop in items])
-                kernel = np.concatenate([targets[tid].kernels[z_size] for tid, _, _ in items], axis=0)
+                kernel = np.concatenate([targets[tid].kernel(searches[tid][i].template, z_size)
+                                         for tid, i, _ in items], axis=0)
             with self.timings.stage("search"):
                 out = self.backend.search(x, kernel)
             for (tid, i, _), r in zip(items, out):
                 outputs[tid][i] = r
         return outputs
 
-    def _next_state(self, t: Target, confidence: float) -> bool:
+    def _next_state(self, t: Target, confidence: float, verified: bool = True) -> bool:
         """The target's state after a frame of this confidence; whether its box follows the localiser (False:
-        frozen)."""
+        frozen). `verified`: with re-detection on, the peak also passes its verification (a frozen target is found
+        again only so, by the wide search as by the scan)."""
         cfg = self.cfg
         if t.searching:
-            if confidence >= cfg.found_threshold:  # found again: back to the tracked search
+            if confidence >= cfg.found_threshold and verified:  # found again: back to the tracked search
                 t.lost, t.searching, t.lost_frames, t.growth = False, False, 0, 1.0
                 return True
             t.lost_frames += 1
