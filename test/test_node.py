@@ -166,6 +166,7 @@ def test_lost_state_is_machine_readable_within_one_frame(ros, sequence, weights)
             assert diag["_level"] == 1 and "lost" in diag["_message"]  # WARN while lost
             assert diag["_targets"]["default"]["state"] == "lost"
     assert states == [r.lost for r in expected]
+    assert client.state_for(stamp).reacquisitions == 1  # lost on the grey frames, tracked again on the object
     np.testing.assert_allclose(scores, [r.confidence for r in expected], atol=0.02)
     assert client.stop("").success
 

@@ -84,6 +84,7 @@ def test_nanotrack_v2_tracks_four_targets_and_reports_a_camera_cut_lost(cut_sequ
         back = next((i for i, (box, lost) in enumerate(after) if not lost and iou(box, boxes[20 + i]) >= 0.5), None)
         assert back is not None and back < CAMERA_HZ, [(round(iou(b, boxes[20 + i]), 2), lost)
                                                        for i, (b, lost) in enumerate(after)]
+        assert client.state_for(client.states[-1].header.stamp, "car").reacquisitions == 1
         heatmap = client.wait_for(lambda: client.heatmaps and client.heatmaps[-1], 10.0, "a heatmap")
         assert heatmap.width == w and heatmap.height == h, (heatmap.width, heatmap.height)
         diag = client.latest_diag()

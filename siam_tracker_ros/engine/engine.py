@@ -54,13 +54,15 @@ class Limits:
 
 @dataclass
 class StepResult:
-    """One tracked frame: the decoded image, each target's TrackResult and lost_frames, when its step began."""
+    """One tracked frame: the decoded image, each target's TrackResult, lost_frames and re-acquisitions (LOST ->
+    TRACKED since its init), when its step began."""
 
     frame: Frame
     image: np.ndarray
     results: dict
     lost_frames: dict
     started: float = field(default_factory=time.monotonic)
+    reacquisitions: dict = field(default_factory=dict)
 
     def states(self) -> dict:
         """Per target: state, confidence, box, stamp, lost_frames (what /diagnostics shows)."""
@@ -441,8 +443,9 @@ class TrackingEngine:
         results = self.tracker.update(img)
         with self.cond:
             self.last_processed_ns = frame.stamp_ns
-        step = StepResult(frame, img, results, {tid: self.tracker.state(tid)["lost_frames"] for tid in results},
-                          started)
+        states = {tid: self.tracker.state(tid) for tid in results}
+        step = StepResult(frame, img, results, {tid: st["lost_frames"] for tid, st in states.items()}, started,
+                          {tid: st.get("reacquisitions", 0) for tid, st in states.items()})
         extra = (self.on_result(step) if self.on_result is not None else None) or {}
         states = step.states()
         for tid, fields in extra.items():

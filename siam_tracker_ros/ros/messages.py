@@ -99,7 +99,7 @@ def make_detection_array(header, detections) -> Detection2DArray:
 
 
 def make_target_state(header, target_id: str, box, confidence: float, lost: bool, lost_frames: int,
-                      depth=None):
+                      depth=None, reacquisitions: int = 0):
     """siam_tracker_ros/TrackedTarget of one target on one frame; `depth`: (Target3D or None, DEPTH_* status) when
     the depth input is on (else DEPTH_OFF, distance NaN)."""
     from siam_tracker_ros.msg import TrackedTarget
@@ -111,6 +111,7 @@ def make_target_state(header, target_id: str, box, confidence: float, lost: bool
     msg.confidence = _score(confidence)
     msg.bbox = box_to_bbox(box)
     msg.lost_frames = max(0, min(int(lost_frames), 2 ** 32 - 1))
+    msg.reacquisitions = max(0, min(int(reacquisitions), 2 ** 32 - 1))
     target3d, msg.depth_status = depth if depth is not None else (None, TrackedTarget.DEPTH_OFF)
     msg.distance = float(target3d.distance) if target3d is not None else math.nan
     return msg

@@ -414,7 +414,8 @@ class TrackerNode(LifecycleNode):
         latency = (self.get_clock().now().nanoseconds - step.frame.stamp_ns) * 1e-9
         depth = self.depth.step(step, class_id)  # {} when off
         self.state_pub.publish(messages.make_state_array(header, [
-            messages.make_target_state(header, tid, r.box, r.confidence, r.lost, step.lost_frames[tid], depth.get(tid))
+            messages.make_target_state(header, tid, r.box, r.confidence, r.lost, step.lost_frames[tid], depth.get(tid),
+                                       step.reacquisitions.get(tid, 0))
             for tid, r in results.items()]))
         if self.get_parameter("publish_heatmap").value and self.heatmap_pub.get_subscription_count() > 0:
             from .image_codec import bgr_to_imgmsg

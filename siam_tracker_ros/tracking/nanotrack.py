@@ -47,6 +47,7 @@ class _Target:
     lost: bool = False
     frozen: bool = False
     lost_frames: int = 0
+    reacquisitions: int = 0  # LOST -> TRACKED transitions
 
 
 def _softmax_target(cls: np.ndarray) -> np.ndarray:
@@ -101,7 +102,8 @@ class NanoTracker:
 
     def state(self, target_id: str) -> dict:
         t = self._targets[target_id]
-        return {"box": list(from_center(t.cx, t.cy, t.w, t.h)), "lost": t.lost, "lost_frames": t.lost_frames}
+        return {"box": list(from_center(t.cx, t.cy, t.w, t.h)), "lost": t.lost, "lost_frames": t.lost_frames,
+                "reacquisitions": t.reacquisitions}
 
     # ------------------------------------------------------------------ crops
     def _layout(self, crops: list[np.ndarray]) -> np.ndarray:
@@ -196,7 +198,9 @@ class NanoTracker:
     def _follows(self, t: _Target, confidence: float) -> bool:
         """The reported state (with hysteresis) and whether the box follows this frame's match."""
         cfg = self.cfg
+        was_lost = t.lost
         t.lost = confidence < (cfg.found_threshold if t.lost else cfg.lost_threshold)
+        t.reacquisitions += was_lost and not t.lost
         t.lost_frames = t.lost_frames + 1 if t.lost else 0
         if confidence < min(cfg.freeze_threshold, cfg.lost_threshold):
             t.frozen = True
