@@ -145,29 +145,40 @@ def test_engine_key_names_the_exact_weights_a_running_stat_included():
 
 @pytest.mark.parametrize("num_scales,max_targets", [(3, 4), (3, 5), (5, 5), (1, 1)])
 def test_batch_limit_covers_every_search_call(num_scales, max_targets):
-    """max_targets 5 with 3 scales sends 15 crops in one call: the engines' batch limit must cover it."""
+    """max_targets 5 with 3 scales sends 15 crops in one call: the engines' batch limit must cover it; so must the
+    lost targets' wide searches with the re-detection scan's windows in the same batch."""
     cfg = TrackingConfig(num_scales=num_scales)
+    windows = cfg.redetect_windows if cfg.redetect_after > 0 else 0
     calls = SearchPlan(cfg).search_calls(max_targets)
-    assert SearchPlan(cfg).max_batch(max_targets) == max(b for _, _, b in calls) == num_scales * max_targets
+    assert SearchPlan(cfg).max_batch(max_targets) == max(b for _, _, b in calls) == max(
+        num_scales * max_targets, max_targets + windows)
     batches = {b for _, x, b in calls if x == 255}
-    assert batches == {num_scales * k for k in range(1, max_targets + 1)}  # every tracked-target count
-    assert {b for _, x, b in calls if x == 383} == set(range(1, max_targets + 1))  # lost-mode search, every count
+    # every tracked-target count, and init's one reference search of the new target
+    assert batches == {num_scales * k for k in range(1, max_targets + 1)} | {1}
+    # lost mode: every count of frozen targets' wide searches, with 0 to `windows` scan windows beside them
+    assert {b for _, x, b in calls if x == 383} == set(range(1, max_targets + windows + 1))
 
 
 def test_batch_sizes_with_the_multi_scale_test():
     cfg = TrackingConfig(multi_scale_test=True, test_sizes=[[127, 255], [127, 383]])
+    windows = cfg.redetect_windows
     calls = SearchPlan(cfg).search_calls(2)
-    # (127, 383) is both a scale set and the lost-mode size: its batches mix tracked and lost crops
-    assert {b for _, x, b in calls if x == 383} == {1, 2, 3, 4, 6}
-    assert SearchPlan(cfg).max_batch(2) == 6
+    # (127, 383) is both a scale set and the lost-mode size: its batches mix 3 crops per tracked target, one per lost
+    # one and, with a lost one, 0 to `windows` scan windows
+    expected = {3 * tracked + lost + w for tracked in range(3) for lost in range(3 - tracked) if tracked + lost
+                for w in (range(windows + 1) if lost else [0])}
+    assert {b for _, x, b in calls if x == 383} == expected
+    assert SearchPlan(cfg).max_batch(2) == max(expected)
 
 
 def test_box_mode_plans_one_crop_per_target_and_the_backend_default_covers_the_pyramid():
-    box = SearchPlan(TrackingConfig(), box_mode=True)
-    assert box.search_calls(2) == [(127, 255, 1), (127, 255, 2), (127, 383, 1), (127, 383, 2)]
-    assert box.max_batch(4) == 4
+    cfg = TrackingConfig()
+    windows = cfg.redetect_windows
+    box = SearchPlan(cfg, box_mode=True)
+    assert box.search_calls(2) == [(127, 255, 1), (127, 255, 2)] + [(127, 383, b) for b in range(1, 2 + windows + 1)]
+    assert box.max_batch(4) == 4 + windows
     # A backend built without max_batch takes the default configuration's pyramid limit, which covers box mode too.
-    assert default_plan().max_batch(4) == 12
+    assert default_plan().max_batch(4) == max(3 * 4, 4 + windows) >= box.max_batch(4)
     # The export makes every graph of either mode and the lost search.
     multi_scale = SearchPlan(TrackingConfig(multi_scale_test=True))
     assert multi_scale.graph_pairs() == [(127, 255), (127, 383), (191, 319), (255, 383)]

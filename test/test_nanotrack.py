@@ -112,7 +112,8 @@ def test_follows_a_real_track_with_several_targets_in_one_call(family):
     assert tracker.targets == ["a", "b"]
     tracker.rename("b", "c")
     assert tracker.remove("c") and tracker.targets == ["a"]
-    assert set(tracker.state("a")) == {"box", "lost", "lost_frames"}
+    assert set(tracker.state("a")) == {"box", "lost", "lost_frames", "reacquisitions"}
+    assert tracker.state("a")["reacquisitions"] == 0  # tracked throughout
 
 
 @needs_data
