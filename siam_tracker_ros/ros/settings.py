@@ -95,8 +95,8 @@ class NodeSettings:
             cuda = device == "cuda" or (device == "auto" and cuda_available())
             weights = str(default_weights_path(cfg.backend.model, cuda))
         if weights and not Path(weights).exists():
-            raise WeightsError(f"weights {weights} do not exist (set the 'weights' parameter or $SIAM_TRACKER_WEIGHTS "
-                               f"to a trained .pt file, or a NanoTrack ONNX pair's folder)")
+            raise WeightsError(f"weights path {weights} does not exist (set the 'weights' parameter or "
+                               f"$SIAM_TRACKER_WEIGHTS to a trained .pt file, or a NanoTrack ONNX pair's folder)")
         t0 = time.monotonic()
         if model_family(cfg, weights or None) in NANOTRACK_MODELS:
             # The tracking parameters set explicitly apply to the NanoTrack tracker's own constants (its defaults
