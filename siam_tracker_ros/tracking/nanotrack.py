@@ -28,7 +28,7 @@ import numpy as np
 from ..config import Config, NanoTrackConfig
 from .crops import channel_mean, crop_square, exemplar_region, to_tensor_layout
 from .geometry import from_center, to_center
-from .tracker import DEFAULT_TARGET, TrackResult
+from .tracker import DEFAULT_TARGET, TargetSet, TrackResult
 from .validation import prepare_frame, validate_box
 
 EXEMPLAR_SIZE = 127
@@ -66,7 +66,7 @@ def _context_size(w, h):
     return np.sqrt((w + p) * (h + p))
 
 
-class NanoTracker:
+class NanoTracker(TargetSet):
     """init / update / remove / rename / state / targets / warm_up / reset_timings / from_config, as SiamTracker."""
 
     def __init__(self, backend, config: NanoTrackConfig | None = None):
@@ -85,20 +85,6 @@ class NanoTracker:
         if backend is None:
             backend = create_nanotrack_backend(config.backend, weights)
         return cls(backend, config.nanotrack)
-
-    # ------------------------------------------------------------------ targets
-    @property
-    def targets(self) -> list[str]:
-        return list(self._targets)
-
-    def remove(self, target_id: str) -> bool:
-        return self._targets.pop(target_id, None) is not None
-
-    def clear(self) -> None:
-        self._targets.clear()
-
-    def rename(self, old_id: str, new_id: str) -> None:
-        self._targets[new_id] = self._targets.pop(old_id)
 
     def state(self, target_id: str) -> dict:
         t = self._targets[target_id]

@@ -96,7 +96,29 @@ class Target:
         return (self.memory.first if template == "first" else self.memory.kernels)[z_size]
 
 
-class SiamTracker:
+class TargetSet:
+    """The targets of a tracker by id (SiamTracker, NanoTracker): each class keeps its own per-target state in
+    `_targets`; these calls are the same for every tracker."""
+
+    _targets: dict
+
+    @property
+    def targets(self) -> list[str]:
+        return list(self._targets)
+
+    def remove(self, target_id: str) -> bool:
+        return self._targets.pop(target_id, None) is not None
+
+    def clear(self) -> None:
+        self._targets.clear()
+
+    def rename(self, old_id: str, new_id: str) -> None:
+        """Give target `old_id` (its whole state) the id `new_id`, replacing any target of that id (the ROS node
+        initialises and catches up a new target under a provisional id, then installs it under its own)."""
+        self._targets[new_id] = self._targets.pop(old_id)
+
+
+class SiamTracker(TargetSet):
     def __init__(self, backend, config: TrackingConfig | None = None):
         self.backend = backend
         self.cfg = cfg = config or TrackingConfig()
@@ -120,22 +142,6 @@ class SiamTracker:
             max_batch = SearchPlan(config.tracking).max_batch(config.backend.max_targets)
             backend = create_backend(config.backend, weights, expected_model=None, max_batch=max_batch)
         return cls(backend, config.tracking)
-
-    # ------------------------------------------------------------------ targets
-    @property
-    def targets(self) -> list[str]:
-        return list(self._targets)
-
-    def remove(self, target_id: str) -> bool:
-        return self._targets.pop(target_id, None) is not None
-
-    def clear(self) -> None:
-        self._targets.clear()
-
-    def rename(self, old_id: str, new_id: str) -> None:
-        """Give target `old_id` (its whole state) the id `new_id`, replacing any target of that id (the ROS node
-        initialises and catches up a new target under a provisional id, then installs it under its own)."""
-        self._targets[new_id] = self._targets.pop(old_id)
 
     def state(self, target_id: str) -> dict:
         t = self._targets[target_id]
