@@ -443,9 +443,9 @@ class TrackingEngine:
         results = self.tracker.update(img)
         with self.cond:
             self.last_processed_ns = frame.stamp_ns
-        states = {tid: self.tracker.state(tid) for tid in results}
-        step = StepResult(frame, img, results, {tid: st["lost_frames"] for tid, st in states.items()}, started,
-                          {tid: st.get("reacquisitions", 0) for tid, st in states.items()})
+        tracked = {tid: self.tracker.state(tid) for tid in results}
+        step = StepResult(frame, img, results, {tid: st["lost_frames"] for tid, st in tracked.items()}, started,
+                          {tid: st.get("reacquisitions", 0) for tid, st in tracked.items()})
         extra = (self.on_result(step) if self.on_result is not None else None) or {}
         states = step.states()
         for tid, fields in extra.items():

@@ -81,7 +81,7 @@ class NodeSettings:
         from siam_tracker_ros.backends import default_weights_path
         from siam_tracker_ros.backends.select import cuda_available
         from siam_tracker_ros.config import NANOTRACK_MODELS, ConfigError, WeightsError
-        from siam_tracker_ros.tracking.build import build_tracker, model_family
+        from siam_tracker_ros.tracking.build import build_tracker
 
         weights = str(self.value("weights"))
         for p in PARAMS:
@@ -98,13 +98,12 @@ class NodeSettings:
             raise WeightsError(f"weights path {weights} does not exist (set the 'weights' parameter or "
                                f"$SIAM_TRACKER_WEIGHTS to a trained .pt file, or a NanoTrack ONNX pair's folder)")
         t0 = time.monotonic()
-        if model_family(cfg, weights or None) in NANOTRACK_MODELS:
-            # The tracking parameters set explicitly apply to the NanoTrack tracker's own constants (its defaults
-            # were chosen for its confidence; the paper network's do not fit it).
-            for name in TRACKING_PARAMS:
-                if name in self.explicit and hasattr(cfg.nanotrack, name):
-                    setattr(cfg.nanotrack, name, getattr(cfg.tracking, name))
-            cfg.nanotrack.validate()
+        # The tracking parameters set explicitly also apply to the NanoTrack tracker's own constants (its defaults
+        # were chosen for its confidence; the paper network's do not fit it). Unused by the paper's network; a
+        # NanoTracker validates them when it is built.
+        for name in TRACKING_PARAMS:
+            if name in self.explicit and hasattr(cfg.nanotrack, name):
+                setattr(cfg.nanotrack, name, getattr(cfg.tracking, name))
         tracker = build_tracker(cfg, weights or None)
         weights = weights or str(getattr(tracker.backend, "source", cfg.backend.model))
         backend = tracker.backend.describe()
