@@ -92,6 +92,15 @@ def wait_for(predicate, timeout, what):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def hold_the_worker_on_a_frame(engine, rec: Recorder, frames, boxes) -> None:
+    """Target 'a' installed on frame 1000, then the worker held in on_result (rec.hold) while it publishes frame
+    2000: requests made now queue behind it."""
+    engine.offer_frame(frame(1000, frames[0]))
+    assert answer_of(engine.request_init("a", boxes[0], 1000)).success
+    engine.offer_frame(frame(2000, frames[1]))
+    wait_for(lambda: rec.results, 60, "the worker publishing a frame")
+
+
 def test_the_engine_imports_no_ros():
     """In a fresh interpreter (this one may hold other tests' rclpy): the engine loads no ROS module."""
     code = ("import sys, siam_tracker_ros.engine; "
@@ -188,10 +197,7 @@ def test_a_newer_init_supersedes_the_pending_one_and_a_stop_of_it_waits(scene):
     rec.hold = threading.Event()
     engine.start()
     try:
-        engine.offer_frame(frame(1000, frames[0]))
-        assert answer_of(engine.request_init("a", boxes[0], 1000)).success
-        engine.offer_frame(frame(2000, frames[1]))
-        wait_for(lambda: rec.results, 60, "the worker publishing a frame")  # held in on_result
+        hold_the_worker_on_a_frame(engine, rec, frames, boxes)
         first = engine.request_init("x", boxes[0], 1000)
         second = engine.request_init("x", boxes[0], 1000)
         assert isinstance(first, Job) and isinstance(second, Job)
@@ -217,10 +223,7 @@ def test_busy_and_timeout_racing_the_worker(scene):
     rec.hold = threading.Event()
     engine.start()
     try:
-        engine.offer_frame(frame(1000, frames[0]))
-        assert answer_of(engine.request_init("a", boxes[0], 1000)).success
-        engine.offer_frame(frame(2000, frames[1]))
-        wait_for(lambda: rec.results, 60, "the worker publishing a frame")  # held in on_result
+        hold_the_worker_on_a_frame(engine, rec, frames, boxes)
         queued = [engine.request_init(f"q{k}", boxes[0], 1000) for k in range(2)]
         busy = engine.request_init("busy", boxes[0], 1000)
         assert busy.reason == jobs.BUSY and "max_queued_requests = 2" in busy.message
