@@ -19,7 +19,7 @@ from siam_tracker_ros import drawing  # noqa: E402
 from siam_tracker_ros.backends import default_weights_path  # noqa: E402
 from siam_tracker_ros.data import read_groundtruth  # noqa: E402
 from siam_tracker_ros.runs import demo, latency, report  # noqa: E402  (none imports rclpy)
-from siam_tracker_ros.runs.client import Record  # noqa: E402
+from siam_tracker_ros.runs.client import Record, read_stamps  # noqa: E402
 from siam_tracker_ros.runs.session import SessionResult  # noqa: E402
 
 
@@ -112,6 +112,28 @@ def test_load_report_latency_of_the_last_target_and_memory():
     text = latency.format_load_report("t", rep)
     assert "p95 55.0 ms" in text and "start 500 MB" in text
     assert latency.spread_boxes(3, (640, 480))[0] == (128.0, 88.0, 64.0, 64.0)
+
+
+def _window(k, answered, p50, other, track_ms, width=10.0):
+    return {"from_s": k * width, "to_s": (k + 1) * width, "answered": answered, "p50_ms": p50,
+            "cpu_cores": {"node": 0.9, "player": 0.05, "client": 0.05, "other": other},
+            "node_ms": {"decode": 0.2, "track": track_ms, "publish": 2.0}}
+
+
+def test_attribute_slowdown_names_what_took_the_cpu():
+    steady = [_window(k, 200, 70.0, 0.1, 45.0) for k in range(4)]
+    # the first window (start-up) is not the reference; a last sliver of a window is left out
+    flat = report.attribute_slowdown([_window(0, 100, 200.0, 0.1, 45.0)] + steady[1:] + [_window(4, 20, 300.0, 1.5,
+                                                                                                  90.0, width=1.0)])
+    assert flat["within_tolerance"] and flat["causes"] == [] and flat["last_window"] == [30.0, 40.0]
+    busy = report.attribute_slowdown(steady + [_window(4, 110, 105.0, 0.9, 46.0)])
+    assert not busy["within_tolerance"] and busy["answered_change"] == pytest.approx(-0.45)
+    assert busy["causes"] == ["other processes took +0.80 cores"]
+    ours = report.attribute_slowdown(steady + [_window(4, 120, 100.0, 0.1, 80.0)])
+    assert ours["causes"] == ["the node's track time per frame grew +35.0 ms"]
+    text = "\n".join(report.format_attribution(busy))
+    assert "answered frames -45 %" in text and "outside 10 %" in text and "other 0.10 -> 0.90" in text
+    assert report.attribute_slowdown(steady[:2]) is None
 
 
 def test_helpers(tmp_path):
@@ -233,14 +255,39 @@ def test_demo_ctrl_c_stops_children(ros_domain_env, tmp_path, test_weights):
             if line.startswith("init_target on frame") or time.time() > deadline:
                 break
         assert node_pid is not None, "".join(lines)
-        time.sleep(1.0)  # streaming now
+        stamps, end = tmp_path / "d" / "stamps.csv", time.monotonic() + 60
+        while len(read_stamps(stamps)) < 5 and time.monotonic() < end:  # streaming now
+            time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=40)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, "".join(lines) + proc.stderr.read()[-2000:]
-    time.sleep(0.5)
+    end = time.monotonic() + 10
+    while _alive(node_pid) and time.monotonic() < end:
+        time.sleep(0.05)
     assert not _alive(node_pid), "the tracker node outlived the demo"
     player_log = (tmp_path / "d" / "player.log").read_text()
     assert "published" in player_log or "publishing" in player_log
+
+
+def test_load_run_reports_cpu_and_node_stages_per_window(ros_domain_env, tmp_path, test_weights):
+    """A real `siam-tracker load` run: every window says how much CPU the node, the player and the client used and
+    how long the node's stages took per frame (from its /diagnostics), and the report compares the last window with
+    the first steady one."""
+    out = tmp_path / "load.json"
+    res = subprocess.run([sys.executable, "-m", "siam_tracker_ros.cli", "load", "--builtin-frames", "40",
+                          "--targets", "2", "--seconds", "12", "--window", "3", "--rate", "10",
+                          "--weights", str(test_weights), "--out", str(tmp_path / "load"), "--json", str(out)],
+                         env=_env(ros_domain_env), cwd=neutral_cwd(), capture_output=True, text=True, timeout=240)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    rep = json.loads(out.read_text())
+    windows = [w for w in rep["windows"] if w["answered"] > 0]
+    assert len(windows) >= 3, rep["windows"]
+    for w in windows:
+        assert set(w["cpu_cores"]) == {"node", "player", "client", "other"}, w
+        assert w["cpu_cores"]["node"] > 0.0 and min(w["cpu_cores"].values()) >= 0.0, w
+        assert w["node_ms"]["track"] > 0.0 and w["node_ms"]["decode"] >= 0.0 and w["node_ms"]["publish"] > 0.0, w
+    assert rep["attribution"] is not None and "cpu_cores" in rep["attribution"]
+    assert "CPU cores node" in res.stdout and "node ms per frame" in res.stdout

@@ -55,7 +55,8 @@ class Limits:
 @dataclass
 class StepResult:
     """One tracked frame: the decoded image, each target's TrackResult, lost_frames and re-acquisitions (LOST ->
-    TRACKED since its init), when its step began."""
+    TRACKED since its init), when its step began, and the seconds its stages took (decode, track; the node adds its
+    own)."""
 
     frame: Frame
     image: np.ndarray
@@ -63,6 +64,7 @@ class StepResult:
     lost_frames: dict
     started: float = field(default_factory=time.monotonic)
     reacquisitions: dict = field(default_factory=dict)
+    stage_s: dict = field(default_factory=dict)
 
     def states(self) -> dict:
         """Per target: state, confidence, box, stamp, lost_frames (what /diagnostics shows)."""
@@ -440,12 +442,14 @@ class TrackingEngine:
                 return
         started = time.monotonic()
         img = frame.decode()  # an ImageConversionError goes to on_error
+        decoded = time.monotonic()
         results = self.tracker.update(img)
+        stage_s = {"decode": decoded - started, "track": time.monotonic() - decoded}
         with self.cond:
             self.last_processed_ns = frame.stamp_ns
         tracked = {tid: self.tracker.state(tid) for tid in results}
         step = StepResult(frame, img, results, {tid: st["lost_frames"] for tid, st in tracked.items()}, started,
-                          {tid: st.get("reacquisitions", 0) for tid, st in tracked.items()})
+                          {tid: st.get("reacquisitions", 0) for tid, st in tracked.items()}, stage_s)
         extra = (self.on_result(step) if self.on_result is not None else None) or {}
         states = step.states()
         for tid, fields in extra.items():

@@ -55,6 +55,9 @@ class Stats:
         self.latencies = collections.deque(maxlen=LATENCY_SAMPLES)  # image stamp -> publish, seconds
         self.proc_times = collections.deque(maxlen=LATENCY_SAMPLES)  # tracker.update + publish, seconds
         self.processed_times = collections.deque(maxlen=1000)  # monotonic times of processed frames
+        # seconds spent per stage of a processed frame since the start (decode, track, publish, depth, heatmap):
+        # a reader of two diagnostics gets each stage's mean per frame in between, over any window
+        self.stage_total_s: dict[str, float] = {}
         self.received_times = collections.deque(maxlen=1000)
         self.refused = {kind: 0 for kind in REFUSALS}
         self.last_refusal = ""
@@ -82,6 +85,7 @@ def build(name: str, hardware_id: str, s: Stats, period: float, states: dict, va
                       conversion_errors=s.conversion_errors, tracker_errors=s.tracker_errors,
                       heatmaps_published=s.heatmaps, **{f"refused_{k}": v for k, v in s.refused.items()})
         last_conv, last_err, last_refusal = s.last_conversion_error, s.last_tracker_error, s.last_refusal
+        stage_totals = {f"stage_{k}_total_s": f"{v:.6f}" for k, v in s.stage_total_s.items()}
     lost = [tid for tid, st in states.items() if st["state"] == messages.STATE_LOST]
     main = DiagnosticStatus(name=f"{name}: tracker", hardware_id=hardware_id)
     if level is not None:
@@ -96,7 +100,8 @@ def build(name: str, hardware_id: str, s: Stats, period: float, states: dict, va
     values = {**values, "processing_rate_hz": f"{rate:.2f}", "input_rate_hz": f"{in_rate:.2f}",
               **{k: str(v) for k, v in counts.items()}, "latency_median_ms": _ms(lat, 50),
               "latency_p95_ms": _ms(lat, 95), "processing_time_median_ms": _ms(proc, 50), "targets": str(len(states)),
-              "last_conversion_error": last_conv, "last_tracker_error": last_err, "last_refusal": last_refusal}
+              "last_conversion_error": last_conv, "last_tracker_error": last_err, "last_refusal": last_refusal,
+              **stage_totals}
     main.values = [KeyValue(key=k, value=v) for k, v in values.items()]
     statuses = [main]
     for tid, st in sorted(states.items()):

@@ -406,17 +406,21 @@ class TrackerNode(LifecycleNode):
         """One tracked frame's output: Detection2D per target and the array; then depth (never before the 2D output);
         then the state array and the heatmap; the per-target /diagnostics fields of depth."""
         header, results = step.frame.header, step.results
+        t_publish = time.monotonic()
         class_id = str(self.get_parameter("class_id").value)
         dets = [messages.detection_from_result(header, r, class_id) for r in results.values()]
         for det in dets:
             self.det_pub.publish(det)
         self.array_pub.publish(messages.make_detection_array(header, dets))
         latency = (self.get_clock().now().nanoseconds - step.frame.stamp_ns) * 1e-9
+        t_depth = time.monotonic()
         depth = self.depth.step(step, class_id)  # {} when off
+        t_state = time.monotonic()
         self.state_pub.publish(messages.make_state_array(header, [
             messages.make_target_state(header, tid, r.box, r.confidence, r.lost, step.lost_frames[tid], depth.get(tid),
                                        step.reacquisitions.get(tid, 0))
             for tid, r in results.items()]))
+        t_heatmap = time.monotonic()
         if self.get_parameter("publish_heatmap").value and self.heatmap_pub.get_subscription_count() > 0:
             from .image_codec import bgr_to_imgmsg
 
@@ -427,7 +431,11 @@ class TrackerNode(LifecycleNode):
             with self.stats.lock:
                 self.stats.heatmaps += 1
         done = time.monotonic()
+        stage_s = {**step.stage_s, "publish": (t_depth - t_publish) + (t_heatmap - t_state),
+                   "depth": t_state - t_depth, "heatmap": done - t_heatmap}
         with self.stats.lock:
+            for stage, seconds in stage_s.items():
+                self.stats.stage_total_s[stage] = self.stats.stage_total_s.get(stage, 0.0) + seconds
             self.stats.processed += 1
             self.stats.processed_times.append(done)
             self.stats.latencies.append(latency)

@@ -98,6 +98,7 @@ class Client:
         self.node.create_subscription(TrackedTargetArray, "tracked_objects/state", self.recorder.state_callback, qos)
         self.diagnostics: dict = {}  # key -> value of the tracker node's latest main status
         self.diagnostics_time = 0.0  # time.monotonic() of its arrival
+        self.diagnostics_history: list = []  # [(time.monotonic(), values)]: every main status (about 1 Hz)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
         self.InitTarget = InitTarget
         self.init_client = self.node.create_client(InitTarget, "init_target")
@@ -113,6 +114,7 @@ class Client:
             if TRACKER_NODE in status.name and status.name.endswith(": tracker"):
                 self.diagnostics = {kv.key: kv.value for kv in status.values}
                 self.diagnostics_time = time.monotonic()
+                self.diagnostics_history.append((self.diagnostics_time, self.diagnostics))
 
     def _spin(self):
         while not self._stop.is_set() and self.context.ok():

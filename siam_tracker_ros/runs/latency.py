@@ -34,7 +34,8 @@ import numpy as np
 
 from .demo import add_common_arguments, load_sequence_info, run_reporting_errors, session_from_args
 from .launcher import DemoError
-from .report import format_node_line, load_average_line, node_counters, percentiles_ms
+from .report import (RESOURCES_COLUMNS, add_window_resources, attribute_slowdown, format_attribution,
+                     format_node_line, load_average_line, node_counters, percentiles_ms, resources_cell)
 
 
 def _add_stream_arguments(p: argparse.ArgumentParser, command: str, window: float) -> None:
@@ -76,8 +77,10 @@ def spread_boxes(n: int, size: tuple[int, int], side: int = 64) -> list[tuple]:
 
 
 def load_report(stamps, records, init_stamp: int, targets: list[str], memory: list, window_s: float = 10.0,
-                edge_s: float = 10.0, node_diagnostics: dict | None = None, load_average=()) -> dict:
-    """Figures of a multi-target run: per frame, latency = stamp -> receipt of the last target's Detection2D."""
+                edge_s: float = 10.0, node_diagnostics: dict | None = None, load_average=(), cpu=(),
+                diagnostics_history=()) -> dict:
+    """Figures of a multi-target run: per frame, latency = stamp -> receipt of the last target's Detection2D; per
+    window also who used the CPU and the node's time per frame (`cpu`, `diagnostics_history`: the session's)."""
     by_frame: dict[int, dict] = {}
     for r in records:
         by_frame.setdefault(r.stamp_ns, {}).setdefault(r.target_id, r.receipt_ns)
@@ -100,6 +103,7 @@ def load_report(stamps, records, init_stamp: int, targets: list[str], memory: li
                         "p95_ms": float(np.percentile(sel, 95)) if sel.size else None,
                         "max_ms": float(sel.max()) if sel.size else None,
                         "rss_mb": float(np.median(mem)) / 1e6 if mem else None})
+    add_window_resources(windows, list(cpu), list(diagnostics_history))
 
     def rss_at(t):  # the sample nearest to t seconds
         return min(memory, key=lambda m: abs(m[0] - t))[1] / 1e6 if memory else None
@@ -115,18 +119,20 @@ def load_report(stamps, records, init_stamp: int, targets: list[str], memory: li
                    "peak": max(m for _, m in memory) / 1e6 if memory else None,
                    "change_10s_to_end_pct": 100.0 * (mem_end - mem_10) / mem_10 if memory else None},
         "windows": windows,
+        "attribution": attribute_slowdown(windows),
         "node": node_counters(node_diagnostics or {}, len(stamps)),
         "load_average": list(load_average),
     }
 
 
 def _with_node_and_windows(lines: list[str], rep: dict, columns: str, window_row) -> str:
-    """The report's lines, then the node's own counters, the machine's load and one row per time window."""
+    """The report's lines, then the node's own counters, the machine's load, one row per time window (with who used
+    the CPU and the node's time per frame) and the last window against the first steady one."""
     lines = lines + [f"  node (/diagnostics)    {format_node_line(rep.get('node', {}))}"]
     lines += [f"  {k.ljust(22)} {v}" for k, v in load_average_line(rep)]
-    lines.append(f"  over time (window: {columns}):")
-    lines += [f"    {w['from_s']:5.0f}-{w['to_s']:3.0f} s  {window_row(w)}" for w in rep["windows"]]
-    return "\n".join(lines)
+    lines.append(f"  over time (window: {columns}; {RESOURCES_COLUMNS}):")
+    lines += [f"    {w['from_s']:5.0f}-{w['to_s']:4.0f} s  {window_row(w)}{resources_cell(w)}" for w in rep["windows"]]
+    return "\n".join(lines + format_attribution(rep.get("attribution")))
 
 
 def format_load_report(title: str, rep: dict) -> str:
@@ -192,18 +198,20 @@ def run_load(args) -> int:
         print(f"siam-tracker load: {desc} as {args.size} at {args.rate:g} Hz for {args.seconds:g} s, "
               f"{args.targets} targets")
         session = session_from_args(args, out, player_args, init_box, gt, stream_timeout=args.seconds + 60.0,
-                                    extra_targets=extra, sample_memory=True)
+                                    extra_targets=extra)
         rep = load_report(session.stamps, session.records, session.stamps[0][2], session.targets, session.memory,
                           window_s=args.window, node_diagnostics=session.node_diagnostics,
-                          load_average=session.load_average)
+                          load_average=session.load_average, cpu=session.cpu,
+                          diagnostics_history=session.diagnostics_history)
         return desc, session, rep
 
     return _report("load", args, start, format_load_report)
 
 
 def latency_report(stamps, records, init_stamp: int, window_s: float = 5.0, edge_s: float = 10.0,
-                   node_diagnostics: dict | None = None, load_average=()) -> dict:
-    """Figures of one run: stamps = [(seq, frame, stamp ns)] published, records = received detections."""
+                   node_diagnostics: dict | None = None, load_average=(), cpu=(), diagnostics_history=()) -> dict:
+    """Figures of one run: stamps = [(seq, frame, stamp ns)] published, records = received detections; per window
+    also who used the CPU and the node's time per frame (`cpu`, `diagnostics_history`: the session's)."""
     first = {}
     for r in records:
         first.setdefault(r.stamp_ns, r)
@@ -225,6 +233,7 @@ def latency_report(stamps, records, init_stamp: int, window_s: float = 5.0, edge
         windows.append({"from_s": lo, "to_s": min(hi, duration), "published": pub, "answered": int(sel.size),
                         "p50_ms": float(np.median(sel)) if sel.size else None,
                         "max_ms": float(sel.max()) if sel.size else None})
+    add_window_resources(windows, list(cpu), list(diagnostics_history))
 
     def median_between(lo, hi):
         sel = lat_ms[(t_rel >= lo) & (t_rel < hi)]
@@ -247,6 +256,7 @@ def latency_report(stamps, records, init_stamp: int, window_s: float = 5.0, edge
         "last_10s_p50_ms": last10,
         "growth_ms": (last10 - first10) if first10 is not None and last10 is not None else None,
         "windows": windows,
+        "attribution": attribute_slowdown(windows),
         "node": node_counters(node_diagnostics or {}, len(stamps)),
         "load_average": list(load_average),
         "per_frame": [{"t_s": float(t), "latency_ms": float(v)} for t, v in zip(t_rel, lat_ms)],
@@ -287,7 +297,8 @@ def run_latency(args) -> int:
         session = session_from_args(args, out, player_args, init_box, gt, stream_timeout=args.seconds + 60.0,
                                     depth=args.depth)
         rep = latency_report(session.stamps, session.records, session.stamps[0][2], window_s=args.window,
-                             node_diagnostics=session.node_diagnostics, load_average=session.load_average)
+                             node_diagnostics=session.node_diagnostics, load_average=session.load_average,
+                             cpu=session.cpu, diagnostics_history=session.diagnostics_history)
         return desc, session, rep
 
     return _report("latency", args, start, format_report)

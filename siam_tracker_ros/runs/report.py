@@ -153,3 +153,110 @@ def _distractor_line(s: dict) -> str:
     confident = s["frames_on_distractor_confident"]
     return (f"{s['frames_on_distractor']} frames, {len(confident)} of them with score > {CONFIDENT_SCORE:g} and not "
             f"lost" + (f" (frames {', '.join(map(str, confident))})" if confident else ""))
+
+
+# The node's per-frame stages in /diagnostics (stage_<name>_total_s): decode the image, track (tracker.update), publish
+# the 2D output and the state array, depth (matching, measuring, 3D output), heatmap (rendering and publishing).
+NODE_STAGES = ("decode", "track", "publish", "depth", "heatmap")
+
+
+def _nearest(samples: list, t: float):
+    return min(samples, key=lambda s: abs(s[0] - t)) if samples else None
+
+
+def window_resources(lo: float, hi: float, cpu: list, diagnostics_history: list) -> dict:
+    """Who used the CPU between lo and hi seconds of the stream, and the node's time per frame in each stage.
+
+    cpu: [(t, {process: CPU seconds so far, "machine_busy", "machine_total"})] (session sampler);
+    diagnostics_history: [(t, the node's /diagnostics values)] with the cumulative stage_<name>_total_s counters.
+    Returns {"cpu_cores": {process: cores, "other": the rest of the machine's busy time}, "node_ms": {stage: ms
+    per processed frame}} (either empty where the samples do not cover the window)."""
+    out = {"cpu_cores": {}, "node_ms": {}}
+    a, b = _nearest(cpu, lo), _nearest(cpu, hi)
+    if a is not None and b[0] - a[0] > 0.25 * (hi - lo):
+        dt = b[0] - a[0]
+        cores = {k: (b[1][k] - a[1][k]) / dt for k in b[1] if not k.startswith("machine")}
+        busy = (b[1]["machine_busy"] - a[1]["machine_busy"]) / dt
+        out["cpu_cores"] = {**cores, "other": max(0.0, busy - sum(cores.values()))}
+    inside = [(t, v) for t, v in diagnostics_history if lo <= t <= hi]
+    if len(inside) >= 2:
+        (_, first), (_, last) = inside[0], inside[-1]
+        try:
+            frames = int(last["processed"]) - int(first["processed"])
+            if frames > 0:
+                out["node_ms"] = {stage: 1e3 * (float(last[key]) - float(first.get(key, 0.0))) / frames
+                                  for stage in NODE_STAGES if (key := f"stage_{stage}_total_s") in last}
+        except (KeyError, ValueError):
+            pass
+    return out
+
+
+def add_window_resources(windows: list[dict], cpu: list, diagnostics_history: list) -> None:
+    """window_resources into each window dict (from_s, to_s)."""
+    for w in windows:
+        w.update(window_resources(w["from_s"], w["to_s"], cpu, diagnostics_history))
+
+
+def resources_cell(w: dict) -> str:
+    """One window's CPU use (cores) and the node's ms per frame, for a report row."""
+    c, ms = w.get("cpu_cores", {}), w.get("node_ms", {})
+    cpu = " ".join(f"{c[k]:4.2f}" if k in c else " n/a" for k in ("node", "player", "client", "other"))
+    stages = " ".join(f"{ms[k]:5.1f}" if k in ms else "  n/a" for k in ("decode", "track", "publish"))
+    return f"  {cpu}   {stages}"
+
+
+RESOURCES_COLUMNS = "CPU cores node / player / client / other processes, node ms per frame decode / track / publish"
+
+
+def attribute_slowdown(windows: list[dict], key: str = "answered", tolerance: float = 0.10) -> dict | None:
+    """The last window against the first steady one (the second; the first holds the start): the change in answered
+    frames and median latency, and what changed in who used the CPU and in the node's time per frame. A last window
+    shorter than half of the others is left out. None with fewer than 3 windows."""
+    full = [w for w in windows if w["to_s"] - w["from_s"] >= 0.5 * (windows[0]["to_s"] - windows[0]["from_s"])]
+    if len(full) < 3:
+        return None
+    first, last = full[1], full[-1]
+
+    def change(a, b):
+        return None if a in (None, 0) or b is None else (b - a) / a
+
+    answered, latency = change(first[key], last[key]), change(first["p50_ms"], last["p50_ms"])
+    c0, c1 = first.get("cpu_cores", {}), last.get("cpu_cores", {})
+    cpu = {k: (c0[k], c1[k]) for k in c0 if k in c1}
+    m0, m1 = first.get("node_ms", {}), last.get("node_ms", {})
+    node_ms = {k: (m0[k], m1[k]) for k in m0 if k in m1}
+    within = answered is not None and latency is not None and abs(answered) <= tolerance and latency <= tolerance
+    causes = []
+    if not within:
+        if "other" in cpu and cpu["other"][1] - cpu["other"][0] > 0.2:
+            causes.append(f"other processes took {cpu['other'][1] - cpu['other'][0]:+.2f} cores")
+        grown = [(k, b - a) for k, (a, b) in node_ms.items() if b - a > max(1.0, 0.1 * a)]
+        causes += [f"the node's {k} time per frame grew {d:+.1f} ms" for k, d in grown]
+        for name in ("player", "client"):
+            if name in cpu and cpu[name][1] - cpu[name][0] > 0.1:
+                causes.append(f"the {name} took {cpu[name][1] - cpu[name][0]:+.2f} cores")
+        if not causes:
+            causes.append("no process took more CPU and the node's stages did not grow")
+    return {"first_window": [first["from_s"], first["to_s"]], "last_window": [last["from_s"], last["to_s"]],
+            "answered_change": answered, "p50_change": latency, "within_tolerance": within, "tolerance": tolerance,
+            "cpu_cores": cpu, "node_ms": node_ms, "causes": causes}
+
+
+def format_attribution(att: dict | None) -> list[str]:
+    if att is None:
+        return []
+
+    def pct(v):
+        return "n/a" if v is None else f"{100 * v:+.0f} %"
+
+    (a0, a1), (b0, b1) = att["first_window"], att["last_window"]
+    lines = [f"  last window ({b0:.0f}-{b1:.0f} s) against the first steady one ({a0:.0f}-{a1:.0f} s): answered "
+             f"frames {pct(att['answered_change'])}, median latency {pct(att['p50_change'])}: "
+             + (f"within {100 * att['tolerance']:.0f} %" if att["within_tolerance"]
+                else f"outside {100 * att['tolerance']:.0f} %; " + "; ".join(att["causes"]))]
+    if att["cpu_cores"]:
+        lines.append("    CPU cores " + ", ".join(f"{k} {a:.2f} -> {b:.2f}" for k, (a, b) in att["cpu_cores"].items()))
+    if att["node_ms"]:
+        lines.append("    node ms per frame " + ", ".join(f"{k} {a:.1f} -> {b:.1f}" for k, (a, b) in
+                                                         att["node_ms"].items()))
+    return lines

@@ -30,6 +30,9 @@ class SessionResult:
     load_average: tuple = ()  # 1-minute load average of this machine at the start and at the end
     memory: list = field(default_factory=list)  # [(seconds since the stream started, node RSS bytes)]
     targets: list = field(default_factory=list)  # ids initialised on the first frame
+    # [(seconds since the stream started, {"node"|"player"|"client"|"machine_busy"|"machine_total": CPU seconds})]
+    cpu: list = field(default_factory=list)
+    diagnostics_history: list = field(default_factory=list)  # [(seconds since the stream started, the node's values)]
 
 
 def process_rss(pid: int) -> int | None:
@@ -43,38 +46,72 @@ def process_rss(pid: int) -> int | None:
     return None
 
 
-class _MemorySampler(threading.Thread):
-    """Samples a process's RSS every `period` s (from start() until stop())."""
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
-    def __init__(self, pid: int, period: float = 0.5):
-        super().__init__(name="rss_sampler", daemon=True)
-        self.pid, self.period, self.samples = pid, period, []
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system, all threads) a process has used, in seconds (Linux /proc), None when unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime: the stat fields 14 and 15
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def machine_cpu_seconds() -> tuple[float, float] | None:
+    """(busy, total) CPU seconds of the whole machine, all cores, since boot (Linux /proc/stat), None when unknown."""
+    try:
+        ticks = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return None
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
+    total = sum(ticks[:8])  # user nice system idle iowait irq softirq steal (guest time is inside user)
+    return (total - idle) / _CLOCK_TICKS, total / _CLOCK_TICKS
+
+
+class _ProcessSampler(threading.Thread):
+    """Every `period` s (from start() until stop()): the node's RSS, and the CPU seconds used so far by each process
+    of `pids` (name -> pid) and by the whole machine, so that a report can say who took the CPU in each window."""
+
+    def __init__(self, node_pid: int, pids: dict[str, int], period: float = 0.5):
+        super().__init__(name="process_sampler", daemon=True)
+        self.node_pid, self.pids, self.period = node_pid, dict(pids), period
+        self.memory: list = []  # [(seconds, node RSS bytes)]
+        self.cpu: list = []  # [(seconds, {name: CPU seconds, "machine_busy": s, "machine_total": s})]
         self._halt = threading.Event()
         self.t0 = time.monotonic()
 
+    def sample(self) -> None:
+        t = time.monotonic() - self.t0
+        rss = process_rss(self.node_pid)
+        if rss is not None:
+            self.memory.append((t, rss))
+        used = {name: process_cpu_seconds(pid) for name, pid in self.pids.items()}
+        machine = machine_cpu_seconds()
+        if machine is not None and all(v is not None for v in used.values()):
+            self.cpu.append((t, {**used, "machine_busy": machine[0], "machine_total": machine[1]}))
+
     def run(self):
         while not self._halt.is_set():
-            rss = process_rss(self.pid)
-            if rss is not None:
-                self.samples.append((time.monotonic() - self.t0, rss))
+            self.sample()
             self._halt.wait(self.period)
 
-    def stop(self) -> list:
+    def stop(self) -> None:
         self._halt.set()
         self.join(timeout=2.0)
-        return list(self.samples)
+        self.sample()  # the end of the stream
 
 
 def run_session(out_dir: Path, player_args: list[str], init_box_for_frame, *, rate: float, weights=None,
                 backend=None, params_file=None, node_params=None, domain_id=None, node_timeout: float = 90.0,
-                stream_timeout: float | None = None, log=None, extra_targets=(),
-                sample_memory: bool = False, depth: bool = False) -> SessionResult:
+                stream_timeout: float | None = None, log=None, extra_targets=(), depth: bool = False) -> SessionResult:
     """Start the node and the player (held on its first frame), init on that frame with `init_box_for_frame(index)`,
     stream, record; stop everything (also on errors and Ctrl-C).
 
-    extra_targets: [(target id, box)] initialised on the same first frame as well; sample_memory: record the node's
-    RSS every 0.5 s from the start of the stream (SessionResult.memory); depth: the player also publishes a synthetic
-    registered depth image and camera_info per frame, and the node's depth input is on."""
+    extra_targets: [(target id, box)] initialised on the same first frame as well; depth: the player also publishes a
+    synthetic registered depth image and camera_info per frame, and the node's depth input is on. From the start of
+    the stream, the node's RSS and the CPU time of the node, the player, this process (the client) and the machine are
+    sampled every 0.5 s, and the node's /diagnostics kept (SessionResult.memory, .cpu, .diagnostics_history)."""
     log = log or (lambda text: print(text, flush=True))
     out_dir = Path(out_dir).resolve()  # the children run in another working directory
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -99,12 +136,13 @@ def run_session(out_dir: Path, player_args: list[str], init_box_for_frame, *, ra
         init_seq, init_frame, init_stamp = _first_frame(stamps_path, node, player)
         message, targets = _init_targets(client, node, init_stamp, init_frame, init_box_for_frame(init_frame),
                                          extra_targets, log)
-        t_stream, stream_seconds, memory = _stream(client, node, player, stream_timeout, sample_memory)
+        t_stream, stream_seconds, sampler = _stream(client, node, player, stream_timeout)
         stamps = read_stamps(stamps_path)
         _wait_for_answers(client, {s for _, _, s in stamps if s != init_stamp}, t_stream + stream_seconds)
+        history = [(t - t_stream, values) for t, values in client.diagnostics_history if t >= t_stream]
         return SessionResult(stamps, client.recorder.snapshot(), init_seq, init_frame, message, stream_seconds,
                              str(node.log_path), str(player.log_path), dict(client.diagnostics),
-                             (load_start, os.getloadavg()[0]), memory, targets)
+                             (load_start, os.getloadavg()[0]), sampler.memory, targets, sampler.cpu, history)
     finally:
         for child in (player, node):
             if child is not None:
@@ -172,26 +210,28 @@ def _init_targets(client, node: Child, init_stamp: int, init_frame: int, box, ex
     return res.message, targets
 
 
-def _stream(client, node: Child, player: Child, timeout: float | None, sample_memory: bool):
-    """Un-pause the player and wait for it to finish: (start time, seconds, node RSS samples)."""
-    sampler = _MemorySampler(node.proc.pid) if sample_memory else None
+def _stream(client, node: Child, player: Child, timeout: float | None):
+    """Un-pause the player and wait for it to finish, sampling the processes: (start time, seconds, the sampler)."""
+    sampler = _ProcessSampler(node.proc.pid, {"node": node.proc.pid, "player": player.proc.pid,
+                                              "client": os.getpid()})
     client.set_player_paused(False)
     t_stream = time.monotonic()
-    if sampler is not None:
-        sampler.t0 = t_stream
-        sampler.start()
-    while player.running():
-        if not node.running():
-            raise DemoError(f"the tracker node exited during the stream (code {node.proc.returncode}); "
-                            f"its log:\n{node.tail()}")
-        if timeout is not None and time.monotonic() - t_stream > timeout:
-            raise DemoError(f"the stream did not end within {timeout:.0f} s; player log:\n{player.tail()}")
-        time.sleep(0.05)
+    sampler.t0 = t_stream
+    sampler.start()
+    try:
+        while player.running():
+            if not node.running():
+                raise DemoError(f"the tracker node exited during the stream (code {node.proc.returncode}); "
+                                f"its log:\n{node.tail()}")
+            if timeout is not None and time.monotonic() - t_stream > timeout:
+                raise DemoError(f"the stream did not end within {timeout:.0f} s; player log:\n{player.tail()}")
+            time.sleep(0.05)
+    finally:
+        sampler.stop()
     stream_seconds = time.monotonic() - t_stream
-    memory = sampler.stop() if sampler is not None else []
     if player.proc.returncode not in (0, None):
         raise DemoError(f"the frame player failed (code {player.proc.returncode}); its log:\n{player.tail()}")
-    return t_stream, stream_seconds, memory
+    return t_stream, stream_seconds, sampler
 
 
 def _wait_for_answers(client, wanted: set, stream_end: float) -> None:
