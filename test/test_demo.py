@@ -126,6 +126,8 @@ def test_attribute_slowdown_names_what_took_the_cpu():
     flat = report.attribute_slowdown([_window(0, 100, 200.0, 0.1, 45.0)] + steady[1:] + [_window(4, 20, 300.0, 1.5,
                                                                                                   90.0, width=1.0)])
     assert flat["within_tolerance"] and flat["causes"] == [] and flat["last_window"] == [30.0, 40.0]
+    faster = report.attribute_slowdown(steady + [_window(4, 240, 60.0, 0.0, 40.0)])  # the machine got quieter
+    assert faster["within_tolerance"] and faster["answered_change"] == pytest.approx(0.2)
     busy = report.attribute_slowdown(steady + [_window(4, 110, 105.0, 0.9, 46.0)])
     assert not busy["within_tolerance"] and busy["answered_change"] == pytest.approx(-0.45)
     assert busy["causes"] == ["other processes took +0.80 cores"]

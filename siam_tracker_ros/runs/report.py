@@ -210,7 +210,8 @@ RESOURCES_COLUMNS = "CPU cores node / player / client / other processes, node ms
 
 def attribute_slowdown(windows: list[dict], key: str = "answered", tolerance: float = 0.10) -> dict | None:
     """The last window against the first steady one (the second; the first holds the start): the change in answered
-    frames and median latency, and what changed in who used the CPU and in the node's time per frame. A last window
+    frames and median latency (within `tolerance` = at most that many fewer answers and that much more latency), and
+    what changed in who used the CPU and in the node's time per frame. A last window
     shorter than half of the others is left out. None with fewer than 3 windows."""
     full = [w for w in windows if w["to_s"] - w["from_s"] >= 0.5 * (windows[0]["to_s"] - windows[0]["from_s"])]
     if len(full) < 3:
@@ -225,7 +226,8 @@ def attribute_slowdown(windows: list[dict], key: str = "answered", tolerance: fl
     cpu = {k: (c0[k], c1[k]) for k in c0 if k in c1}
     m0, m1 = first.get("node_ms", {}), last.get("node_ms", {})
     node_ms = {k: (m0[k], m1[k]) for k in m0 if k in m1}
-    within = answered is not None and latency is not None and abs(answered) <= tolerance and latency <= tolerance
+    # slower = fewer frames answered or a higher median latency; more answers or a lower latency are no slowdown
+    within = answered is not None and latency is not None and answered >= -tolerance and latency <= tolerance
     causes = []
     if not within:
         if "other" in cpu and cpu["other"][1] - cpu["other"][0] > 0.2:
