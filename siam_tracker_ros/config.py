@@ -248,6 +248,16 @@ class NanoTrackConfig:
     lost_threshold: float = 0.6
     found_threshold: float = 0.7
     freeze_threshold: float = 0.35  # below this (and lost_threshold) the box freezes while the target is away
+    # Re-detection (tracking/nanotrack.py, redetection.py): after `redetect_after` lost frames of a frozen box (0: off)
+    # the frame is scanned, `redetect_windows` windows per frame in the same batch; the best peak is taken when its
+    # probability reaches found_threshold and its logit `redetect_threshold` x the track's typical logit. With
+    # `scene_cut`, a camera cut (tracking/scene_cut.py) freezes every target and reports it lost; its own search finds
+    # it again only on a peak that verifies the same way. Chosen on the validation tracks' cut set (README, NanoTrack):
+    # re-acquired within 1 s 73 -> 91 % of the returns, tracked on absent frames 45 -> 20 %, one-pass AUC unchanged
+    redetect_after: int = 10
+    redetect_windows: int = 4
+    redetect_threshold: float = 0.7
+    scene_cut: bool = True
 
     def validate(self) -> None:
         _check(self.channel_order in CHANNEL_ORDERS, "nanotrack.channel_order", self.channel_order, "rgb or bgr")
@@ -263,6 +273,13 @@ class NanoTrackConfig:
                self.lost_threshold, "<= found_threshold, both in [0, 1]")
         _check(_is_number(self.freeze_threshold) and 0.0 <= self.freeze_threshold <= 1.0,
                "nanotrack.freeze_threshold", self.freeze_threshold, "in [0, 1]")
+        _check(_is_int(self.redetect_after) and 0 <= self.redetect_after <= 10000, "nanotrack.redetect_after",
+               self.redetect_after, "an integer in [0, 10000] (0: off)")
+        _check(_is_int(self.redetect_windows) and 1 <= self.redetect_windows <= 64, "nanotrack.redetect_windows",
+               self.redetect_windows, "an integer in [1, 64]")
+        _check(_is_number(self.redetect_threshold) and 0.0 <= self.redetect_threshold <= 1.0,
+               "nanotrack.redetect_threshold", self.redetect_threshold, "in [0, 1]")
+        _check(isinstance(self.scene_cut, bool), "nanotrack.scene_cut", self.scene_cut, "true or false")
 
 
 # The NanoTrack families backend.model can name; their ONNX pairs are the user's (README: where the public files are)

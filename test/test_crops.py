@@ -1,10 +1,15 @@
 """Crops: a large target's crop is area-filtered (not aliased), a crop at scale >= 0.5 is the plain linear warp; the
-training's stretched crops take the same filter per axis."""
+training's stretched crops take the same filter per axis; the tracker's faster cropper and tensor layout give the
+same values."""
 import cv2
 import numpy as np
 import pytest
 
-from siam_tracker_ros.tracking.crops import crop_rect, crop_square
+from siam_tracker_ros import data
+from siam_tracker_ros.tracking.crops import (FramePad, SquareCropper, channel_mean, crop_rect, crop_square,
+                                             to_tensor_layout)
+
+DATA = data.data_root()
 
 
 def _stripes(h=600, w=800):
@@ -77,3 +82,43 @@ def test_crop_larger_than_the_frame_equals_an_area_resize_of_the_padded_region(f
     reference = cv2.resize(canvas, (out, out), interpolation=cv2.INTER_AREA)
     crop = crop_square(frame, x0 + region / 2 - 0.5, y0 + region / 2 - 0.5, region, out, pad)
     assert np.abs(crop.astype(int) - reference).max() <= 1
+
+
+class _PadNotExpected(FramePad):
+    """A crop that stays inside the frame must not ask for the padding."""
+
+    @property
+    def value(self):
+        raise AssertionError("the padding was read for a crop inside the frame")
+
+
+@pytest.mark.skipif(not (DATA / "train").is_dir(), reason=f"real sequences not found at {DATA}/train")
+def test_square_cropper_gives_crop_squares_values_on_real_frames():
+    cropper = SquareCropper()
+    rng = np.random.default_rng(26)
+    checked = {"inside": 0, "past the edge": 0, "shrunk": 0}
+    for name in ("vot-car1", "davis-bmx-trees", "tir-airplane_tir"):
+        frames, _ = data.load_sequence(DATA / "train" / name, 4)
+        for frame in frames:  # frames of a new size reallocate the cropper's buffer; stale parts are never read
+            height, width = frame.shape[:2]
+            pad = channel_mean(frame)
+            for _ in range(60):
+                out = int(rng.choice([127, 255]))
+                region = float(rng.uniform(0.3 * out, 2.6 * out))
+                cx, cy = rng.uniform(-0.3, 1.3) * width, rng.uniform(-0.3, 1.3) * height
+                reach = (out - 1) / 2 * region / out + 3
+                shrunk = out / region < 0.5  # crop_square's area filter, which pads first
+                inside = not shrunk and reach <= cx <= width - 1 - reach and reach <= cy <= height - 1 - reach
+                crop = cropper.crop(frame, cx, cy, region, out, _PadNotExpected(frame) if inside else FramePad(frame))
+                np.testing.assert_array_equal(crop[:, :, :3], crop_square(frame, cx, cy, region, out, pad))
+                checked["shrunk" if shrunk else "inside" if inside else "past the edge"] += 1
+    assert min(checked.values()) > 10, checked
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_tensor_layout_is_the_crops_planes_in_the_channel_order(channels):
+    crops = [np.random.default_rng(k).integers(0, 256, (31, 31, channels), dtype=np.uint8) for k in range(3)]
+    bgr = np.stack([c[:, :, :3] for c in crops]).transpose(0, 3, 1, 2).astype(np.float32)
+    np.testing.assert_array_equal(to_tensor_layout(crops), bgr)
+    np.testing.assert_array_equal(to_tensor_layout(crops, "rgb"), bgr[:, ::-1])
+    assert to_tensor_layout(crops[:1]).flags.c_contiguous

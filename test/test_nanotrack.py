@@ -68,14 +68,16 @@ def test_batched_graphs_give_the_files_own_outputs_on_real_crops(family):
     crops = to_tensor_layout([crop_square(frames[k], gt[k][0] + gt[k][2] / 2, gt[k][1] + gt[k][3] / 2,
                                           s_z * 255 / 127, 255, channel_mean(frames[k])) for k in (4, 8, 11)])
     batched = backend.search(crops, kernels)
-    # The unmodified files (batch 1, 255 px input) on each crop: the same maps.
+    # The unmodified files (batch 1, 255 px input) on each crop: the same maps, from the batch and from one crop
+    # alone (the joined search graph for both families; v3's batch goes through its two graphs).
     backbone = ort.InferenceSession(str(FOLDERS[family] / FILES[family][0]), providers=["CPUExecutionProvider"])
     head = ort.InferenceSession(str(FOLDERS[family] / FILES[family][1]), providers=["CPUExecutionProvider"])
     for i in range(3):
         xf = backbone.run(None, {"input": crops[i:i + 1]})[0]
         cls, box = head.run(None, {"input1": kernels[i:i + 1], "input2": xf})
-        np.testing.assert_allclose(batched[i, :2], cls[0], atol=1e-3 * max(1.0, np.abs(cls).max()))
-        np.testing.assert_allclose(batched[i, 2:], box[0], rtol=1e-4, atol=1e-3)
+        for out in (batched[i], backend.search(crops[i:i + 1], kernels[i:i + 1])[0]):
+            np.testing.assert_allclose(out[:2], cls[0], atol=1e-3 * max(1.0, np.abs(cls).max()))
+            np.testing.assert_allclose(out[2:], box[0], rtol=1e-4, atol=1e-3)
     # The target is on the crop's centre: the network finds it there.
     prob = 1.0 / (1.0 + np.exp(batched[:, 0] - batched[:, 1]))
     n = prob.shape[1]
@@ -112,7 +114,7 @@ def test_follows_a_real_track_with_several_targets_in_one_call(family):
     assert tracker.targets == ["a", "b"]
     tracker.rename("b", "c")
     assert tracker.remove("c") and tracker.targets == ["a"]
-    assert set(tracker.state("a")) == {"box", "lost", "lost_frames", "reacquisitions"}
+    assert set(tracker.state("a")) == {"box", "lost", "lost_frames", "reacquisitions", "redetections"}
     assert tracker.state("a")["reacquisitions"] == 0  # tracked throughout
 
 

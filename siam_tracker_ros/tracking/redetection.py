@@ -81,15 +81,18 @@ class GlobalScan:
         """The strongest peak among the windows, in image coordinates."""
         if not searches:
             return None
-        peaks = [float(o[0].max()) for o in outputs]
-        i = int(np.argmax(peaks))
-        r = outputs[i][0]
+        peak, cx, cy = max((self.locate(s, o) for s, o in zip(searches, outputs)), key=lambda found: found[0])
+        return Candidate(cx, cy, peak, float((peak - t.floor) / max(t.typical - t.floor, 1e-6)))
+
+    def locate(self, s: Search, output: np.ndarray) -> tuple[float, float, float]:
+        """A window's peak (the response's peak logit) and where it lies in the image: (peak, cx, cy). The one
+        network-specific step of the scan (NanoTracker's scan reads its own outputs)."""
+        r = output[0]
         py, px = np.unravel_index(int(np.argmax(r)), r.shape)
-        s = searches[i]
         step = self.cfg.total_stride * s.region / s.key[1]  # image pixels per response cell
         cx = s.cx + (px - (r.shape[1] - 1) / 2.0) * step
         cy = s.cy + (py - (r.shape[0] - 1) / 2.0) * step
-        return Candidate(cx, cy, peaks[i], float((peaks[i] - t.floor) / max(t.typical - t.floor, 1e-6)))
+        return float(r[py, px]), cx, cy
 
     def verified(self, candidate: Candidate | None) -> bool:
         return candidate is not None and candidate.ratio >= self.cfg.redetect_threshold
