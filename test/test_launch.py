@@ -211,12 +211,21 @@ def test_managed_true_waits_for_ros2_lifecycle_set_through_every_transition(laun
     while not get_state().startswith("unconfigured") and time.monotonic() < deadline:  # still starting
         time.sleep(0.5)
     assert get_state().startswith("unconfigured"), launch.tail()
+    before = "unconfigured"
     for transition, state in (("configure", "inactive"), ("activate", "active"), ("deactivate", "inactive"),
                               ("activate", "active"), ("deactivate", "inactive"), ("cleanup", "unconfigured"),
                               ("shutdown", "finalized")):
         res = ros2(["lifecycle", "set", "/tracker_node", transition], env)
-        assert res.returncode == 0 and "Transitioning successful" in res.stdout, (transition, res.stdout)
+        if res.returncode < 0 and get_state().startswith(before):
+            # The `ros2` command's own process died of a signal before the node changed state (rare, on a loaded
+            # machine: SIGSEGV with no output): run it again, as a user would. The node's state is what is checked.
+            res = ros2(["lifecycle", "set", "/tracker_node", transition], env)
+        if res.returncode < 0:
+            assert get_state().startswith(state), (transition, res.returncode, res.stdout, get_state())
+        else:
+            assert res.returncode == 0 and "Transitioning successful" in res.stdout, (transition, res.stdout)
         assert get_state().startswith(state), (transition, get_state())
+        before = state
         if state == "active":
             if not any(d.id == "default" for d in client.dets):  # first activation: start a target
                 res = client.init(gt[0], stamp=client.publish(images[0]))
