@@ -106,4 +106,3 @@ def test_an_away_target_takes_no_match_in_the_other_scene(backend, tmp_path):
 
     assert tracked_on_absent(TrackingConfig(redetect_away_threshold=0.0, redetect_away_frames=1)) > 0
     assert tracked_on_absent(TrackingConfig()) == 0
-
