@@ -150,12 +150,17 @@ class TrackingConfig:
     motion_prior: bool = False
     motion_weight: float = 0.1
     motion_lost_frames: int = 10
-    # Re-detection (tracking/redetection.py): after `redetect_after` frozen frames (0: off) the whole frame is
-    # scanned, `redetect_windows` search windows per frame in the same batch; a candidate is re-acquired when its
-    # score with the first template reaches `redetect_threshold` of the track's own typical score.
+    # Re-detection (tracking/redetection.py): after `redetect_after` frozen frames (0: off, and no verification)
+    # the whole frame is scanned, `redetect_windows` search windows per frame in the same batch. A frozen target's
+    # candidate is verified when its score with the first template reaches `redetect_threshold` of the track's own
+    # typical score (and found_threshold of its init frame's). While the target is away (a camera cut showed another
+    # scene) the candidate's score must also reach `redetect_away_threshold` of its init frame's, on
+    # `redetect_away_frames` frames in a row at a consistent position.
     redetect_after: int = 5
     redetect_windows: int = 4
     redetect_threshold: float = 0.8
+    redetect_away_threshold: float = 0.85
+    redetect_away_frames: int = 2
     # Camera cuts (tracking/scene_cut.py): a frame unlike the one before it (structure and colours) freezes every
     # target and reports it lost, until a verified peak finds it again.
     scene_cut: bool = True
@@ -208,15 +213,15 @@ class TrackingConfig:
         _check(_is_int(self.memory_size) and 0 <= self.memory_size <= 16, "tracking.memory_size", self.memory_size,
                "an integer in [0, 16]")
         for key in ("memory_score_gate", "memory_max_similarity", "memory_min_similarity", "memory_first_weight",
-                    "motion_weight", "redetect_threshold"):
+                    "motion_weight", "redetect_threshold", "redetect_away_threshold"):
             value = getattr(self, key)
             _check(_is_number(value) and 0.0 <= value <= 1.0, f"tracking.{key}", value, "in [0, 1]")
         _check(self.memory_min_similarity <= self.memory_max_similarity, "tracking.memory_min_similarity",
                self.memory_min_similarity, "<= memory_max_similarity")
         for key, top in (("memory_interval", 10000), ("motion_lost_frames", 10000), ("redetect_after", 10000),
-                         ("redetect_windows", 64)):
+                         ("redetect_windows", 64), ("redetect_away_frames", 30)):
             value = getattr(self, key)
-            low = 1 if key in ("memory_interval", "redetect_windows") else 0
+            low = 1 if key in ("memory_interval", "redetect_windows", "redetect_away_frames") else 0
             _check(_is_int(value) and low <= value <= top, f"tracking.{key}", value, f"an integer in [{low}, {top}]")
         _check(isinstance(self.motion_prior, bool), "tracking.motion_prior", self.motion_prior, "true or false")
         _check(isinstance(self.scene_cut, bool), "tracking.scene_cut", self.scene_cut, "true or false")

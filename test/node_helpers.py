@@ -61,6 +61,13 @@ def _skip_reasons() -> str | None:
     return None
 
 
+def require_node_pieces() -> None:
+    """Skip the calling test, with the reason, without the ROS 2 pieces a node test needs."""
+    reason = _skip_reasons()
+    if reason:
+        pytest.skip(reason)
+
+
 @functools.lru_cache(maxsize=1)
 def built_in_frames() -> tuple[list, list]:
     """The node tests' frames and ground-truth boxes (rendered once per test process)."""
@@ -112,9 +119,7 @@ def iou(a, b) -> float:
 @pytest.fixture(scope="module")
 def sequence():
     """(frames, boxes) to publish; skips without the ROS 2 pieces the node tests need."""
-    reason = _skip_reasons()
-    if reason:
-        pytest.skip(reason)
+    require_node_pieces()
     frames, gt = built_in_frames()
     assert len(frames) == NUM_FRAMES and all(np.isfinite(gt).all(axis=1))
     return frames, gt

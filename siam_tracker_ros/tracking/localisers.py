@@ -217,8 +217,12 @@ class WideSearch(Localiser):
         return Measurement(float(r.max()), up, to_image(self.cfg, up.shape[0], region, self.plan.lost_key[1]),
                            (region,))
 
-    def move(self, t: Target, m: Measurement) -> None:
+    def peak(self, t: Target, m: Measurement) -> tuple[float, float]:
+        """The response's peak in image coordinates (no window: the target may be anywhere in the area)."""
         (region,) = m.detail
         dx, dy = locate(m.response_logits, 0.0)
-        t.cx += to_image(self.cfg, dx, region, self.plan.lost_key[1])
-        t.cy += to_image(self.cfg, dy, region, self.plan.lost_key[1])
+        return (t.cx + to_image(self.cfg, dx, region, self.plan.lost_key[1]),
+                t.cy + to_image(self.cfg, dy, region, self.plan.lost_key[1]))
+
+    def move(self, t: Target, m: Measurement) -> None:
+        t.cx, t.cy = self.peak(t, m)

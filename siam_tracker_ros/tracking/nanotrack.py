@@ -43,7 +43,7 @@ from ..config import Config, NanoTrackConfig
 from .crops import FramePad, SquareCropper, exemplar_region, to_tensor_layout
 from .geometry import from_center, to_center
 from .localisers import Search
-from .redetection import GlobalScan, update_typical
+from .redetection import GlobalScan, typical_ratio, update_typical
 from .scene_cut import SceneCutDetector
 from .tracker import DEFAULT_TARGET, TargetSet, TrackResult
 from .validation import prepare_frame, validate_box
@@ -98,6 +98,11 @@ class _Scan(GlobalScan):
         step = s.region / s.key[1]  # image pixels per search-crop pixel
         return (float(logits[by, bx]), s.cx + ((bx - n // 2) * STRIDE + (right - left) / 2.0) * step,
                 s.cy + ((by - n // 2) * STRIDE + (bottom - top) / 2.0) * step)
+
+    def verifies(self, t: _Target, peak_logit: float) -> bool:
+        """Whether a peak passes the verification (always, with re-detection off): its logit relative to the track's
+        typical one reaches redetect_threshold (the probability saturates: another scene's match may score 0.9)."""
+        return self.cfg.redetect_after <= 0 or typical_ratio(t, peak_logit) >= self.cfg.redetect_threshold
 
 
 def _change(r):
@@ -201,9 +206,11 @@ class NanoTracker(TargetSet):
         """A frozen target still lost after its own search: taken at the scan's best peak when it verifies."""
         if not t.searching:
             return
-        candidate = self.scan.best(t, windows, list(outputs))
-        probability = 1.0 / (1.0 + np.exp(-candidate.peak_logit)) if candidate is not None else 0.0
-        if not self.scan.verified(candidate) or probability < self.cfg.found_threshold:
+        candidate = self.scan.best(windows, list(outputs))
+        if candidate is None:
+            return
+        probability = 1.0 / (1.0 + np.exp(-candidate.peak_logit))
+        if not self.scan.verifies(t, candidate.peak_logit) or probability < self.cfg.found_threshold:
             return
         t.cx, t.cy = candidate.cx, candidate.cy
         self._clamp(t, frame_shape)

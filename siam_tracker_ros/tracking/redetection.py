@@ -1,14 +1,24 @@
-"""Re-detection: a lost target searched for over the whole frame, a few windows per frame, verified before it is taken.
+"""Re-detection: a lost target searched for over the whole frame, a few windows per frame, and every candidate
+verified (after a camera cut, also confirmed) before the target is reported tracked again.
 
-After `redetect_after` frozen frames, the frame is covered by a grid of search windows at the lost search's input
-size (the template's scale: the target is looked for at the size it was lost at) whose response areas tile the
-frame. `redetect_windows` (M) of them go into each frame's batch beside the local wide searches, round-robin and
-shared by the targets being scanned, so a full scan takes ceil(windows / M) frames with one such target and no frame
-costs more than M extra crops however many targets are lost. The windows correlate with the first
-template only (the one never taken from a possibly drifted track). The best peak of the frame's windows is a
-candidate; it is verified when its score relative to the track's own typical score, (peak - floor) / (typical -
-floor), reaches `redetect_threshold` (and its confidence, as every frozen target's, `found_threshold`); the loop
-then moves the target there and reports it tracked again.
+The scan. After `redetect_after` frozen frames, the frame is covered by a grid of search windows at the lost
+search's input size (the template's scale: the target is looked for at the size it was lost at) whose response
+areas tile the frame. `redetect_windows` (M) of them go into each frame's batch beside the local wide searches,
+round-robin and shared by the targets being scanned, so a full scan takes ceil(windows / M) frames with one such
+target and no frame costs more than M extra crops however many targets are lost. The windows correlate with the first
+template only (the one never taken from a possibly drifted track); the best peak of a frame's windows is a candidate.
+
+The verification. A frozen target's candidate (the wide search's peak, else the scan's best) is verified when its
+confidence, its score against the target's own score on its init frame, (peak - floor) / (reference - floor),
+reaches `found_threshold`, and its score relative to the track's own typical score, (peak - floor) / (typical -
+floor), reaches `redetect_threshold`; the target is then tracked again there.
+
+While the target is away (a camera cut showed another scene, and no frame since has shown its own: scene_cut.py) the
+camera shows a scene it was never tracked in, where a match that merely resembles it is the likely one: a candidate
+must also reach `redetect_away_threshold` of the init frame's score, nearly as strong a match as the target was on
+its init frame, and be confirmed: verified on `redetect_away_frames` frames in a row, each within one target size of
+the one before. Meanwhile the frozen box (still reported lost) is moved onto the candidate, so that the next frame's
+wide search looks there again. A single frame's match in another scene, or one that moves about, is not taken.
 
 The typical score: the peak logit of the tracked search, averaged (exponentially) over the frames the target was
 reported tracked; it starts at the init frame's reference.
@@ -31,14 +41,28 @@ if TYPE_CHECKING:
 
 TYPICAL_SCORE_RATE = 0.05  # weight of each tracked frame in the typical score's running average
 WINDOW_OVERLAP = 0.9  # windows' response areas overlap by a tenth, so a target on a seam is seen whole
+CONFIRM_DISTANCE = 1.0  # a confirming candidate is within this many target sizes (the larger side) of the last
 
 
 @dataclass
 class Candidate:
+    """Where a frozen target may be: a peak in image coordinates, and how many frames in a row it was verified."""
+
     cx: float
     cy: float
     peak_logit: float
-    ratio: float  # its score relative to the track's typical score
+    scanned: bool = False  # found (first) by the scan's windows
+    hits: int = 1
+
+
+def confidence(t: Target, peak_logit: float) -> float:
+    """A peak's score against the target's own score on its init frame, in [0, 1]."""
+    return float(np.clip((peak_logit - t.floor) / (t.reference - t.floor), 0.0, 1.0))
+
+
+def typical_ratio(t: Target, peak_logit: float) -> float:
+    """A peak's score relative to the track's typical score."""
+    return (peak_logit - t.floor) / max(t.typical - t.floor, 1e-6)
 
 
 class GlobalScan:
@@ -77,12 +101,12 @@ class GlobalScan:
         return [Search(self.plan.lost_key, *cells[(start + i) % len(cells)], region, template="first")
                 for i in range(count)]
 
-    def best(self, t: Target, searches: list[Search], outputs: list[np.ndarray]) -> Candidate | None:
+    def best(self, searches: list[Search], outputs: list[np.ndarray]) -> Candidate | None:
         """The strongest peak among the windows, in image coordinates."""
         if not searches:
             return None
         peak, cx, cy = max((self.locate(s, o) for s, o in zip(searches, outputs)), key=lambda found: found[0])
-        return Candidate(cx, cy, peak, float((peak - t.floor) / max(t.typical - t.floor, 1e-6)))
+        return Candidate(cx, cy, peak, scanned=True)
 
     def locate(self, s: Search, output: np.ndarray) -> tuple[float, float, float]:
         """A window's peak (the response's peak logit) and where it lies in the image: (peak, cx, cy). The one
@@ -94,15 +118,32 @@ class GlobalScan:
         cy = s.cy + (py - (r.shape[0] - 1) / 2.0) * step
         return float(r[py, px]), cx, cy
 
-    def verified(self, candidate: Candidate | None) -> bool:
-        return candidate is not None and candidate.ratio >= self.cfg.redetect_threshold
 
-    def verifies(self, t: Target, peak_logit: float) -> bool:
-        """Whether a peak passes the verification (always, with re-detection off): the wide search's own peak must
-        too before a frozen target counts as found."""
-        if self.cfg.redetect_after <= 0:
-            return True
-        return (peak_logit - t.floor) / max(t.typical - t.floor, 1e-6) >= self.cfg.redetect_threshold
+class Verifier:
+    """The verification and confirmation of a frozen target's candidates (the module's rules)."""
+
+    def __init__(self, cfg: TrackingConfig):
+        self.cfg = cfg
+
+    def verified(self, t: Target, c: Candidate | None) -> bool:
+        """Whether one frame's candidate passes the scores: found_threshold and redetect_threshold, and while the
+        target is away, redetect_away_threshold."""
+        if c is None:
+            return False
+        score = confidence(t, c.peak_logit)
+        if score < self.cfg.found_threshold or typical_ratio(t, c.peak_logit) < self.cfg.redetect_threshold:
+            return False
+        return not t.away or score >= self.cfg.redetect_away_threshold
+
+    def confirm(self, t: Target, c: Candidate) -> bool:
+        """Count a verified candidate against the target's pending one (kept as `t.candidate`); whether it is now
+        confirmed: at once in the target's own scene, while away once verified on redetect_away_frames frames in a
+        row at a consistent position."""
+        last = t.candidate
+        if last is not None and math.hypot(c.cx - last.cx, c.cy - last.cy) <= CONFIRM_DISTANCE * max(t.w, t.h):
+            c.hits, c.scanned = last.hits + 1, c.scanned or last.scanned
+        t.candidate = c
+        return c.hits >= (self.cfg.redetect_away_frames if t.away else 1)
 
 
 def update_typical(t: Target, peak_logit: float) -> None:

@@ -25,7 +25,9 @@ Three options, each off by its own setting (TrackingConfig): the template memory
 with a blend of the first template and up to `memory_size` gated later ones), the motion prior (motion.py: a Kalman
 filter's prediction centres the search and weighs the peak) and re-detection (redetection.py: after `redetect_after`
 frozen frames, windows over the whole frame join the batch; a frozen target is found again only on a verified peak).
-With `scene_cut`, a camera cut (scene_cut.py) freezes every target and reports it lost at once.
+With `scene_cut`, a camera cut (scene_cut.py) freezes every target, reports it lost at once and sends it away: until a
+frame shows the scene it was seen in again (the search then starts where it was), a candidate needs the stricter
+verification of an away target, confirmed over frames.
 Every lost -> tracked transition is counted in the target's `state` (`reacquisitions`; `redetections`: those the
 scan found).
 """
@@ -42,8 +44,8 @@ from .localisers import BoxHead, Localiser, ScalePyramid, WideSearch
 from .memory import MemoryGates, TemplateMemory
 from .motion import LOST_VELOCITY_FADE, BoxKalman
 from .profiling import StageTimes
-from .redetection import GlobalScan, update_typical
-from .scene_cut import SceneCutDetector
+from .redetection import Candidate, GlobalScan, Verifier, confidence, update_typical
+from .scene_cut import SceneCutDetector, SceneSignature, shows_home
 from .response import sigmoid
 from .search_plan import SearchPlan, uses_box_head
 from .validation import prepare_frame, validate_box
@@ -85,6 +87,11 @@ class Target:
     growth: float = 1.0  # the wide search's area, relative to the tracked search's
     motion: BoxKalman | None = None  # the motion prior, when on
     scan_index: int = 0  # re-detection: the next window of the frame's scan
+    candidate: Candidate | None = None  # re-detection: the frozen target's candidate waiting for confirmation
+    # The camera-cut check: the scenes the target belongs to, each a frame's signature and the target's centre there
+    home: tuple | None = None  # the last frame before a cut sent it away (every frame while it is not away)
+    seen: tuple | None = None  # the last frame it was reported tracked on
+    away: bool = False  # a cut showed another scene, and no frame since has shown either of them
     reacquisitions: int = 0  # lost -> tracked transitions
     redetections: int = 0  # of them, those found by the re-detection's scan
 
@@ -129,6 +136,7 @@ class SiamTracker(TargetSet):
         self.tracked_search: Localiser = (BoxHead if self.box_mode else ScalePyramid)(cfg, self.plan)
         self.wide_search: Localiser = WideSearch(cfg, self.plan)
         self.global_scan = GlobalScan(cfg, self.plan)
+        self.verifier = Verifier(cfg)
         self.scene_cuts = SceneCutDetector() if cfg.scene_cut else None
         self._targets: dict[str, Target] = {}
         self.timings = StageTimes()
@@ -174,6 +182,7 @@ class SiamTracker(TargetSet):
         self._targets[target_id] = target
         if self.scene_cuts is not None:
             self.scene_cuts.reset(frame)
+            target.home = target.seen = (self.scene_cuts.last, (cx, cy))
 
     def _templates(self, frame, t: Target, pad) -> dict:
         """The target's template kernels at its current box, one per exemplar size."""
@@ -193,9 +202,10 @@ class SiamTracker(TargetSet):
         if not targets:
             return {}
         frame = prepare_frame(frame)
-        if self.scene_cuts is not None and self.scene_cuts.is_cut(frame):
-            for t in targets.values():  # another scene: nothing here is the target until a peak is verified
-                t.lost, t.searching, t.growth = True, True, 1.0
+        if self.scene_cuts is not None:
+            cut = self.scene_cuts.is_cut(frame)
+            for t in targets.values():
+                self._follow_scene(t, cut, self.scene_cuts.last)
         for t in targets.values():
             self._predict(t, frame.shape)
         localisers = {tid: self.wide_search if t.searching else self.tracked_search for tid, t in targets.items()}
@@ -210,26 +220,52 @@ class SiamTracker(TargetSet):
             with self.timings.stage("post"):
                 n = len(searches[tid])
                 m = localisers[tid].measure(t, searches[tid], outputs[tid][:n])
-                confidence = float(np.clip((m.peak_logit - t.floor) / (t.reference - t.floor), 0.0, 1.0))
+                score = confidence(t, m.peak_logit)
                 response_region = (t.cx, t.cy, m.region_side)
                 was_lost = t.lost
-                if self._next_state(t, confidence, self.global_scan.verifies(t, m.peak_logit)):
+                if t.searching:
+                    wide = Candidate(*self.wide_search.peak(t, m), m.peak_logit)
+                    scanned = self.global_scan.best(scans[tid], outputs[tid][n:])
+                    self._find(t, wide, scanned, frame.shape)
+                elif self._follow(t, score):
                     localisers[tid].move(t, m)
                     self._clamp(t, frame.shape)
                     if t.motion is not None:
                         t.motion.update(t.cx, t.cy, t.w, t.h)
-                elif scans[tid]:
-                    self._redetect(t, scans[tid], outputs[tid][n:], frame.shape)
                 if was_lost and not t.lost:
                     t.reacquisitions += 1
                 if not t.lost:
                     update_typical(t, m.peak_logit)
-            if not t.lost and t.memory.due(confidence):
+            if self.scene_cuts is not None:
+                self._remember_scene(t, self.scene_cuts.last)
+            if not t.lost and t.memory.due(score):
                 pad = channel_mean(frame) if pad is None else pad
-                t.memory.consider(self._templates(frame, t, pad), confidence)
+                t.memory.consider(self._templates(frame, t, pad), score)
             box = np.array(from_center(t.cx, t.cy, t.w, t.h))
-            results[tid] = TrackResult(tid, box, confidence, t.lost, m.response_logits, response_region)
+            results[tid] = TrackResult(tid, box, score, t.lost, m.response_logits, response_region)
         return results
+
+    def _follow_scene(self, t: Target, cut: bool, scene: SceneSignature) -> None:
+        """The camera-cut check for one target: a cut freezes it and sends it away (nothing in another scene is the
+        target until the stricter verification of an away target says so). A frame that shows the scene it was last
+        tracked in, or the one the camera cut away from, brings it back, looked for where it was there."""
+        if cut and not t.away:
+            t.away, t.candidate = True, None
+            t.lost, t.searching, t.growth = True, True, 1.0
+        if t.away:
+            back = next((centre for signature, centre in (t.seen, t.home) if shows_home(signature, scene)), None)
+            if back is not None:
+                t.away, t.growth, t.candidate = False, 1.0, None
+                t.cx, t.cy = back
+
+    @staticmethod
+    def _remember_scene(t: Target, scene: SceneSignature) -> None:
+        """After a frame: its scene and the target's centre there, as its home (unless it is away) and as where it
+        was last seen (when it is tracked)."""
+        if not t.away:
+            t.home = (scene, (t.cx, t.cy))
+        if not t.lost:
+            t.seen = (scene, (t.cx, t.cy))
 
     def _predict(self, t: Target, frame_shape) -> None:
         """The motion prior: the search centred on the predicted centre; while frozen, for motion_lost_frames
@@ -244,19 +280,31 @@ class SiamTracker(TargetSet):
             return
         self._clamp(t, frame_shape)
 
-    def _redetect(self, t: Target, scan, outputs, frame_shape) -> None:
-        """Take the scan's best candidate when the first template verifies it: the target found again there."""
-        candidate = self.global_scan.best(t, scan, outputs)
-        if not self.global_scan.verified(candidate):
-            return
-        if (candidate.peak_logit - t.floor) / (t.reference - t.floor) < self.cfg.found_threshold:
-            return  # found again only above found_threshold, as by the wide search
-        t.cx, t.cy = candidate.cx, candidate.cy
+    def _find(self, t: Target, wide: Candidate, scanned: Candidate | None, frame_shape) -> None:
+        """A frozen target's frame: found again at the wide search's peak or the scan's best, the first that passes
+        (with re-detection off: the wide search's peak above found_threshold, nothing more). With re-detection on,
+        a verified candidate that is not yet confirmed takes the frozen box (still lost), so that the next frame's
+        wide search looks there; no candidate: the wide search grows."""
+        cfg = self.cfg
+        if cfg.redetect_after <= 0:
+            chosen, confirmed = (wide, True) if confidence(t, wide.peak_logit) >= cfg.found_threshold else (None, False)
+        else:
+            chosen = next((c for c in (wide, scanned) if self.verifier.verified(t, c)), None)
+            confirmed = chosen is not None and self.verifier.confirm(t, chosen)
+        if chosen is None:
+            t.candidate = None
+        t.cx, t.cy = (chosen.cx, chosen.cy) if chosen is not None else (t.cx, t.cy)
         self._clamp(t, frame_shape)
-        t.lost, t.searching, t.lost_frames, t.growth = False, False, 0, 1.0
-        t.redetections += 1
-        if t.motion is not None:  # a new start: the old velocity says nothing about the jump
-            t.motion = BoxKalman(t.cx, t.cy, t.w, t.h)
+        if not confirmed:
+            t.lost_frames += 1
+            t.growth = 1.0 if chosen is not None else min(t.growth * cfg.lost_search_growth, cfg.lost_search_max)
+            return
+        t.lost, t.searching, t.lost_frames, t.growth, t.away, t.candidate = False, False, 0, 1.0, False, None
+        if chosen.scanned:
+            t.redetections += 1
+        if t.motion is not None:  # a jump from the scan says nothing of the old velocity: a new start
+            t.motion = BoxKalman(t.cx, t.cy, t.w, t.h) if chosen.scanned else t.motion
+            t.motion.update(t.cx, t.cy, t.w, t.h)
 
     def _search(self, frame, targets: dict, searches: dict) -> dict[str, list[np.ndarray]]:
         """Cut every search crop, run the crops of each input size as one batch; each target's outputs in the order
@@ -280,25 +328,17 @@ class SiamTracker(TargetSet):
                 outputs[tid][i] = r
         return outputs
 
-    def _next_state(self, t: Target, confidence: float, verified: bool = True) -> bool:
-        """The target's state after a frame of this confidence; whether its box follows the localiser (False:
-        frozen). `verified`: with re-detection on, the peak also passes its verification (a frozen target is found
-        again only so, by the wide search as by the scan)."""
+    def _follow(self, t: Target, score: float) -> bool:
+        """A target that is not frozen: its state after a frame of confidence `score`, and whether its box follows
+        the localiser (False: it freezes here)."""
         cfg = self.cfg
-        if t.searching:
-            if confidence >= cfg.found_threshold and verified:  # found again: back to the tracked search
-                t.lost, t.searching, t.lost_frames, t.growth = False, False, 0, 1.0
-                return True
-            t.lost_frames += 1
-            t.growth = min(t.growth * cfg.lost_search_growth, cfg.lost_search_max)
-            return False
-        if confidence < min(cfg.freeze_threshold, cfg.lost_threshold):
+        if score < min(cfg.freeze_threshold, cfg.lost_threshold):
             # Freeze the box rather than follow a distractor; search wider from the next frame on.
             t.lost, t.searching, t.growth = True, True, 1.0
             t.lost_frames += 1
             return False
         # Reported state with hysteresis; the box follows the best match either way.
-        t.lost = confidence < (cfg.found_threshold if t.lost else cfg.lost_threshold)
+        t.lost = score < (cfg.found_threshold if t.lost else cfg.lost_threshold)
         t.lost_frames = t.lost_frames + 1 if t.lost else 0
         return True
 
