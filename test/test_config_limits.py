@@ -130,26 +130,14 @@ def test_tracker_init_checks_the_configured_box_margin():
 # ---------------------------------------------------------------------------------------------------- warm-up
 def test_warm_up_runs_every_graph_and_batch_the_tracker_can_use():
     """Every scale set, the lost-mode search and every batch size up to max_targets, through the real backend."""
-    from siam_tracker_ros.backends.base import Backend
+    from recording_backend import RecordingBackend
     from siam_tracker_ros.tracking import SiamTracker
-
-    class Recording(Backend):  # the real torch backend, with its calls recorded
-        def __init__(self, inner):
-            self.inner, self.calls = inner, set()
-
-        def template(self, z):
-            self.calls.add(("template", z.shape[2], z.shape[0]))
-            return self.inner.template(z)
-
-        def search(self, x, kernel):
-            self.calls.add(("search", x.shape[2], x.shape[0]))
-            return self.inner.search(x, kernel)
 
     from siam_tracker_ros.backends import create_backend
     from siam_tracker_ros.config import BackendConfig
 
     inner = create_backend(BackendConfig(name="torch", device="cpu"), model=build_model(ModelConfig(width=0.25)))
-    backend = Recording(inner)
+    backend = RecordingBackend(inner)  # the real torch backend, with its calls recorded
     tracker = SiamTracker(backend, TrackingConfig())
     tracker.warm_up(2)
     warm = set(backend.calls)

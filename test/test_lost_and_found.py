@@ -17,6 +17,8 @@ from siam_tracker_ros.tracking.geometry import iou, to_center
 from siam_tracker_ros.tracking.motion import BoxKalman
 from siam_tracker_ros.tracking.scene_cut import SceneCutDetector
 
+from recording_backend import RecordingBackend
+
 DATA = data.data_root()
 WEIGHTS = default_weights_path()
 needs_data = pytest.mark.skipif(not (DATA / "train").is_dir() or not WEIGHTS.is_file(),
@@ -148,22 +150,6 @@ def test_scene_cuts_are_found_only_at_the_splices(tmp_path):
     # No cut inside either scene; the cut back to the car is found (the one into uav-car16 is among the ~10 % of
     # scene changes the two comparisons miss: the tracker's confidence still reports those frames lost).
     assert set(cuts) <= {30, 70} and 70 in cuts
-
-
-class RecordingBackend:
-    """The real ONNX backend, with every (branch, input size, batch) it is called with written down."""
-
-    def __init__(self, inner):
-        self.inner, self.calls = inner, set()
-        self.output_channels = inner.output_channels
-
-    def template(self, z):
-        self.calls.add(("template", z.shape[2], z.shape[0]))
-        return self.inner.template(z)
-
-    def search(self, x, kernel):
-        self.calls.add(("search", x.shape[2], x.shape[0]))
-        return self.inner.search(x, kernel)
 
 
 @needs_data

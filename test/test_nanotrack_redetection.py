@@ -11,6 +11,8 @@ from siam_tracker_ros.config import Config, ConfigError, NanoTrackConfig
 from siam_tracker_ros.data.splice import splice_cut
 from siam_tracker_ros.tracking import DEFAULT_TARGET, iou
 
+from recording_backend import RecordingBackend
+
 DATA = data.data_root()
 PAIR = data.peers_root() / "nanotrack_v2"
 needs_files = pytest.mark.skipif(
@@ -87,22 +89,6 @@ def test_a_cut_to_a_scene_the_network_likes_as_much_is_reported_lost_and_the_tar
     assert (tracked[within] & (iou(boxes[within], cut.boxes[1:][within]) >= 0.5)).any()
     tracked, _ = _run(_tracker(redetect_after=0, scene_cut=False), frames, cut.boxes[0])
     assert tracked[absent].mean() > 0.5, "the probability alone does not report this cut lost"
-
-
-class RecordingBackend:
-    """The real backend, with every (branch, input size, batch) it is called with written down."""
-
-    def __init__(self, inner):
-        self.inner, self.calls = inner, set()
-        self.output_channels, self.family = inner.output_channels, inner.family
-
-    def template(self, z):
-        self.calls.add(("template", z.shape[2], z.shape[0]))
-        return self.inner.template(z)
-
-    def search(self, x, kernel):
-        self.calls.add(("search", x.shape[2], x.shape[0]))
-        return self.inner.search(x, kernel)
 
 
 @needs_files
