@@ -106,3 +106,24 @@ def test_an_away_target_takes_no_match_in_the_other_scene(backend, tmp_path):
 
     assert tracked_on_absent(TrackingConfig(redetect_away_threshold=0.0, redetect_away_frames=1)) > 0
     assert tracked_on_absent(TrackingConfig()) == 0
+
+
+@needs_data
+def test_a_look_alike_found_while_away_does_not_cost_the_target_its_own_scene(backend, tmp_path):
+    """uav-car16 (a car of 11 x 8 pixels) with 76 frames of davis-cows spliced in: a cow passes the away
+    verification and is taken for the car, so the cows' scene becomes the target's. The camera cutting back to the
+    car's scene brings the target back to where it was there, and it is TRACKED on the car again within 1 s."""
+    host = data.read_folder_sequence(DATA / "uav-car16")
+    donor = data.read_folder_sequence(DATA / "davis-cows")
+    spliced = splice_cut(host, donor, at=53, n_frames=76, out_dir=tmp_path / "cut", donor_start=21)
+    tracker = SiamTracker(backend, TrackingConfig())
+    tracker.init(data.read_frame(spliced.frame_paths[0]), spliced.boxes[0])
+    t = tracker._targets[DEFAULT_TARGET]
+    back = 53 + 76  # the first frame of the car's scene again
+    for path in spliced.frame_paths[1:back]:
+        tracker.update(data.read_frame(path))
+    assert not t.away and not t.lost, "the scenario: a cow was taken for the car during the cut"
+    results = [tracker.update(data.read_frame(p))[DEFAULT_TARGET] for p in spliced.frame_paths[back:back + 30]]
+    on_car = [not r.lost and iou(r.box[None], truth[None])[0] >= 0.5
+              for r, truth in zip(results, spliced.boxes[back:back + 30])]
+    assert any(on_car), "tracked on the car again within 1 s of the cut back"

@@ -12,10 +12,12 @@ pairs of frames of two different tracks):
   scene pass for the home now and then).
 
 On a cut the tracker freezes every target, reports it lost and marks it *away*: the camera shows another scene than
-the target's. Each target keeps two frames' signatures, with its centre on each: the last frame it was reported
-tracked on, and the last frame before a cut sent it away (its *home*). It stays away until a frame shows either scene
-again (the camera cut back: the target is looked for where it was there) or the stricter verification of an away
-target finds it in the new scene (redetection.py); it is never found again by following whatever the new scene shows.
+the target's. Each target keeps frames' signatures, with its centre on each: the last frame it was reported
+tracked on, the last frame before a cut sent it away (its *home*), and, once the stricter verification of an away
+target has found it in another scene (redetection.py), the home it had before (its *origin*: that match may have
+been a look-alike). It stays away until a frame shows one of these scenes again (the camera cut back: the target is
+looked for where it was there) or that verification finds it in the new scene; it is never found again by
+following whatever the new scene shows.
 """
 from __future__ import annotations
 

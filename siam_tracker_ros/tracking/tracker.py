@@ -91,6 +91,7 @@ class Target:
     # The camera-cut check: the scenes the target belongs to, each a frame's signature and the target's centre there
     home: tuple | None = None  # the last frame before a cut sent it away (every frame while it is not away)
     seen: tuple | None = None  # the last frame it was reported tracked on
+    origin: tuple | None = None  # its home when the away verification last found it in another scene
     away: bool = False  # a cut showed another scene, and no frame since has shown either of them
     reacquisitions: int = 0  # lost -> tracked transitions
     redetections: int = 0  # of them, those found by the re-detection's scan
@@ -248,12 +249,14 @@ class SiamTracker(TargetSet):
     def _follow_scene(self, t: Target, cut: bool, scene: SceneSignature) -> None:
         """The camera-cut check for one target: a cut freezes it and sends it away (nothing in another scene is the
         target until the stricter verification of an away target says so). A frame that shows the scene it was last
-        tracked in, or the one the camera cut away from, brings it back, looked for where it was there."""
+        tracked in, the one the camera cut away from, or the one it was in before the away verification last found
+        it elsewhere (that finding may have been a look-alike) brings it back, looked for where it was there."""
         if cut and not t.away:
             t.away, t.candidate = True, None
             t.lost, t.searching, t.growth = True, True, 1.0
         if t.away:
-            back = next((centre for signature, centre in (t.seen, t.home) if shows_home(signature, scene)), None)
+            scenes = (s for s in (t.seen, t.home, t.origin) if s is not None)
+            back = next((centre for signature, centre in scenes if shows_home(signature, scene)), None)
             if back is not None:
                 t.away, t.growth, t.candidate = False, 1.0, None
                 t.cx, t.cy = back
@@ -299,6 +302,8 @@ class SiamTracker(TargetSet):
             t.lost_frames += 1
             t.growth = 1.0 if chosen is not None else min(t.growth * cfg.lost_search_growth, cfg.lost_search_max)
             return
+        if t.away:  # found in another scene: the scene it came from stays one of its own
+            t.origin = t.home
         t.lost, t.searching, t.lost_frames, t.growth, t.away, t.candidate = False, False, 0, 1.0, False, None
         if chosen.scanned:
             t.redetections += 1
