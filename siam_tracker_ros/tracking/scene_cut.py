@@ -8,7 +8,7 @@ pairs of frames of two different tracks):
   pairs of two tracks are;
 * a frame shows a target's home scene again when it is above the structure limit and above a stricter colour limit,
   HOME_MIN_HISTOGRAM_CORRELATION, against the home frame: 97 % of consecutive pairs of one track are, none of the
-  pairs of two tracks is (above both cut limits: 0.3 % are, which over the frames of a 1-3 s cut would let another
+  pairs of two tracks is (above both cut limits: 0.2 % are, which over the frames of a 1-3 s cut would let another
   scene pass for the home now and then).
 
 On a cut the tracker freezes every target, reports it lost and marks it *away*: the camera shows another scene than
@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 THUMB_SIZE = (32, 24)
+SAMPLE_SIZE = (128, 96)  # the point sample the thumbnail is averaged from
 MAX_THUMB_CORRELATION = 0.5
 MAX_HISTOGRAM_CORRELATION = 0.7
 HOME_MIN_HISTOGRAM_CORRELATION = 0.9
@@ -41,7 +42,10 @@ class SceneSignature:
 
 
 def signature(frame: np.ndarray) -> SceneSignature:
-    small = cv2.resize(frame, THUMB_SIZE, interpolation=cv2.INTER_AREA)
+    # The thumbnail averages a point sample of the frame, not every pixel: a fixed cost whatever the camera's
+    # resolution (0.05 against 0.21 ms for a 640x360 frame, and growing with the frame's area).
+    sample = cv2.resize(frame, SAMPLE_SIZE, interpolation=cv2.INTER_NEAREST)
+    small = cv2.resize(sample, THUMB_SIZE, interpolation=cv2.INTER_AREA)
     grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.float64).ravel()
     grey -= grey.mean()
     grey /= np.linalg.norm(grey) + 1e-9
