@@ -142,11 +142,13 @@ class Session:
         camera = Camera(self.client, self.frames[0], topics["image"], depth_topic=topics.get("depth_image"),
                         info_topic=topics.get("camera_info"))
         self.cameras.append(camera)
-        if topics["managed"] in ("true", "True", "1", "yes"):  # up: its lifecycle services answer
-            from lifecycle_msgs.srv import GetState
-
-            get_state = self.client.node.create_client(GetState, "/tracker_node/get_state")
-            assert get_state.wait_for_service(timeout_sec=180), launch.tail()
+        if topics["managed"] in ("true", "True", "1", "yes"):
+            # up for `ros2 lifecycle`: its verbs find a node by its lifecycle services in the daemon's graph, which
+            # can list the node a moment before its services (`ros2 lifecycle set` then says "Node not found")
+            while "/tracker_node" not in ros2(["lifecycle", "nodes"], self.env).stdout.split():
+                assert time.monotonic() < deadline and launch.running(), \
+                    f"`ros2 lifecycle nodes` never listed the node\n{launch.tail()}"
+                time.sleep(0.5)
         else:  # the operator starts a target on the live image once the node is up
             wait_until_active(self.client)
             start_target(self.client, camera, service_init(self.client, self.frames[1][0]))
