@@ -31,6 +31,8 @@ from siam_tracker_ros.model.weights import FORMAT_NAME, FORMAT_VERSION
     ("tracking", "lost_search_max", math.inf, "tracking.lost_search_max"),
     ("tracking", "box_position", "centre", "tracking.box_position"),
     ("tracking", "box_position", ["head"], "tracking.box_position"),
+    ("tracking", "drift_margin", 1.5, "tracking.drift_margin"),
+    ("tracking", "drift_check", "yes", "tracking.drift_check"),
     ("backend", "max_targets", 100000, "backend.max_targets"),
     ("model", "fused_channels", 10 ** 7, "model.fused_channels"),
     ("model", "gam_reduction", 0, "model.gam_reduction"),

@@ -159,14 +159,15 @@ def test_batch_limit_covers_every_search_call(num_scales, max_targets):
     assert {b for _, x, b in calls if x == 383} == set(range(1, max_targets + windows + 1))
 
 
-def test_batch_sizes_with_the_multi_scale_test():
-    cfg = TrackingConfig(multi_scale_test=True, test_sizes=[[127, 255], [127, 383]])
+@pytest.mark.parametrize("drift_check", [True, False])
+def test_batch_sizes_with_the_multi_scale_test(drift_check):
+    cfg = TrackingConfig(multi_scale_test=True, test_sizes=[[127, 255], [127, 383]], drift_check=drift_check)
     windows = cfg.redetect_windows
     calls = SearchPlan(cfg).search_calls(2)
     # (127, 383) is both a scale set and the lost-mode size: its batches mix 3 crops per tracked target, one per lost
-    # one and, with a lost one, 0 to `windows` scan windows
+    # one and 0 to `windows` scan windows (a frozen target's; with the drift check, a tracked one's too)
     expected = {3 * tracked + lost + w for tracked in range(3) for lost in range(3 - tracked) if tracked + lost
-                for w in (range(windows + 1) if lost else [0])}
+                for w in (range(windows + 1) if lost or drift_check else [0])}
     assert {b for _, x, b in calls if x == 383} == expected
     assert SearchPlan(cfg).max_batch(2) == max(expected)
 

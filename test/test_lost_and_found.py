@@ -141,6 +141,25 @@ def test_the_scan_finds_a_target_the_wide_search_cannot_reach(backend):
 
 
 @needs_data
+def test_the_drift_check_brings_the_box_back_from_a_look_alike(backend):
+    """vot-tiger (a validation track): from frame 29 the box follows a look-alike at a confidence just below
+    lost_threshold, never low enough to freeze, so re-detection never runs; the drift check's scan finds the tiger
+    again and the box jumps back to it (counted as a re-detection). With the check off the box stays off it."""
+    frames, gt = data.load_sequence(DATA / "train" / "vot-tiger", 60)
+    overlap = {}
+    for drift_check in (False, True):
+        tracker = SiamTracker(backend, TrackingConfig(drift_check=drift_check))
+        tracker.init(frames[0], gt[0])
+        results = [tracker.update(frame)[DEFAULT_TARGET] for frame in frames[1:]]
+        overlap[drift_check] = iou(np.array([r.box for r in results]), gt[1:])[29:]
+        tracked_on_it = [not r.lost and o >= 0.5 for r, o in zip(results[29:], overlap[drift_check])]
+        redetections = tracker.state(DEFAULT_TARGET)["redetections"]
+    assert overlap[False].mean() < 0.1, "without the check the box stays on the look-alike"
+    assert overlap[True].mean() > 0.4, "with it the box is back on the tiger"
+    assert sum(tracked_on_it) >= 10 and redetections >= 1
+
+
+@needs_data
 def test_scene_cuts_are_found_only_at_the_splices(tmp_path):
     host = data.read_folder_sequence(DATA / "train" / "vot-car1")
     donor = data.read_folder_sequence(DATA / "train" / "uav-car16")

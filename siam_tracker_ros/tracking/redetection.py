@@ -7,6 +7,8 @@ areas tile the frame. `redetect_windows` (M) of them go into each frame's batch 
 round-robin and shared by the targets being scanned, so a full scan takes ceil(windows / M) frames with one such
 target and no frame costs more than M extra crops however many targets are lost. The windows correlate with the first
 template only (the one never taken from a possibly drifted track); the best peak of a frame's windows is a candidate.
+The drift check (SiamTracker) runs the same scan, sharing the same M windows, for a target reported lost whose box
+still follows a match, and moves the box to a verified candidate that clearly beats that match.
 
 The verification. A frozen target's candidate (the wide search's peak, else the scan's best) is verified when its
 confidence, its score against the target's own score on its init frame, (peak - floor) / (reference - floor),

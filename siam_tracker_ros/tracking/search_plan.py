@@ -55,24 +55,25 @@ class SearchPlan:
         plans = (SearchPlan(self.cfg), SearchPlan(self.cfg, box_mode=True))
         return sorted({key for plan in plans for key in (*plan.pairs, plan.lost_key)})
 
-    def lost_batches(self, lost: int) -> range:
-        """Crops `lost` frozen targets can send together at lost_key: a wide search each, and with re-detection on,
-        0 to redetect_windows scan windows shared between them (fewer when the frame needs fewer)."""
-        if lost == 0:
-            return range(0, 1)
-        return range(lost, lost + 1 + (self.cfg.redetect_windows if self.cfg.redetect_after > 0 else 0))
+    def lost_batches(self, lost: int, tracked: int = 0) -> range:
+        """Crops at lost_key with `lost` frozen targets and `tracked` others: a wide search per frozen target, and
+        with re-detection on, 0 to redetect_windows scan windows shared by the frozen targets and (with the drift
+        check) the tracked ones reported lost (fewer when the frame needs fewer)."""
+        scanning = lost > 0 or (tracked > 0 and self.cfg.drift_check)
+        windows = self.cfg.redetect_windows if self.cfg.redetect_after > 0 and scanning else 0
+        return range(lost, lost + 1 + windows)
 
     def search_calls(self, max_targets: int) -> list[tuple[int, int, int]]:
         """Every (exemplar size, search size, batch) `update` can send with up to `max_targets` targets.
 
-        Tracked targets send crops_per_pair crops per pair, frozen ones lost_batches crops (at lost_key); any split
-        of the targets between the states can happen, and a lost key equal to a pair shares its calls. `init`
-        measures the new target's reference with one crop of the first pair.
+        Tracked targets send crops_per_pair crops per pair, and lost_batches crops go at lost_key (frozen targets'
+        wide searches, scan windows); any split of the targets between the states can happen, and a lost key equal
+        to a pair shares its calls. `init` measures the new target's reference with one crop of the first pair.
         """
         calls = {(*self.pairs[0], 1)}
         for tracked in range(max_targets + 1):
             for lost in range(max_targets + 1 - tracked):
-                for lost_batch in self.lost_batches(lost):
+                for lost_batch in self.lost_batches(lost, tracked):
                     batches: dict[tuple, int] = {}
                     for key in self.pairs:
                         batches[key] = batches.get(key, 0) + self.crops_per_pair * tracked

@@ -25,6 +25,9 @@ Three options, each off by its own setting (TrackingConfig): the template memory
 with a blend of the first template and up to `memory_size` gated later ones), the motion prior (motion.py: a Kalman
 filter's prediction centres the search and weighs the peak) and re-detection (redetection.py: after `redetect_after`
 frozen frames, windows over the whole frame join the batch; a frozen target is found again only on a verified peak).
+With re-detection on, the drift check (`drift_check`) scans for a target reported lost whose box still follows a match
+(confidence between freeze_threshold and lost_threshold, often a look-alike, which never freezes the box): the box
+jumps to the scan's best candidate when it verifies and its confidence beats the followed peak's by `drift_margin`.
 With `scene_cut`, a camera cut (scene_cut.py) freezes every target, reports it lost at once and sends it away: until a
 frame shows the scene it was seen in again (the search then starts where it was), a candidate needs the stricter
 verification of an away target, confirmed over frames.
@@ -211,7 +214,8 @@ class SiamTracker(TargetSet):
             self._predict(t, frame.shape)
         localisers = {tid: self.wide_search if t.searching else self.tracked_search for tid, t in targets.items()}
         searches = {tid: localisers[tid].searches(t) for tid, t in targets.items()}
-        shares = self.global_scan.shares([tid for tid, t in targets.items() if self.global_scan.active(t)])
+        shares = self.global_scan.shares([tid for tid, t in targets.items()
+                                          if self.global_scan.active(t) or self._drifting(t)])
         scans = {tid: self.global_scan.searches(t, frame.shape, shares[tid]) if shares.get(tid) else []
                  for tid, t in targets.items()}
         outputs = self._search(frame, targets, {tid: searches[tid] + scans[tid] for tid in targets})
@@ -221,7 +225,8 @@ class SiamTracker(TargetSet):
             with self.timings.stage("post"):
                 n = len(searches[tid])
                 m = localisers[tid].measure(t, searches[tid], outputs[tid][:n])
-                score = confidence(t, m.peak_logit)
+                peak_logit = m.peak_logit
+                score = confidence(t, peak_logit)
                 response_region = (t.cx, t.cy, m.region_side)
                 was_lost = t.lost
                 if t.searching:
@@ -230,13 +235,16 @@ class SiamTracker(TargetSet):
                     self._find(t, wide, scanned, frame.shape)
                 elif self._follow(t, score):
                     localisers[tid].move(t, m)
+                    scanned = self.global_scan.best(scans[tid], outputs[tid][n:])
+                    if self._drifted(t, score, scanned):
+                        peak_logit, score = scanned.peak_logit, confidence(t, scanned.peak_logit)
                     self._clamp(t, frame.shape)
                     if t.motion is not None:
                         t.motion.update(t.cx, t.cy, t.w, t.h)
                 if was_lost and not t.lost:
                     t.reacquisitions += 1
                 if not t.lost:
-                    update_typical(t, m.peak_logit)
+                    update_typical(t, peak_logit)
             if self.scene_cuts is not None:
                 self._remember_scene(t, self.scene_cuts.last)
             if not t.lost and t.memory.due(score):
@@ -310,6 +318,24 @@ class SiamTracker(TargetSet):
         if t.motion is not None:  # a jump from the scan says nothing of the old velocity: a new start
             t.motion = BoxKalman(t.cx, t.cy, t.w, t.h) if chosen.scanned else t.motion
             t.motion.update(t.cx, t.cy, t.w, t.h)
+
+    def _drifting(self, t: Target) -> bool:
+        """Whether the drift check scans for `t` on this frame: reported lost, its box still following (not frozen)."""
+        return self.cfg.drift_check and self.cfg.redetect_after > 0 and t.lost and not t.searching
+
+    def _drifted(self, t: Target, score: float, scanned: Candidate | None) -> bool:
+        """The drift check on a followed frame of confidence `score`: when the scan's best candidate verifies and
+        beats the followed peak by drift_margin, the box (its size kept) jumps there and the target is tracked."""
+        if scanned is None or not self.verifier.verified(t, scanned):
+            return False
+        if confidence(t, scanned.peak_logit) < score + self.cfg.drift_margin:
+            return False
+        t.cx, t.cy = scanned.cx, scanned.cy
+        t.lost, t.lost_frames = False, 0
+        t.redetections += 1
+        if t.motion is not None:  # a jump says nothing of the old velocity: a new start
+            t.motion = BoxKalman(t.cx, t.cy, t.w, t.h)
+        return True
 
     def _search(self, frame, targets: dict, searches: dict) -> dict[str, list[np.ndarray]]:
         """Cut every search crop, run the crops of each input size as one batch; each target's outputs in the order
