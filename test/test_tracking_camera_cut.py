@@ -112,11 +112,13 @@ def test_an_away_target_takes_no_match_in_the_other_scene(backend, tmp_path):
 def test_a_look_alike_found_while_away_does_not_cost_the_target_its_own_scene(backend, tmp_path):
     """uav-car16 (a car of 11 x 8 pixels) with 76 frames of davis-cows spliced in: a cow passes the away
     verification and is taken for the car, so the cows' scene becomes the target's. The camera cutting back to the
-    car's scene brings the target back to where it was there, and it is TRACKED on the car again within 1 s."""
+    car's scene brings the target back to where it was there, and it is TRACKED on the car again within 1 s. (Without
+    the drift check: its scan windows change the order in which the scan visits the cows' frames, and with it on no
+    cow is taken here.)"""
     host = data.read_folder_sequence(DATA / "uav-car16")
     donor = data.read_folder_sequence(DATA / "davis-cows")
     spliced = splice_cut(host, donor, at=53, n_frames=76, out_dir=tmp_path / "cut", donor_start=21)
-    tracker = SiamTracker(backend, TrackingConfig())
+    tracker = SiamTracker(backend, TrackingConfig(drift_check=False))
     tracker.init(data.read_frame(spliced.frame_paths[0]), spliced.boxes[0])
     t = tracker._targets[DEFAULT_TARGET]
     back = 53 + 76  # the first frame of the car's scene again
