@@ -71,6 +71,12 @@ class DepthClient:
                                         lambda m: client._add(self.arrays3d, m), 100)
         client.wait_for(lambda: self.depth_pub.get_subscription_count() and self.info_pub.get_subscription_count(),
                         30, "the node's depth_image and camera_info subscriptions")
+        # As a camera driver does, camera_info again until the node has it: the node's subscription may match this
+        # publisher a while after the publisher matched it (on a loaded machine), and what was sent before is lost.
+        deadline = time.monotonic() + 60
+        while not client.latest_diag(timeout=30, newer_than=len(client.diags)).get("camera_info", "").startswith("fx"):
+            assert time.monotonic() < deadline, "the node never had the camera_info"
+            self.publish_info()
 
     def __getattr__(self, name):
         return getattr(self.c, name)
