@@ -229,13 +229,12 @@ class SiamTracker(TargetSet):
                 score = confidence(t, peak_logit)
                 response_region = (t.cx, t.cy, m.region_side)
                 was_lost = t.lost
+                scanned = self.global_scan.best(scans[tid], outputs[tid][n:])  # None: no scan for it this frame
                 if t.searching:
                     wide = Candidate(*self.wide_search.peak(t, m), m.peak_logit)
-                    scanned = self.global_scan.best(scans[tid], outputs[tid][n:])
                     self._find(t, wide, scanned, frame.shape)
                 elif self._follow(t, score):
                     localisers[tid].move(t, m)
-                    scanned = self.global_scan.best(scans[tid], outputs[tid][n:])
                     if self._drifted(t, score, scanned):
                         peak_logit, score = scanned.peak_logit, confidence(t, scanned.peak_logit)
                     self._clamp(t, frame.shape)
