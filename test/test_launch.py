@@ -8,11 +8,14 @@ Skipped, saying why, where the ROS 2 command line is not installed (tools/ros_en
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import socket
 import time
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -374,3 +377,48 @@ def test_ctrl_c_once_exits_cleanly(default_launch):
     launch.interrupt()
     launch.assert_clean_exit(launch.wait(90))
     assert "tracker_node: shut down" in launch.text(), launch.tail()
+
+
+def _children(pid: int) -> dict[int, str]:
+    """The processes whose parent is `pid`: pid -> command line."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                if ppid == pid:
+                    found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except (OSError, IndexError, ValueError):  # ended meanwhile
+                pass
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` still runs (a zombie waiting for its new parent to reap it has ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def test_sigterm_to_the_launch_stops_the_node_and_the_page_too(launched, frames):
+    """`kill <pid of ros2 launch>` (SIGTERM to the launch process alone): launch exits at once and leaves its
+    processes running (its own log says so); the node and the operator page see their parent gone and shut down
+    instead of publishing and serving on their own."""
+    port = _free_port()
+    launch, client, _ = launched("ui:=true", f"ui_port:={port}")
+    launch.wait_for_output(lambda t: "operator page at " in t, 180, "the operator page's address")
+    wait_until_active(client)
+    started = _children(launch.proc.pid)
+    node = [pid for pid, cmd in started.items() if "tracker_node" in cmd]
+    page = [pid for pid, cmd in started.items() if "operator_ui" in cmd]
+    assert len(node) == 1 and len(page) == 1, started
+    os.kill(launch.proc.pid, signal.SIGTERM)
+    assert launch.wait(60) is not None, launch.tail()
+    deadline = time.monotonic() + 60
+    while any(_running(pid) for pid in node + page) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = {pid: started[pid] for pid in node + page if _running(pid)}
+    for pid in left:  # the test's own cleanup: the launch that would have stopped them is gone
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"still running 60 s after the launch ended: {left}\n{launch.tail()}"

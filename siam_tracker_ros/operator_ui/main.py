@@ -118,7 +118,10 @@ def run(argv: list[str]) -> int:
     import rclpy
     from rclpy.signals import SignalHandlerOptions
 
+    from siam_tracker_ros.ros.lifetime import ParentWatch, silence_orphaned_pipes
     from siam_tracker_ros.runs.launcher import DemoError, ensure_interfaces
+
+    parent = ParentWatch()
 
     try:
         ensure_interfaces()
@@ -165,7 +168,19 @@ def run(argv: list[str]) -> int:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
+            watch = asyncio.create_task(stop_when_orphaned(parent, stop))
             await serve(bridge, access, host, port, stop, ready, ssl_context)
+            watch.cancel()
+
+        async def stop_when_orphaned(parent, stop) -> None:
+            # The page stops with the launch that started it (ros/lifetime.py: ParentWatch).
+            while not stop.is_set():
+                if parent.gone():
+                    log.info(f"the process that started it (pid {parent.parent}) has exited: shutting down")
+                    silence_orphaned_pipes()
+                    stop.set()
+                    return
+                await asyncio.sleep(0.2)
 
         try:
             asyncio.run(main())

@@ -7,11 +7,16 @@ own teardown resets a handled SIGINT to the default action (death by signal, exi
 terminal sends one to the whole process group, `ros2 launch` forwards its own) could then land in a `finally`, in
 rclpy's shutdown or after the last line of `main`, and end the process with a traceback or -2. Here a signal only sets
 a flag the main loop polls; once the shutdown has begun, more signals are noted on stderr and ignored.
+
+The process also stops when the one that started it exits (ParentWatch): `ros2 launch` killed with SIGTERM exits at
+once and leaves its processes running (launch's own log says so: ros2/launch#666), and a tracker left publishing
+`tracked_object` after its launch was stopped would go on steering whatever follows it.
 """
 from __future__ import annotations
 
 import os
 import signal
+import stat
 import sys
 
 import rclpy
@@ -19,21 +24,43 @@ import rclpy
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+class ParentWatch:
+    """Whether the process that started this one has exited: the parent pid read at start changed (the process was
+    re-parented to init or a sub-reaper). A process started by init itself (pid 1: systemd, a container's init) or as
+    a container's first process (parent 0) is never orphaned."""
+
+    def __init__(self):
+        self.parent = os.getppid()
+
+    def gone(self) -> bool:
+        return self.parent > 1 and os.getppid() != self.parent
+
+
 class StopSignals:
-    """SIGINT / SIGTERM for a node's process. Install it before `rclpy.init(..., signal_handler_options=NO)`; the main
-    loop spins in short steps while `not stop_signals.requested`. The first signal asks the process to stop; any later
-    one only says that it is stopping. `ignore()` at the very end keeps a late Ctrl-C from killing the exiting
-    interpreter."""
+    """SIGINT / SIGTERM for a node's process, and the exit of the process that started it. Install it before
+    `rclpy.init(..., signal_handler_options=NO)`; the main loop spins in short steps while `not stop_signals.poll()`.
+    The first signal asks the process to stop; any later one only says that it is stopping. `ignore()` at the very end
+    keeps a late Ctrl-C from killing the exiting interpreter."""
 
     def __init__(self, name: str):
         self.name = name
         self.requested = False  # a plain attribute: set from the handler, read by the main loop
         self._noted = False
+        self._parent = ParentWatch()
 
     def install(self) -> "StopSignals":
         for sig in SIGNALS:
             signal.signal(sig, self._on_signal)
         return self
+
+    def poll(self) -> bool:
+        """Whether the process should stop: a signal came, or the process that started it has exited."""
+        if not self.requested and self._parent.gone():
+            self.requested = True
+            _write_stderr(f"{self.name}: the process that started it (pid {self._parent.parent}) has exited: "
+                          f"shutting down\n")
+            silence_orphaned_pipes()
+        return self.requested
 
     def _on_signal(self, signum, frame) -> None:
         # Runs in the main thread between two bytecodes, maybe inside a print or a lock: no print (a re-entered
@@ -48,6 +75,26 @@ class StopSignals:
         the handler to the default action and a late Ctrl-C would kill the process)."""
         for sig in SIGNALS:
             signal.signal(sig, signal.SIG_IGN)
+
+
+def silence_orphaned_pipes() -> None:
+    """Point stdout and stderr at /dev/null where they are pipes: the reader (the exited launch) is gone, and a write
+    to them would raise BrokenPipeError in the shutdown or at the interpreter's exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for fd in (1, 2):
+            try:
+                if stat.S_ISFIFO(os.fstat(fd).st_mode):
+                    os.dup2(devnull, fd)
+            except OSError:
+                pass
+    finally:
+        os.close(devnull)
+
+
+def say(text: str) -> None:
+    """One line on stderr that never raises (a closed or broken stderr)."""
+    _write_stderr(text.rstrip("\n") + "\n")
 
 
 def _write_stderr(text: str) -> None:

@@ -24,7 +24,8 @@ set explicitly (a start-up override: -p, a params file, launch; or a set at run 
 values in use into the parameters that are not read-only.
 
 Shutdown. main() handles SIGINT / SIGTERM itself (lifetime.StopSignals): the first ends the spin, any later one is
-only noted, and the interpreter's exit ignores them, so the exit code is 0 however many Ctrl-C come.
+only noted, and the interpreter's exit ignores them, so the exit code is 0 however many Ctrl-C come. The exit of the
+process that started the node (`ros2 launch` killed with SIGTERM) ends the spin the same way.
 
 Engine and adapter. Tracking is the ROS-free `siam_tracker_ros.engine.TrackingEngine`: the frame buffer, the jobs and
 the worker thread that alone uses the tracker (docs in engine/engine.py). This node converts and checks messages,
@@ -85,7 +86,7 @@ from .depth_input import DepthInput
 from .diagnostics import Stats
 from .heatmap import render_heatmap
 from .image_codec import ImageConversionError, ImageTooLarge, check_layout, compressed_size, converter_name
-from .lifetime import StopSignals, close_node
+from .lifetime import StopSignals, close_node, say
 from .messages import format_stamp, stamp_ns
 from .params import PARAMS, descriptor
 from .services import TargetServices
@@ -490,14 +491,14 @@ def main(args=None) -> int:
         executor = MultiThreadedExecutor(num_threads=4)
         executor.add_node(node)
         # Short waits: the signal handler runs in this thread, between two of them.
-        while not stop_signals.requested and rclpy.ok():
+        while not stop_signals.poll() and rclpy.ok():
             executor.spin_once(timeout_sec=0.1)
     except ExternalShutdownException:
         pass
     finally:
         stop_signals.requested = True  # from here on a signal only says that the node is already stopping
         close_node(node, executor)
-        print(f"{NODE_NAME}: shut down", file=sys.stderr, flush=True)
+        say(f"{NODE_NAME}: shut down")
         stop_signals.ignore()
     return 0
 

@@ -135,12 +135,12 @@ def run_play(args, ros_args: list[str] | None = None) -> int:
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         node.start()
-        while not node.done.is_set() and not stop_signal.requested:
+        while not node.done.is_set() and not stop_signal.poll():
             executor.spin_once(timeout_sec=0.05)
         if node.error is not None:
             raise node.error
         linger_end = time.monotonic() + max(0.0, args.linger)
-        while time.monotonic() < linger_end and not stop_signal.requested:
+        while time.monotonic() < linger_end and not stop_signal.poll():
             executor.spin_once(timeout_sec=0.05)
         node.get_logger().info(f"published {node.published} frames")
     except TimeoutError as err:
