@@ -117,3 +117,23 @@ def test_warm_up_covers_the_scans_batches():
 def test_bad_lost_search_settings_are_refused_by_name(key, value):
     with pytest.raises(ConfigError, match=f"nanotrack.{key}"):
         NanoTrackConfig(**{key: value}).validate()
+
+
+@needs_files
+def test_a_new_image_size_scales_the_box_and_reports_lost_until_found():
+    """NanoTrack on vot-car1, the camera's resolution halved after 20 frames: the box scaled with the image and
+    verified again (NanoTrack's own search verifies on that frame), tracked within 10 frames, never tracked off the
+    car."""
+    frames, gt = data.load_sequence(DATA / "train" / "vot-car1", 50)
+    h, w = frames[0].shape[:2]
+    frames = frames[:20] + [cv2.resize(f, (w // 2, h // 2), interpolation=cv2.INTER_AREA) for f in frames[20:]]
+    truth = np.concatenate([gt[:20], gt[20:] * 0.5])
+    tracker = _tracker()
+    tracker.init(frames[0], gt[0])
+    results = [tracker.update(f)[DEFAULT_TARGET] for f in frames[1:]]
+    before, after = results[18], results[19:]
+    assert not before.lost and iou(before.box[None], truth[19][None])[0] >= 0.5
+    overlaps = iou(np.array([r.box for r in after]), truth[20:])
+    tracked = np.array([not r.lost for r in after])
+    assert tracked[:10].any(), "found again within 10 frames of the new size"
+    assert (overlaps[tracked] >= 0.5).all(), list(zip(tracked, overlaps.round(2)))

@@ -200,3 +200,31 @@ def test_default_weights_follow_the_demo_object_not_its_occluder(model, onnx_dir
             confident_on_occluder.append(i)
     assert np.mean(ious) >= 0.7
     assert confident_on_occluder == []
+
+
+def _halved_after(frames, gt, at: int):
+    """The sequence's frames at full size up to `at`, at half the width and height from there (a camera changing
+    its resolution), and the truth in each frame's own pixels."""
+    h, w = frames[0].shape[:2]
+    small = [cv2.resize(f, (w // 2, h // 2), interpolation=cv2.INTER_AREA) for f in frames[at:]]
+    return frames[:at] + small, np.concatenate([gt[:at], gt[at:] * 0.5])
+
+
+@needs_data
+def test_a_new_image_size_scales_the_box_and_reports_lost_until_found(model, onnx_dir):
+    """vot-car1, the camera's resolution halved after 20 frames: the box is scaled with the image, the target
+    reported lost on that frame, found again within 10 frames, and no frame is reported tracked off the car (without
+    the rule the box stayed in the old pixels, twice the car's size and tracked)."""
+    frames, gt = load_sequence("vot-car1", 50)
+    frames, truth = _halved_after(frames, gt, 20)
+    tracker = SiamTracker(OnnxBackend(model, onnx_dir=onnx_dir), TrackingConfig())
+    tracker.init(frames[0], gt[0])
+    results = [tracker.update(f)[DEFAULT_TARGET] for f in frames[1:]]
+    before, first, after = results[18], results[19], results[19:]
+    assert not before.lost and iou(before.box[None], truth[19][None])[0] >= 0.5
+    assert first.lost, "the first frame of the new size is reported lost"
+    np.testing.assert_allclose(first.box[2:], before.box[2:] * 0.5, rtol=0.05)
+    overlaps = iou(np.array([r.box for r in after]), truth[20:])
+    tracked = np.array([not r.lost for r in after])
+    assert tracked[:10].any(), "found again within 10 frames of the new size"
+    assert (overlaps[tracked] >= 0.5).all(), list(zip(tracked, overlaps.round(2)))

@@ -70,6 +70,7 @@ class _Target:
     scan_index: int = 0  # the scan's next window
     typical: float | None = None  # running average of the chosen point's logit while tracked; from the first update
     floor: float = 0.0  # the verification's floor: logit 0 (probability 0.5)
+    frame_size: tuple = (0, 0)  # (height, width) of the last frame it was on
 
 
 def _softmax_target(cls: np.ndarray) -> np.ndarray:
@@ -162,7 +163,7 @@ class NanoTracker(TargetSet):
         kernel = self.backend.template(z)
         self.timings["crop"] += t1 - t0
         self.timings["template"] += time.perf_counter() - t1
-        target = _Target(cx=cx, cy=cy, w=w, h=h, kernel=kernel)
+        target = _Target(cx=cx, cy=cy, w=w, h=h, kernel=kernel, frame_size=tuple(frame.shape[:2]))
         self._targets[target_id] = target
         if self.scene_cuts is not None:
             self.scene_cuts.reset(frame)
@@ -175,6 +176,9 @@ class NanoTracker(TargetSet):
             return {}
         frame = prepare_frame(frame)
         t0 = time.perf_counter()
+        for t in self.follow_frame_size(targets, frame.shape):  # frozen as after a camera cut: verified to be found
+            t.lost, t.searching, t.after_cut = True, True, True
+            self._clamp(t, frame.shape)
         if self.scene_cuts is not None and self.scene_cuts.is_cut(frame):
             for t in targets.values():  # another scene: nothing here is the target until a peak is verified
                 t.lost, t.searching, t.after_cut = True, True, True

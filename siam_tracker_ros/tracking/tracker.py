@@ -33,6 +33,10 @@ frame shows the scene it was seen in again (the search then starts where it was)
 verification of an away target, confirmed over frames.
 Every lost -> tracked transition is counted in the target's `state` (`reacquisitions`; `redetections`: those the
 scan found).
+
+A frame of another size than the target's last (the camera changed its resolution, or a topic switched cameras): its
+box is scaled to the new size (TargetSet.follow_frame_size) and frozen as after a camera cut, reported lost until a
+verified peak finds it.
 """
 from __future__ import annotations
 
@@ -98,6 +102,7 @@ class Target:
     away: bool = False  # a cut showed another scene, and no frame since has shown either of them
     reacquisitions: int = 0  # lost -> tracked transitions
     redetections: int = 0  # of them, those found by the re-detection's scan
+    frame_size: tuple = (0, 0)  # (height, width) of the last frame it was on
 
     @property
     def kernels(self) -> dict:
@@ -127,6 +132,22 @@ class TargetSet:
         """Give target `old_id` (its whole state) the id `new_id`, replacing any target of that id (the ROS node
         initialises and catches up a new target under a provisional id, then installs it under its own)."""
         self._targets[new_id] = self._targets.pop(old_id)
+
+    @staticmethod
+    def follow_frame_size(targets: dict, frame_shape) -> list:
+        """Scale the box of each target last seen on a frame of another size to this frame's size (the same view at
+        another resolution keeps the box on the target); the targets whose size changed, which the caller freezes and
+        reports lost until a verified peak finds them (the view may not be the same)."""
+        size = tuple(frame_shape[:2])
+        changed = []
+        for t in targets.values():
+            if t.frame_size != size:
+                if t.frame_size != (0, 0):
+                    sy, sx = size[0] / t.frame_size[0], size[1] / t.frame_size[1]
+                    t.cx, t.cy, t.w, t.h = t.cx * sx, t.cy * sy, t.w * sx, t.h * sy
+                    changed.append(t)
+                t.frame_size = size
+        return changed
 
 
 class SiamTracker(TargetSet):
@@ -169,7 +190,7 @@ class SiamTracker(TargetSet):
         """Start (or restart) tracking `target_id` at `box` (x, y, w, h) on `frame`."""
         frame = prepare_frame(frame)
         cx, cy, w, h = to_center(validate_box(box, frame.shape, self.cfg.box_margin))
-        target = Target(cx=cx, cy=cy, w=w, h=h)
+        target = Target(cx=cx, cy=cy, w=w, h=h, frame_size=tuple(frame.shape[:2]))
         pad = channel_mean(frame)
         s_z = exemplar_region(w, h, self.cfg.context)
         target.memory = TemplateMemory(self._templates(frame, target, pad), MemoryGates.from_config(self.cfg))
@@ -206,6 +227,8 @@ class SiamTracker(TargetSet):
         if not targets:
             return {}
         frame = prepare_frame(frame)
+        for t in self.follow_frame_size(targets, frame.shape):
+            self._resized(t, frame.shape)
         if self.scene_cuts is not None:
             cut = self.scene_cuts.is_cut(frame)
             for t in targets.values():
@@ -267,6 +290,15 @@ class SiamTracker(TargetSet):
             if back is not None:
                 t.away, t.growth, t.candidate = False, 1.0, None
                 t.cx, t.cy = back
+
+    def _resized(self, t: Target, frame_shape) -> None:
+        """A target whose box was just scaled to a new frame size: frozen and reported lost, as after a camera cut
+        (its scenes' centres were in the old size: forgotten, the new frame becomes its home)."""
+        t.lost, t.searching, t.growth, t.candidate = True, True, 1.0, None
+        t.away, t.home, t.seen, t.origin = False, None, None, None
+        self._clamp(t, frame_shape)
+        if t.motion is not None:
+            t.motion = BoxKalman(t.cx, t.cy, t.w, t.h)
 
     @staticmethod
     def _remember_scene(t: Target, scene: SceneSignature) -> None:
