@@ -8,9 +8,9 @@ terminal sends one to the whole process group, `ros2 launch` forwards its own) c
 rclpy's shutdown or after the last line of `main`, and end the process with a traceback or -2. Here a signal only sets
 a flag the main loop polls; once the shutdown has begun, more signals are noted on stderr and ignored.
 
-The process also stops when the one that started it exits (ParentWatch): `ros2 launch` killed with SIGTERM exits at
-once and leaves its processes running (launch's own log says so: ros2/launch#666), and a tracker left publishing
-`tracked_object` after its launch was stopped would go on steering whatever follows it.
+The process also stops when the `ros2 launch` or `ros2 run` that started it exits (ParentWatch): killed with SIGTERM
+they exit at once and leave their processes running (launch's own log says so: ros2/launch#666), and a tracker left
+publishing `tracked_object` after its launch was stopped would go on steering whatever follows it.
 """
 from __future__ import annotations
 
@@ -25,19 +25,31 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class ParentWatch:
-    """Whether the process that started this one has exited: the parent pid read at start changed (the process was
-    re-parented to init or a sub-reaper). A process started by init itself (pid 1: systemd, a container's init) or as
-    a container's first process (parent 0) is never orphaned."""
+    """Whether the `ros2 launch` or `ros2 run` that started this process has exited: the parent read at start was one
+    of them and the process has since been re-parented. Any other parent (a shell, a supervisor, init, a user's own
+    script) is not watched: a process started from a shell with nohup keeps running after the shell exits."""
 
     def __init__(self):
         self.parent = os.getppid()
+        self.watched = self.parent > 1 and _is_ros2_launch_or_run(self.parent)
 
     def gone(self) -> bool:
-        return self.parent > 1 and os.getppid() != self.parent
+        return self.watched and os.getppid() != self.parent
+
+
+def _is_ros2_launch_or_run(pid: int) -> bool:
+    """Whether process `pid`'s command line is `... ros2 launch ...` or `... ros2 run ...` (Linux /proc; False where
+    it cannot be read)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = [a.decode(errors="replace") for a in f.read().split(b"\0")]
+    except OSError:
+        return False
+    return any(os.path.basename(a) == "ros2" and b in ("launch", "run") for a, b in zip(argv, argv[1:]))
 
 
 class StopSignals:
-    """SIGINT / SIGTERM for a node's process, and the exit of the process that started it. Install it before
+    """SIGINT / SIGTERM for a node's process, and the exit of the `ros2 launch` / `ros2 run` that started it. Install it before
     `rclpy.init(..., signal_handler_options=NO)`; the main loop spins in short steps while `not stop_signals.poll()`.
     The first signal asks the process to stop; any later one only says that it is stopping. `ignore()` at the very end
     keeps a late Ctrl-C from killing the exiting interpreter."""

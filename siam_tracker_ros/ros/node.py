@@ -25,7 +25,7 @@ values in use into the parameters that are not read-only.
 
 Shutdown. main() handles SIGINT / SIGTERM itself (lifetime.StopSignals): the first ends the spin, any later one is
 only noted, and the interpreter's exit ignores them, so the exit code is 0 however many Ctrl-C come. The exit of the
-process that started the node (`ros2 launch` killed with SIGTERM) ends the spin the same way.
+`ros2 launch` / `ros2 run` that started the node (killed with SIGTERM) ends the spin the same way.
 
 Engine and adapter. Tracking is the ROS-free `siam_tracker_ros.engine.TrackingEngine`: the frame buffer, the jobs and
 the worker thread that alone uses the tracker (docs in engine/engine.py). This node converts and checks messages,
