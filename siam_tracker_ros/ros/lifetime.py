@@ -49,10 +49,11 @@ def _is_ros2_launch_or_run(pid: int) -> bool:
 
 
 class StopSignals:
-    """SIGINT / SIGTERM for a node's process, and the exit of the `ros2 launch` / `ros2 run` that started it. Install it before
-    `rclpy.init(..., signal_handler_options=NO)`; the main loop spins in short steps while `not stop_signals.poll()`.
-    The first signal asks the process to stop; any later one only says that it is stopping. `ignore()` at the very end
-    keeps a late Ctrl-C from killing the exiting interpreter."""
+    """SIGINT / SIGTERM for a node's process, and the exit of the `ros2 launch` / `ros2 run` that started it.
+
+    Install it before `rclpy.init(..., signal_handler_options=NO)`; the main loop spins in short steps while
+    `not stop_signals.poll()`. The first signal asks the process to stop; any later one only says that it is
+    stopping. `ignore()` at the very end keeps a late Ctrl-C from killing the exiting interpreter."""
 
     def __init__(self, name: str):
         self.name = name
@@ -66,7 +67,8 @@ class StopSignals:
         return self
 
     def poll(self) -> bool:
-        """Whether the process should stop: a signal came, or the process that started it has exited."""
+        """Whether the process should stop: a signal came, or the `ros2 launch` / `ros2 run` that started it has
+        exited."""
         if not self.requested and self._parent.gone():
             self.requested = True
             _write_stderr(f"{self.name}: the process that started it (pid {self._parent.parent}) has exited: "
