@@ -134,6 +134,7 @@ class TrackerNode(LifecycleNode):
         self.requests.create_guard(self._service_group)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diag_last = time.monotonic()
+        self._image_size = None  # (width, height) of the last tracked frame: a change is logged
         self.create_timer(float(self.get_parameter("diagnostics_period").value), self._publish_diagnostics,
                           callback_group=self._timer_group)
         self._autostart_timer = None
@@ -408,6 +409,12 @@ class TrackerNode(LifecycleNode):
         then the state array and the heatmap; the per-target /diagnostics fields of depth."""
         header, results = step.frame.header, step.results
         t_publish = time.monotonic()
+        size = (step.image.shape[1], step.image.shape[0])
+        if self._image_size is not None and size != self._image_size:
+            self.get_logger().warning(
+                f"image size changed from {self._image_size[0]}x{self._image_size[1]} to {size[0]}x{size[1]}: each "
+                f"target's box scaled to it, reported lost until found again")
+        self._image_size = size
         class_id = str(self.get_parameter("class_id").value)
         dets = [messages.detection_from_result(header, r, class_id) for r in results.values()]
         for det in dets:
