@@ -19,6 +19,14 @@ from node_helpers import iou, tracker_node
 # The host track, the track the camera cuts to, and the host frame the cut comes after.
 HOST, CUT_TO, CUT_AFTER = "davis-car-roundabout", "davis-cows", 20
 TARGET = "car"
+NODE_ARGS = ["-p", "backend:=onnxruntime", "-p", "num_threads:=1", "-p", "reliable_qos:=true", "-p", "qos_depth:=10"]
+
+
+def start_on_first_frame(client, frames, boxes) -> None:
+    """The target started on the host track's first frame, named by its stamp."""
+    first = client.publish(frames[0])
+    res = client.init(boxes[0], stamp=first, target_id=TARGET)
+    assert res.success, res.message
 
 
 @pytest.fixture(scope="module")
@@ -28,11 +36,8 @@ def cut_scene():
 
 def test_default_tracker_reports_a_camera_cut_lost_and_finds_the_target_again(cut_scene, tmp_path):
     frames, boxes, other = cut_scene.frames, cut_scene.boxes, cut_scene.other
-    args = ["-p", "backend:=onnxruntime", "-p", "num_threads:=1", "-p", "reliable_qos:=true", "-p", "qos_depth:=10"]
-    with tracker_node(tmp_path / "node.log", *args) as (client, proc, log):
-        first = client.publish(frames[0])
-        res = client.init(boxes[0], stamp=first, target_id=TARGET)
-        assert res.success, res.message
+    with tracker_node(tmp_path / "node.log", *NODE_ARGS) as (client, proc, log):
+        start_on_first_frame(client, frames, boxes)
 
         before = play(client, frames[1:CUT_AFTER], TARGET)
         ious = [iou(s.box, truth) for s, truth in zip(before, boxes[1:CUT_AFTER])]
@@ -60,11 +65,8 @@ def test_a_camera_that_halves_its_resolution_is_followed_at_the_new_size(cut_sce
     frames, boxes = cut_scene.frames, cut_scene.boxes
     h, w = frames[0].shape[:2]
     small = [cv2.resize(f, (w // 2, h // 2), interpolation=cv2.INTER_AREA) for f in frames[CUT_AFTER:]]
-    args = ["-p", "backend:=onnxruntime", "-p", "num_threads:=1", "-p", "reliable_qos:=true", "-p", "qos_depth:=10"]
-    with tracker_node(tmp_path / "node.log", *args) as (client, proc, log):
-        first = client.publish(frames[0])
-        res = client.init(boxes[0], stamp=first, target_id=TARGET)
-        assert res.success, res.message
+    with tracker_node(tmp_path / "node.log", *NODE_ARGS) as (client, proc, log):
+        start_on_first_frame(client, frames, boxes)
         before = play(client, frames[1:CUT_AFTER], TARGET)
         assert not before[-1].lost, describe(before, boxes[1:CUT_AFTER])
         after = play(client, small, TARGET)

@@ -176,12 +176,13 @@ class NanoTracker(TargetSet):
             return {}
         frame = prepare_frame(frame)
         t0 = time.perf_counter()
-        for t in self.follow_frame_size(targets, frame.shape):  # frozen as after a camera cut: verified to be found
-            t.lost, t.searching, t.after_cut = True, True, True
+        resized = self.follow_frame_size(targets, frame.shape)
+        for t in resized:
             self._clamp(t, frame.shape)
-        if self.scene_cuts is not None and self.scene_cuts.is_cut(frame):
-            for t in targets.values():  # another scene: nothing here is the target until a peak is verified
-                t.lost, t.searching, t.after_cut = True, True, True
+        cut = self.scene_cuts is not None and self.scene_cuts.is_cut(frame)
+        # Another scene (every target) or another frame size: nothing is the target until a peak is verified.
+        for t in (targets.values() if cut else resized):
+            t.lost, t.searching, t.after_cut = True, True, True
         shares = self.scan.shares([tid for tid, t in targets.items() if self.scan.active(t)])
         scans = {tid: self.scan.searches(targets[tid], frame.shape, n) for tid, n in shares.items() if n}
         pad = FramePad(frame)

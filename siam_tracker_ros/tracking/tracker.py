@@ -297,6 +297,12 @@ class SiamTracker(TargetSet):
         t.lost, t.searching, t.growth, t.candidate = True, True, 1.0, None
         t.away, t.home, t.seen, t.origin = False, None, None, None
         self._clamp(t, frame_shape)
+        self._restart_motion(t)
+
+    @staticmethod
+    def _restart_motion(t: Target) -> None:
+        """After a jump of the box (a new frame size, a candidate of the scan): the motion prior, when on, starts
+        again there, since the old velocity says nothing of the new place."""
         if t.motion is not None:
             t.motion = BoxKalman(t.cx, t.cy, t.w, t.h)
 
@@ -346,8 +352,9 @@ class SiamTracker(TargetSet):
         t.lost, t.searching, t.lost_frames, t.growth, t.away, t.candidate = False, False, 0, 1.0, False, None
         if chosen.scanned:
             t.redetections += 1
-        if t.motion is not None:  # a jump from the scan says nothing of the old velocity: a new start
-            t.motion = BoxKalman(t.cx, t.cy, t.w, t.h) if chosen.scanned else t.motion
+        if chosen.scanned:
+            self._restart_motion(t)
+        if t.motion is not None:
             t.motion.update(t.cx, t.cy, t.w, t.h)
 
     def _drifting(self, t: Target) -> bool:
@@ -364,8 +371,7 @@ class SiamTracker(TargetSet):
         t.cx, t.cy = scanned.cx, scanned.cy
         t.lost, t.lost_frames = False, 0
         t.redetections += 1
-        if t.motion is not None:  # a jump says nothing of the old velocity: a new start
-            t.motion = BoxKalman(t.cx, t.cy, t.w, t.h)
+        self._restart_motion(t)
         return True
 
     def _search(self, frame, targets: dict, searches: dict) -> dict[str, list[np.ndarray]]:
