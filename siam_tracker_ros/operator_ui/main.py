@@ -118,7 +118,7 @@ def run(argv: list[str]) -> int:
     import rclpy
     from rclpy.signals import SignalHandlerOptions
 
-    from siam_tracker_ros.ros.lifetime import ParentWatch, silence_orphaned_pipes
+    from siam_tracker_ros.ros.lifetime import ParentWatch
     from siam_tracker_ros.runs.launcher import DemoError, ensure_interfaces
 
     parent = ParentWatch()
@@ -177,7 +177,6 @@ def run(argv: list[str]) -> int:
             while not stop.is_set():
                 if parent.gone():
                     log.info(f"the process that started it (pid {parent.parent}) has exited: shutting down")
-                    silence_orphaned_pipes()
                     stop.set()
                     return
                 await asyncio.sleep(0.2)

@@ -15,6 +15,7 @@ publishing `tracked_object` after its launch was stopped would go on steering wh
 from __future__ import annotations
 
 import os
+import select
 import signal
 import stat
 import sys
@@ -32,9 +33,15 @@ class ParentWatch:
     def __init__(self):
         self.parent = os.getppid()
         self.watched = self.parent > 1 and _is_ros2_launch_or_run(self.parent)
+        self._gone = False
 
     def gone(self) -> bool:
-        return self.watched and os.getppid() != self.parent
+        """Whether the parent has exited. The first time it has, stdout and stderr are silenced where they are pipes
+        nobody reads any more (silence_orphaned_pipes)."""
+        if not self._gone and self.watched and os.getppid() != self.parent:
+            self._gone = True
+            silence_orphaned_pipes()
+        return self._gone
 
 
 def _is_ros2_launch_or_run(pid: int) -> bool:
@@ -73,7 +80,6 @@ class StopSignals:
             self.requested = True
             _write_stderr(f"{self.name}: the process that started it (pid {self._parent.parent}) has exited: "
                           f"shutting down\n")
-            silence_orphaned_pipes()
         return self.requested
 
     def _on_signal(self, signum, frame) -> None:
@@ -92,13 +98,18 @@ class StopSignals:
 
 
 def silence_orphaned_pipes() -> None:
-    """Point stdout and stderr at /dev/null where they are pipes: the reader (the exited launch) is gone, and a write
-    to them would raise BrokenPipeError in the shutdown or at the interpreter's exit."""
+    """Point stdout and stderr at /dev/null where they are pipes that nobody reads any more (the exited launch held
+    their other end): a write to them would raise BrokenPipeError in the shutdown or at the interpreter's exit. A pipe
+    still read (`ros2 run ... | tee log`) and a terminal or file are left as they are."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         for fd in (1, 2):
             try:
-                if stat.S_ISFIFO(os.fstat(fd).st_mode):
+                if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+                    continue
+                poller = select.poll()
+                poller.register(fd, select.POLLOUT)
+                if any(events & select.POLLERR for _, events in poller.poll(0)):  # no reader left (Linux)
                     os.dup2(devnull, fd)
             except OSError:
                 pass
