@@ -1,6 +1,7 @@
 """siam-tracker play: frame sources (no ROS) and a real player process -> a real subscriber process over DDS."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -219,3 +220,58 @@ def test_player_errors_without_ros(tmp_path, capsys):
     assert player.run_play(parser.parse_args(["--frames", str(tmp_path / "no")])) == 2
     assert "does not exist" in capsys.readouterr().err
     assert player.run_play(parser.parse_args(["--frames", str(tmp_path), "--builtin"])) == 2
+
+
+def test_shared_memory_segment_is_sized_to_what_dev_shm_has_free():
+    from siam_tracker_ros.runs.fastdds import MIN_SEGMENT_MESSAGES, shm_segment_plan
+
+    vga, mib = 640 * 480 * 4, 2 ** 20
+    segment, message = shm_segment_plan(vga, None)  # free space unknown: room for 16 images
+    assert message >= 2 * vga and segment >= 16 * message
+    segment, message = shm_segment_plan(vga, 64 * mib)  # a container's default /dev/shm
+    assert segment <= 32 * mib and segment >= MIN_SEGMENT_MESSAGES * message >= MIN_SEGMENT_MESSAGES * vga
+    assert shm_segment_plan(3840 * 2160 * 4, 64 * mib) is None  # 4K images do not fit: no profile at all
+
+
+DRIVER_IN_SMALL_SHM = r"""
+import json, os, subprocess, sys, time
+size = sys.argv[1]
+player = subprocess.Popen([sys.executable, "-m", "siam_tracker_ros.runs.player", "--builtin", "--builtin-frames",
+                           "10", "--size", size, "--topic", "/test/image", "--rate", "10", "--loop", "--duration",
+                           "30"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+largest, deadline = 0, time.monotonic() + 20
+while time.monotonic() < deadline and player.poll() is None:
+    for name in os.listdir("/dev/shm"):
+        if name.startswith("fastdds_"):
+            largest = max(largest, os.path.getsize(os.path.join("/dev/shm", name)))
+    if largest > 8 << 20:
+        break
+    time.sleep(0.1)
+player.send_signal(2)
+log = player.communicate(timeout=30)[0]
+print(json.dumps({"largest": largest, "log": log}))
+"""
+
+
+@pytest.mark.parametrize("size, fits", [("640x480", True), ("3840x2160", False)])
+def test_player_images_take_shared_memory_in_a_container_sized_dev_shm(ros_domain_env, size, fits):
+    """Inside a 64 MiB /dev/shm (a container's default) the player's Fast DDS participant maps a shared-memory
+    segment for its VGA images; 4K images do not fit and the player says so and what to do. Fast DDS cannot map a
+    segment larger than what is free, and then sends every image over UDP."""
+    unshare = shutil.which("unshare")
+    if os.geteuid() != 0 or not unshare:
+        pytest.skip("needs root and unshare(1) to give the player its own 64 MiB /dev/shm")
+    env = _source_env(ros_domain_env)
+    script = f"mount -t tmpfs -o size=64m tmpfs /dev/shm && exec {sys.executable} -c \"$0\" {size}"
+    res = subprocess.run([unshare, "-m", "sh", "-c", script, DRIVER_IN_SMALL_SHM], env=env, cwd=neutral_cwd(),
+                         capture_output=True, text=True, timeout=90)
+    if res.returncode != 0 and "mount" in res.stderr:
+        pytest.skip(f"cannot mount a tmpfs in a new mount namespace here: {res.stderr.strip()[-300:]}")
+    assert res.returncode == 0, res.stdout + res.stderr
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    if fits:
+        assert out["largest"] > 8 << 20, out  # a segment for several images (Fast DDS's own is 512 KiB)
+        assert "shared memory free" not in out["log"], out["log"]
+    else:
+        assert out["largest"] < 8 << 20, out
+        assert "shared memory free in /dev/shm" in out["log"] and "--shm-size" in out["log"], out["log"]

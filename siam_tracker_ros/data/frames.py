@@ -5,6 +5,7 @@ every consumer of a ``<folder>/{00001.jpg, ..., groundtruth.txt}`` sequence thro
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -84,6 +85,10 @@ class FrameSource:
         """Start again from the first frame; False when the source cannot (a camera)."""
         return False
 
+    def frame_size(self) -> tuple[int, int] | None:
+        """(width, height) of the frames when known before playing them (None: unknown)."""
+        return None
+
     def close(self) -> None:
         pass
 
@@ -113,6 +118,9 @@ class ArraySource(FrameSource):
         self._next = 0
         return True
 
+    def frame_size(self):
+        return self.frames[0].shape[1], self.frames[0].shape[0]
+
 
 class FolderSource(ArraySource):
     """A folder of images in natural file-name order (00002.jpg before 00010.jpg), read as they are played;
@@ -133,6 +141,13 @@ class FolderSource(ArraySource):
                 return read_frame(path)
             except OSError as err:
                 print(f"skipping: {err}", file=sys.stderr)
+        return None
+
+    def frame_size(self):
+        for path in self.frames[:5]:  # the first readable image (an unreadable one is skipped when played)
+            with contextlib.suppress(OSError):
+                img = read_frame(path)
+                return img.shape[1], img.shape[0]
         return None
 
 
@@ -159,6 +174,10 @@ class CaptureSource(FrameSource):
         if img.ndim == 2:
             img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
         return img
+
+    def frame_size(self):
+        w, h = int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0), int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+        return (w, h) if w > 0 and h > 0 else None
 
     def rewind(self):
         if self.is_camera:

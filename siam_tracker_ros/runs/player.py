@@ -106,10 +106,10 @@ def run_play(args, ros_args: list[str] | None = None) -> int:
         print(f"siam-tracker play: {err}", file=sys.stderr)
         return 2
 
-    profile = None
+    profile = shm_warning = None
     if not args.no_shm_profile:
-        w, h = args.size if args.size else (1920, 1080)  # size unknown before the first frame: assume up to 1080p
-        profile = use_large_shm_segment(w * h * 4)
+        w, h = args.size or source.frame_size() or (1920, 1080)  # unknown before the first frame: up to 1080p
+        profile, shm_warning = use_large_shm_segment(w * h * 4)
 
     import rclpy
     import rclpy.exceptions
@@ -128,6 +128,8 @@ def run_play(args, ros_args: list[str] | None = None) -> int:
 
         node = FramePlayer(source, args)
         rate = node.get_parameter("rate").value
+        if shm_warning:
+            node.get_logger().warning(shm_warning)
         node.get_logger().info(
             f"publishing {source.name} on {node.pub.topic_name} at "
             f"{'max rate' if rate <= 0 else f'{rate:g} Hz'} ({'reliable' if args.reliable else 'sensor-data QoS'}"
