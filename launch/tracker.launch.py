@@ -20,10 +20,12 @@ depth_image (a depth image registered to the colour image) turns the depth input
 to it (.../camera_info) unless camera_info:= names another.
 """
 import os
+import signal
 import sys
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, RegisterEventHandler
+from launch.event_handlers import OnShutdown
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode, Node
 from launch_ros.substitutions import FindPackageShare
@@ -98,7 +100,16 @@ def generate_launch_description():
             description="PEM private key of ui_tls_certfile"),
     ]
 
-    return LaunchDescription(arguments + [OpaqueFunction(function=_tracker_node)])
+    return LaunchDescription(arguments + [OpaqueFunction(function=_tracker_node),
+                                          RegisterEventHandler(OnShutdown(on_shutdown=_quiet_later_ctrl_c))])
+
+
+def _quiet_later_ctrl_c(event, context):
+    """Once the launch is shutting down, a further Ctrl-C is ignored by this process. Launch itself says "again,
+    ignoring" while its loop runs, but when every node has stopped the process goes on to end its interpreter, which
+    puts SIGINT back to the system's default (kill): a Ctrl-C then made `ros2 launch` die of SIGINT (exit -2)
+    instead of 0. An ignored signal stays ignored through that."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _tracker_node(context):

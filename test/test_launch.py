@@ -370,6 +370,21 @@ def test_ctrl_c_twice_while_tracking_exits_cleanly(launched, frames):
     launch.assert_clean_exit(code)
 
 
+def test_ctrl_c_pressed_again_and_again_exits_cleanly(launched):
+    """Ctrl-C pressed every 50 ms until `ros2 launch` has ended, so that one lands in every phase of the shutdown:
+    the node's, launch's loop, and the launch process's own end after its loop (its interpreter puts SIGINT back
+    to the default, kill, unless it is ignored). Exit 0, no 'process has died', no traceback."""
+    launch, client, _ = launched()
+    wait_until_active(client)
+    presses, deadline = 0, time.monotonic() + 60
+    while launch.running() and time.monotonic() < deadline:
+        launch.interrupt()
+        presses += 1
+        time.sleep(0.05)  # the key's repeat rate (not a synchronisation)
+    launch.assert_clean_exit(launch.wait(30))
+    assert presses > 1, launch.tail()
+
+
 def test_ctrl_c_once_exits_cleanly(default_launch):
     """Last of the tests on the shared launch: one Ctrl-C to its process group after it tracked."""
     launch, client = default_launch
