@@ -22,6 +22,7 @@ to it (.../camera_info) unless camera_info:= names another.
 import os
 import signal
 import sys
+import threading
 
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, RegisterEventHandler
@@ -108,8 +109,10 @@ def _quiet_later_ctrl_c(event, context):
     """Once the launch is shutting down, a further Ctrl-C is ignored by this process. Launch itself says "again,
     ignoring" while its loop runs, but when every node has stopped the process goes on to end its interpreter, which
     puts SIGINT back to the system's default (kill): a Ctrl-C then made `ros2 launch` die of SIGINT (exit -2)
-    instead of 0. An ignored signal stays ignored through that."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    instead of 0. An ignored signal stays ignored through that. (Only Python's main thread may set a handler: a
+    launch run from another thread, which no terminal's Ctrl-C reaches that way, is left alone.)"""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _tracker_node(context):
