@@ -89,24 +89,25 @@ class Scene:
 
     def frame_of(self, stamp: str) -> int | None:
         """Index into the ground truth of the frame the player published with this stamp ("sec.nanosec")."""
-        with open(self.stamps_path) as f:
-            for row in csv.DictReader(f):
-                if row.get("nanosec") and f"{row['sec']}.{int(row['nanosec']):09d}" == stamp:
-                    i = int(row["frame"])
-                    return i if i < len(self.gt) else 2 * (len(self.gt) - 1) - i  # played back: i -> 198 - i
+        for row in self.published():
+            if f"{row['sec']}.{int(row['nanosec']):09d}" == stamp:
+                i = int(row["frame"])
+                return i if i < len(self.gt) else 2 * (len(self.gt) - 1) - i  # played back: i -> 198 - i
         return None
+
+    def published(self) -> list[dict]:
+        """The player's stamps file so far: a row (seq, frame, sec, nanosec) per published frame."""
+        with open(self.stamps_path) as f:
+            return [r for r in csv.DictReader(f) if r.get("nanosec")]
 
     def stamps_after(self, stamp: str) -> int:
         """How many frames the player has published after the one with this stamp ("sec.nanosec")."""
         sec, nsec = stamp.split(".")
         ns = int(sec) * 10 ** 9 + int(nsec)
-        with open(self.stamps_path) as f:
-            rows = [r for r in csv.DictReader(f) if r.get("nanosec")]
-        return sum(1 for r in rows if int(r["sec"]) * 10 ** 9 + int(r["nanosec"]) > ns)
+        return sum(1 for r in self.published() if int(r["sec"]) * 10 ** 9 + int(r["nanosec"]) > ns)
 
     def newest_stamp(self) -> str:
-        with open(self.stamps_path) as f:
-            rows = [r for r in csv.DictReader(f) if r.get("nanosec")]
+        rows = self.published()
         return f"{rows[-1]['sec']}.{int(rows[-1]['nanosec']):09d}"
 
     def status(self) -> dict:

@@ -352,7 +352,6 @@ class SiamTracker(TargetSet):
         t.lost, t.searching, t.lost_frames, t.growth, t.away, t.candidate = False, False, 0, 1.0, False, None
         if chosen.scanned:
             t.redetections += 1
-        if chosen.scanned:
             self._restart_motion(t)
         if t.motion is not None:
             t.motion.update(t.cx, t.cy, t.w, t.h)
